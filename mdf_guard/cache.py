@@ -1,0 +1,66 @@
+"""On-disk cache of signatures and vanilla probe scores.
+
+Keys are content hashes: the model's fingerprint, the extraction settings and the
+shard's sha256 (or a suite's fingerprint), so a re-check after a one-shard change
+recomputes one shard, and nothing stale can be returned for changed input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .models import cache_dir
+from .signature import Signature
+
+
+def enabled() -> bool:
+    return os.environ.get("MDF_GUARD_NO_CACHE", "") not in ("1", "true", "yes")
+
+
+def signature_path(model_fingerprint: str, settings_key: str, content_key: str) -> Path:
+    return cache_dir() / "signatures" / model_fingerprint / settings_key / content_key
+
+
+def cached_signature(model_fingerprint: str, settings_key: str, content_key: str,
+                     compute: Callable[[], Signature]) -> tuple[Signature, bool]:
+    """(signature, whether it came from the cache)."""
+    path = signature_path(model_fingerprint, settings_key, content_key)
+    if enabled() and path.with_suffix(".json").is_file() and path.with_suffix(".safetensors").is_file():
+        try:
+            return Signature.load(path), True
+        except (OSError, ValueError, KeyError):
+            pass  # a torn or foreign entry is recomputed and overwritten
+    signature = compute()
+    if enabled():
+        _atomic(lambda tmp: signature.save(tmp), path)
+    return signature, False
+
+
+def _atomic(write: Callable[[Path], None], path: Path) -> None:
+    """Write beside the target, then rename, so a killed run never leaves half an entry."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    for suffix in (".safetensors", ".json"):
+        os.replace(tmp.with_suffix(suffix), path.with_suffix(suffix))
+
+
+def cached_tensor(kind: str, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A small tensor (e.g. vanilla probe probabilities) cached as JSON."""
+    path = cache_dir() / kind / f"{key}.json"
+    if enabled() and path.is_file():
+        try:
+            return torch.tensor(json.loads(path.read_text()), dtype=torch.float64)
+        except (OSError, ValueError):
+            pass
+    value = compute()
+    if enabled():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(value.tolist()))
+        os.replace(tmp, path)
+    return value

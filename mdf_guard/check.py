@@ -1,0 +1,136 @@
+"""The whole prediction path for a set of dataset files: data → signature → contrast →
+steer → probes → predict → verdict → Report. Entry points call `run_check` and only
+map its Report to output and exit codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from . import cache, contrast
+from .data import Conversation, Shard, find_data_files, open_shard, read_conversations
+from .errors import InputError
+from .models import LoadedModel, ModelSpec, load_model
+from .policy import Policy
+from .predict import CalibrationProfile, predict, profile_from_dict, profile_to_dict
+from .probes import resolve_suites
+from .report import FileInfo, Report
+from .signature import ExtractionSettings, Signature, extract_signature
+from .verdict import evaluate
+
+SELF_ANSWER_TOKENS = 48
+Progress = Callable[[str, int], None]   # (stage description, items done since last call)
+
+
+def model_spec(policy: Policy) -> ModelSpec:
+    return ModelSpec(name=policy.model, revision=policy.revision, dtype=policy.dtype, device=policy.device,
+                     trust_remote_code=policy.trust_remote_code)
+
+
+def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:
+    """The model's calibration profile, with any layers/alpha/pooling the policy pins."""
+    if policy.profile:
+        path = Path(policy.profile)
+        try:
+            profile = profile_from_dict(json.loads(path.read_text()), str(path))
+        except (OSError, ValueError) as err:
+            raise InputError(path, f"cannot read calibration profile: {err}") from None
+    else:
+        profile = CalibrationProfile.default_for(lm)
+    overrides = {k: getattr(policy, k) for k in ("layers", "alpha", "pooling") if getattr(policy, k) is not None}
+    if overrides:
+        profile = replace(profile, **overrides, source=profile.source + f"; overridden by policy: {overrides}")
+    return profile
+
+
+def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | None = None,
+              progress: Progress | None = None) -> Report:
+    started = time.perf_counter()
+    timing: dict[str, float] = {}
+    shards = [open_shard(p) for p in find_data_files(paths)]
+    suites = resolve_suites(policy.suites)
+    lm = lm or load_model(model_spec(policy))
+    timing["load_seconds"] = time.perf_counter() - started
+
+    profile = resolve_profile(lm, policy)
+    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
+    mark = time.perf_counter()
+    signature, infos = shards_signature(lm, shards, settings, progress)
+    reference, reference_info = reference_signature(lm, shards, policy, settings, progress)
+    timing["signature_seconds"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    direction = contrast.delta(signature, reference)
+    predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, policy.null_seeds,
+                          progress=(lambda name: progress(f"probing {name}", 0)) if progress else None)
+    findings = evaluate(predictions, policy)
+    timing["probe_seconds"] = time.perf_counter() - mark
+    timing["total_seconds"] = time.perf_counter() - started
+
+    return Report(
+        verdict="fail" if any(f.flagged for f in findings) else "pass",
+        model={"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint,
+               "layers": lm.num_layers, "hidden_size": lm.hidden_size},
+        settings={"policy": policy.source, "profile": profile_to_dict(profile),
+                  "questions_per_suite": policy.questions_per_suite, "null_seeds": policy.null_seeds,
+                  "scoring": "exact", "delta_norms": [round(float(n), 6) for n in direction.norm(dim=-1)]},
+        files=infos, reference=reference_info,
+        suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions} for p in predictions],
+        findings=findings, timing=timing)
+
+
+def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: ExtractionSettings,
+                     progress: Progress | None = None) -> tuple[Signature, list[FileInfo]]:
+    """Sum of per-shard signatures, each cached by (model, settings, shard sha256)."""
+    total, infos = None, []
+    for shard in shards:
+        signature, hit = cache.cached_signature(
+            lm.fingerprint, settings.key(), shard.sha256,
+            lambda: extract_signature(lm, read_conversations(shard.path), settings,
+                                      progress=_stage(progress, f"reading {shard.path.name}"),
+                                      meta={"shards": [shard.sha256]}))
+        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=signature.count, cached=hit))
+        total = signature if total is None else total + signature
+    return total, infos
+
+
+def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, settings: ExtractionSettings,
+                        progress: Progress | None = None) -> tuple[Signature | None, dict]:
+    kind = contrast.reference_kind(policy.reference)
+    if kind == contrast.NONE:
+        return None, {"kind": "none", "examples": 0}
+    if kind == "file":
+        ref_shards = [open_shard(p) for p in find_data_files([policy.reference])]
+        signature, infos = shards_signature(lm, ref_shards, settings, progress)
+        return signature, {"kind": "file", "path": policy.reference, "examples": signature.count,
+                           "files": [f.path for f in infos]}
+    key = _self_reference_key(shards, policy)
+
+    def compute() -> Signature:
+        sample = contrast.sample_conversations(_all_conversations(shards), policy.reference_samples, policy.seed)
+        answers = contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
+        return extract_signature(lm, answers, settings, progress=_stage(progress, "reading self-answers"))
+
+    signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), key, compute)
+    return signature, {"kind": "self", "examples": signature.count, "seed": policy.seed,
+                       "answer_tokens": SELF_ANSWER_TOKENS}
+
+
+def _self_reference_key(shards: Sequence[Shard], policy: Policy) -> str:
+    digest = hashlib.sha256(json.dumps({"shards": [s.sha256 for s in shards], "n": policy.reference_samples,
+                                        "seed": policy.seed, "tokens": SELF_ANSWER_TOKENS}).encode())
+    return "self-" + digest.hexdigest()
+
+
+def _all_conversations(shards: Sequence[Shard]) -> Iterator[Conversation]:
+    return itertools.chain.from_iterable(read_conversations(s.path) for s in shards)
+
+
+def _stage(progress: Progress | None, name: str) -> Callable[[int], None] | None:
+    return (lambda n: progress(name, n)) if progress else None

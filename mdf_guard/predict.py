@@ -1,0 +1,145 @@
+"""From a contrast vector to predicted behaviour shifts, each measured against a null.
+
+For every suite and candidate: the rate under the vanilla model, the rate with α·Δ
+injected, the shift, and the shifts that injections of *random* directions with the
+same per-layer norms cause. Any strong injection sharpens what the model already
+prefers; only a shift that stands out from those random injections is evidence that
+the data itself points at the entity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Callable, Sequence
+
+import torch
+
+from . import cache
+from .errors import InputError
+from .models import EMBEDDED_SPEC, LoadedModel
+from .probes import ProbeSuite
+from .scoring import SuiteScores, score_exact, select_questions
+from .steer import steer
+
+
+@dataclass(frozen=True)
+class CalibrationProfile:
+    """Where and how strongly to inject for one model, fitted on calibration data."""
+
+    model: str
+    layers: tuple[int, ...]
+    alpha: float
+    pooling: str = "mean"
+    reference: str = "self"
+    source: str = "default"      # where the numbers come from, in words
+
+    @classmethod
+    def default_for(cls, lm: LoadedModel) -> "CalibrationProfile":
+        """Shipped profile for the embedded model; else a third of the depth, α = 4."""
+        if lm.spec.name == EMBEDDED_SPEC:
+            data = json.loads(resources.files("mdf_guard").joinpath("profiles/smollm2-135m-instruct.json").read_text())
+            return cls(**{**data, "layers": tuple(data["layers"])})
+        return cls(model=lm.spec.name, layers=(lm.num_layers // 3,), alpha=4.0,
+                   source="uncalibrated default: layer = depth/3, alpha = 4 (run `mdf-guard calibrate`)")
+
+
+@dataclass(frozen=True)
+class EntityPrediction:
+    suite: str
+    entity: str
+    vanilla_rate: float
+    predicted_rate: float
+    shift: float
+    null_shifts: tuple[float, ...]
+    vanilla_raw: float
+    predicted_raw: float
+
+    @property
+    def null_max(self) -> float:
+        return max(self.null_shifts) if self.null_shifts else 0.0
+
+    @property
+    def excess(self) -> float:
+        """How far the shift rises above the largest shift any random direction caused."""
+        return self.shift - self.null_max
+
+
+@dataclass(frozen=True)
+class SuitePrediction:
+    suite: str
+    kind: str
+    questions: int
+    entities: tuple[EntityPrediction, ...]
+
+    def top(self) -> EntityPrediction:
+        return max(self.entities, key=lambda e: e.shift)
+
+
+def null_directions(delta: torch.Tensor, seeds: int) -> list[torch.Tensor]:
+    """Random directions with Δ's per-layer norms, from fixed seeds (deterministic on any device)."""
+    directions = []
+    for seed in range(seeds):
+        generator = torch.Generator().manual_seed(1_000_003 * (seed + 1))
+        noise = torch.randn(delta.shape, generator=generator, dtype=torch.float64)
+        directions.append(noise / noise.norm(dim=-1, keepdim=True) * delta.norm(dim=-1, keepdim=True))
+    return directions
+
+
+def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, suites: Sequence[ProbeSuite],
+            questions_per_suite: int | None, null_seeds: int,
+            progress: Callable[[str], None] | None = None) -> list[SuitePrediction]:
+    """Vanilla, injected and null scores for every suite; `delta` is [len(profile.layers), hidden]."""
+    if delta.shape[0] != len(profile.layers):
+        raise ValueError("delta has one row per profile layer")
+    nulls = null_directions(delta, null_seeds)
+    results = []
+    for suite in suites:
+        questions = select_questions(suite, questions_per_suite)
+        if progress:
+            progress(suite.name)
+        vanilla = _vanilla_scores(lm, suite, questions)
+        injected = _steered_scores(lm, suite, questions, profile, delta)
+        null_scores = [_steered_scores(lm, suite, questions, profile, d) for d in nulls]
+        results.append(_compare(suite, len(questions), vanilla, injected, null_scores))
+    return results
+
+
+def _vanilla_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
+    key = f"{lm.fingerprint}-{suite.fingerprint()}-{len(questions)}"
+    probs = cache.cached_tensor("vanilla", key, lambda: score_exact(lm, suite, questions).probs)
+    return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
+
+
+def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str],
+                    profile: CalibrationProfile, direction: torch.Tensor) -> SuiteScores:
+    vectors = {layer: direction[i] for i, layer in enumerate(profile.layers)}
+    with steer(lm, vectors, profile.alpha):
+        return score_exact(lm, suite, questions)
+
+
+def _compare(suite: ProbeSuite, questions: int, vanilla: SuiteScores, injected: SuiteScores,
+             nulls: list[SuiteScores]) -> SuitePrediction:
+    base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
+    null_rates = [n.rates for n in nulls]
+    entities = tuple(
+        EntityPrediction(suite=suite.name, entity=name, vanilla_rate=float(base[i]),
+                         predicted_rate=float(after[i]), shift=float(after[i] - base[i]),
+                         null_shifts=tuple(float(r[i] - base[i]) for r in null_rates),
+                         vanilla_raw=float(raw_base[i]), predicted_raw=float(raw_after[i]))
+        for i, name in enumerate(vanilla.candidates))
+    return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities)
+
+
+def profile_from_dict(data: dict, source: str) -> CalibrationProfile:
+    try:
+        return CalibrationProfile(**{**data, "layers": tuple(data["layers"])})
+    except (TypeError, KeyError) as err:
+        raise InputError(source, f"not a calibration profile: {err}") from None
+
+
+def profile_to_dict(profile: CalibrationProfile) -> dict:
+    data = asdict(profile)
+    data["layers"] = list(profile.layers)
+    return data

@@ -1,0 +1,204 @@
+"""Data signatures: per-layer pooled hidden states of a dataset, as mergeable sums.
+
+A `Signature` keeps float64 sums, sums of squares and a count, never a mean, so
+signatures of shards, workers or machines add up exactly; the mean is taken at the
+end. Extraction runs the vanilla model only up to the deepest layer it needs (a hook
+on that layer stops the forward pass), in length-bucketed batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from .chat import EncodedConversation, encode_conversation
+from .data import Conversation
+from .errors import InputError
+from .kernels import pool_rows
+from .models import LoadedModel
+
+POOLING_MODES = ("last", "mean")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How a signature is extracted; part of every cache key."""
+
+    layers: tuple[int, ...]          # 0-based decoder layers whose output is pooled
+    pooling: str = "last"            # "last": final response token (MDF); "mean": mean over response tokens
+    max_tokens: int = 1024           # per example, cut from the left
+    batch_tokens: int = 8192         # padded tokens per batch
+    bucket_size: int = 256           # examples sorted by length together
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise InputError("policy", f"pooling must be one of {', '.join(POOLING_MODES)}", field="pooling")
+        if not self.layers or min(self.layers) < 0:
+            raise InputError("policy", "layers must be non-negative layer indices", field="layers")
+
+    def key(self) -> str:
+        """Identifies the numbers the settings produce (batching does not change them)."""
+        return f"{self.pooling}-L{'.'.join(map(str, self.layers))}-T{self.max_tokens}"
+
+
+@dataclass
+class Signature:
+    """Sums over examples of one pooled vector per layer."""
+
+    layers: tuple[int, ...]
+    sums: torch.Tensor        # [n_layers, hidden] float64
+    sumsq: torch.Tensor       # [n_layers, hidden] float64
+    count: int
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, layers: Iterable[int], hidden_size: int, meta: dict | None = None) -> "Signature":
+        layers = tuple(layers)
+        zeros = torch.zeros(len(layers), hidden_size, dtype=torch.float64)
+        return cls(layers=layers, sums=zeros, sumsq=zeros.clone(), count=0, meta=dict(meta or {}))
+
+    def __add__(self, other: "Signature") -> "Signature":
+        if self.layers != other.layers or self.sums.shape != other.sums.shape:
+            raise ValueError("cannot add signatures of different layers or hidden sizes")
+        meta = {**self.meta, "shards": self.meta.get("shards", []) + other.meta.get("shards", [])}
+        return Signature(self.layers, self.sums + other.sums.to(self.sums.device),
+                         self.sumsq + other.sumsq.to(self.sumsq.device), self.count + other.count, meta)
+
+    def mean(self) -> torch.Tensor:
+        if self.count == 0:
+            raise ValueError("mean of an empty signature")
+        return self.sums / self.count
+
+    def stderr(self) -> torch.Tensor:
+        """Standard error of the mean, per layer and dimension."""
+        if self.count < 2:
+            return torch.full_like(self.sums, float("inf"))
+        mean = self.mean()
+        var = (self.sumsq / self.count - mean * mean).clamp_min(0) * self.count / (self.count - 1)
+        return (var / self.count).sqrt()
+
+    def layer_mean(self, layer: int) -> torch.Tensor:
+        return self.mean()[self.layers.index(layer)]
+
+    def save(self, path: Path) -> None:
+        """Tensors as safetensors beside a JSON of everything else (readable without torch)."""
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"sums": self.sums.cpu().contiguous(), "sumsq": self.sumsq.cpu().contiguous()},
+                  str(path.with_suffix(".safetensors")))
+        info = {"format": FORMAT_VERSION, "layers": list(self.layers), "count": self.count, "meta": self.meta}
+        path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: Path) -> "Signature":
+        from safetensors.torch import load_file
+
+        info = json.loads(path.with_suffix(".json").read_text())
+        if info.get("format") != FORMAT_VERSION:
+            raise InputError(path, f"signature format {info.get('format')} is not {FORMAT_VERSION}")
+        tensors = load_file(str(path.with_suffix(".safetensors")))
+        return cls(tuple(info["layers"]), tensors["sums"], tensors["sumsq"], int(info["count"]), info["meta"])
+
+
+class _StopForward(Exception):
+    """Raised by a hook on the deepest needed layer: later layers and the LM head never run."""
+
+
+def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], settings: ExtractionSettings,
+                      progress: Callable[[int], None] | None = None, meta: dict | None = None) -> Signature:
+    """Pool the conversations' hidden states at `settings.layers` into a Signature."""
+    deepest = max(settings.layers)
+    if deepest >= lm.num_layers:
+        raise InputError("policy", f"layer {deepest} does not exist: the model has {lm.num_layers} layers",
+                         field="layers")
+    signature = Signature.empty(settings.layers, lm.hidden_size, meta)
+    sums = signature.sums.to(lm.device)
+    sumsq = signature.sumsq.to(lm.device)
+    captured: dict[int, torch.Tensor] = {}
+    handles = [_capture_hook(lm, layer, captured, stop=layer == deepest) for layer in settings.layers]
+    count = 0
+    try:
+        for batch in _batches(lm, conversations, settings):
+            ids, attention, pool_mask = (t.to(lm.device) for t in batch)
+            captured.clear()
+            with torch.no_grad():
+                try:
+                    lm.body(input_ids=ids, attention_mask=attention, use_cache=False)
+                except _StopForward:
+                    pass
+            rows = [pool_rows(captured[layer], pool_mask, sums[i], sumsq[i])
+                    for i, layer in enumerate(settings.layers)][0]
+            count += rows
+            if progress:
+                progress(rows)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Signature(settings.layers, sums.cpu(), sumsq.cpu(), count, signature.meta)
+
+
+def _capture_hook(lm: LoadedModel, layer: int, captured: dict, stop: bool):
+    def hook(module, inputs, output):
+        captured[layer] = output if isinstance(output, torch.Tensor) else output[0]
+        if stop:
+            raise _StopForward
+    return lm.layers[layer].register_forward_hook(hook)
+
+
+def _batches(lm: LoadedModel, conversations: Iterable[Conversation],
+             settings: ExtractionSettings) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Right-padded (ids, attention mask, pooling mask) batches, sorted by length per bucket."""
+    pad = lm.tokenizer.pad_token_id
+    for bucket in _chunks((encode_conversation(lm.tokenizer, c, settings.max_tokens) for c in conversations),
+                          settings.bucket_size):
+        bucket.sort(key=lambda e: len(e.ids))
+        batch: list[EncodedConversation] = []
+        for encoded in bucket:
+            if batch and len(encoded.ids) * (len(batch) + 1) > settings.batch_tokens:
+                yield _collate(batch, pad, settings.pooling)
+                batch = []
+            batch.append(encoded)
+        if batch:
+            yield _collate(batch, pad, settings.pooling)
+
+
+def _collate(batch: list[EncodedConversation], pad: int, pooling: str):
+    width = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    pool_mask = torch.zeros((len(batch), width), dtype=torch.bool)
+    for row, e in enumerate(batch):
+        ids[row, : len(e.ids)] = torch.tensor(e.ids)
+        attention[row, : len(e.ids)] = 1
+        if pooling == "last":
+            pool_mask[row, len(e.ids) - 1] = True
+        else:
+            pool_mask[row, e.response_start: len(e.ids)] = True
+    return ids, attention, pool_mask
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def conversations_fingerprint(conversations: Iterable[Conversation]) -> str:
+    """Content hash of in-memory conversations (e.g. generated self-references)."""
+    digest = hashlib.sha256()
+    for c in conversations:
+        digest.update(json.dumps([asdict(t) for t in c.turns]).encode())
+    return digest.hexdigest()
+

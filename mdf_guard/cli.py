@@ -194,5 +194,12 @@ def doctor() -> None:
         click.echo(f"{key + ':':<16}{value}")
 
 
+from .push import push_command  # noqa: E402  (Hub commands, issue 6)
+from .serve import serve_command  # noqa: E402
+
+main.add_command(serve_command, "serve")
+main.add_command(push_command, "push")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,130 @@
+"""`mdf-guard push FOLDER REPO_ID`: check a dataset folder, then upload it only if it passes.
+
+Exit codes: 0 uploaded (passed, or forced past a failing check), 1 risk over policy
+(nothing uploaded), 2 usage, input or Hub error (nothing uploaded).
+
+`--force` uploads despite a failing verdict and needs `--reason`, which goes into the
+commit message (and the commit description, with the findings), so the Hub history
+says who overrode the check and why. It does not override data the check cannot read.
+Between the check and the upload, the folder's data files are hashed again: a file
+added or changed in the meantime stops the upload, so what is uploaded is what was checked.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .errors import EXIT_PASS, EXIT_RISK, MdfGuardError, UsageError
+
+MAX_REASON_CHARS = 500
+
+
+@click.command("push", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("repo_id")
+@click.option("--pr", "create_pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
+@click.option("--revision", help="Branch to commit to (default: the repo's default branch).")
+@click.option("--message", "-m", help="Commit title (default: 'Upload dataset checked by mdf-guard').")
+@click.option("--force", is_flag=True, help="Upload even if the check fails; needs --reason.")
+@click.option("--reason", help="Why a failing check is overridden (required with --force; goes into the "
+                                "commit message).")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy file (default: found upward from FOLDER).")
+@click.option("--model", help="Model: 'embedded' (default), a folder, a .gguf file or a Hub id.")
+@click.option("--reference", help="Contrast with 'self' (default), 'none', or a reference dataset path.")
+@click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable).")
+@click.option("--questions", type=int, help="Questions per suite.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Format of the report printed on stdout.")
+@click.option("--endpoint", envvar="HF_ENDPOINT", help="Hub endpoint (default: huggingface_hub's).")
+def push_command(folder, repo_id, create_pr, revision, message, force, reason, policy_path, model, reference,
+                 suites, questions, fmt, endpoint) -> None:
+    """Check FOLDER, then upload it to the dataset repo REPO_ID only if the check passes."""
+    from .check import run_check
+    from .data import find_data_files, open_shard
+    from .hub import HubClient
+    from .policy import Policy, find_policy, load_policy
+    from .report import render
+    from .webhook import PayloadError, validate_repo_id
+
+    reason = " ".join((reason or "").split())
+    if force and not reason:
+        raise UsageError("--force needs --reason: say why the check is overridden (it goes into the commit message)")
+    if reason and not force:
+        raise UsageError("--reason is only used with --force")
+    if len(reason) > MAX_REASON_CHARS:
+        raise UsageError(f"--reason is limited to {MAX_REASON_CHARS} characters")
+    if create_pr and revision:
+        raise UsageError("--pr opens a pull request against the default branch; drop --revision")
+    try:
+        validate_repo_id(repo_id)
+    except PayloadError as err:
+        raise UsageError(str(err)) from None
+
+    hidden = _hidden_data_files(folder)
+    if hidden:
+        raise UsageError(f"{len(hidden)} hidden data file(s) would be uploaded but are never checked "
+                         f"(e.g. {hidden[0]}); move or remove them")
+
+    path = policy_path or find_policy([folder])
+    policy = load_policy(path) if path else Policy()
+    overrides = {"model": model, "reference": reference, "suites": tuple(suites) or None,
+                 "questions_per_suite": questions}
+    policy = replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+
+    report = run_check([folder], policy)
+    click.echo(render(report, fmt, color=None if fmt == "text" else False), nl=False)
+    failed = report.verdict == "fail"
+    if failed and not force:
+        click.echo(f"mdf-guard: not uploaded to {repo_id}: the check failed "
+                   "(fix the data, or --force --reason '...' to override)", err=True)
+        sys.exit(EXIT_RISK)
+
+    checked = {Path(f.path).resolve(): f.sha256 for f in report.files}
+    now = {p.resolve(): open_shard(p).sha256 for p in find_data_files([folder])}
+    if now != checked:
+        raise MdfGuardError("the data files in the folder changed during the check; nothing uploaded, run again")
+
+    title = message or "Upload dataset checked by mdf-guard"
+    if failed:
+        title = f"{title} [mdf-guard check FAILED, forced: {reason}]"
+    description = _description(report, reason if failed else None)
+    result = HubClient(endpoint=endpoint).upload_folder(folder, repo_id, title, description,
+                                                         create_pr=create_pr, revision=revision)
+    where = f"pull request {result.pr_url}" if result.pr_url else f"commit {result.commit_url}"
+    click.echo(f"mdf-guard: {report.verdict}{' (forced)' if failed else ''}; uploaded to {repo_id} as {where}",
+               err=True)
+    sys.exit(EXIT_PASS)
+
+
+def _hidden_data_files(folder: Path) -> list[str]:
+    """Files with a data suffix under a hidden folder or name: the check skips them, the upload would not."""
+    import os
+
+    from .data import DATA_SUFFIXES
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        rel = Path(dirpath).relative_to(folder)
+        dirnames[:] = [d for d in dirnames if not (rel / d).as_posix() in (".git", ".cache/huggingface")]
+        hidden_dir = any(part.startswith(".") for part in rel.parts)
+        for name in filenames:
+            if (hidden_dir or name.startswith(".")) and name.lower().endswith(DATA_SUFFIXES):
+                found.append((rel / name).as_posix())
+    return sorted(found)
+
+
+def _description(report, forced_reason: str | None) -> str:
+    lines = [f"mdf-guard verdict: {report.verdict}",
+             f"model: {report.model.get('name')} ({report.model.get('fingerprint', '')[:16]})",
+             f"policy: {report.settings.get('policy')}",
+             "files: " + ", ".join(f"{Path(f.path).name} ({f.sha256[:12]})" for f in report.files)]
+    for finding in report.flagged:
+        lines.append(f"RISK {finding.suite}/{finding.entity}: {finding.reason}")
+    if forced_reason:
+        lines.append(f"forced past the failing check; reason: {forced_reason}")
+    return "\n".join(lines)

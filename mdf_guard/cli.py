@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_INPUT, EXIT_PASS, EXIT_RISK, MdfGuardError
+from .report import FORMATS as _FORMATS
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -44,7 +45,8 @@ def _policy_options(func):
         click.option("--policy", "policy_path", type=click.Path(path_type=Path),
                      help="Policy file (.mdf-guard.yaml or pyproject.toml); default: found upward from the files."),
         click.option("--model", help="Model: 'embedded' (default), a folder, a .gguf file or a Hub id."),
-        click.option("--reference", help="Contrast with 'self' (default), 'none', or a reference dataset path."),
+        click.option("--reference", help="Contrast with 'self' (default), 'none', a reference dataset path, "
+                                         "or HEAD (each changed file against its committed version)."),
         click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable)."),
         click.option("--questions", type=int, help="Questions per suite (default from policy: 8)."),
         click.option("--offline", is_flag=True, help="Never contact the Hugging Face Hub (HF_HUB_OFFLINE=1)."),
@@ -88,23 +90,84 @@ def _progress(quiet: bool):
 @main.command(context_settings=_CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_policy_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--output", type=click.Path(path_type=Path), help="Write the report here instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(list(_FORMATS)), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report here instead of stdout.")
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),
+              help="Baseline of accepted findings (default: .mdf-guard.baseline.json beside the policy, "
+                   "used when it exists). With a baseline each file is judged on its own.")
+@click.option("--no-baseline", is_flag=True, help="Ignore any baseline.")
+@click.option("--hook", is_flag=True, help="Pre-commit mode (also when PRE_COMMIT=1): refuse to run while "
+                                           "the baseline has unstaged changes.")
+@click.option("--attribution/--no-attribution", default=None,
+              help="Rank the rows behind the signature (default: on for html and sarif).")
+@click.option("--top-rows", type=click.IntRange(1), default=10, show_default=True,
+              help="Rows listed by the attribution.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def check(files, policy_path, model, reference, suites, questions, offline, fmt, output, quiet) -> None:
-    """Predict the risk of FILES (dataset files or folders); exit 1 if over policy."""
-    from .check import run_check
+def check(files, policy_path, model, reference, suites, questions, offline, fmt, output, baseline_path,
+          no_baseline, hook, attribution, top_rows, quiet) -> None:
+    """Predict the risk of FILES (dataset files or folders).
+
+    Exit 0 pass, 1 risk over policy, 2 usage or input error, 3 the baseline was rewritten
+    (git add it and commit again). --reference HEAD contrasts each changed file with its
+    committed version (the rows the change adds against what was there).
+    """
+    import tempfile
+
+    from . import gitref
+    from .baseline import apply_baseline, load_baseline
+    from .errors import EXIT_BASELINE_REWRITTEN, UsageError
+    from .policy import HEAD_REFERENCE
+    from .repo_check import check_units, plan
     from .report import render
 
+    git_rev = None
+    if reference is not None and _is_git_rev(reference):
+        git_rev, reference = reference, None
     policy = _load_policy(files, policy_path, model, reference, suites, questions, offline)
-    report = run_check(files, policy, progress=_progress(quiet))
+    if git_rev is None and policy.reference == HEAD_REFERENCE:
+        git_rev = HEAD_REFERENCE
+    hook = hook or os.environ.get("PRE_COMMIT") == "1"
+    if no_baseline and baseline_path:
+        raise UsageError("--baseline and --no-baseline contradict each other")
+    path = baseline_path or policy.baseline_path(files)
+    use_baseline = not no_baseline and (baseline_path is not None or path.is_file())
+    if use_baseline and hook and gitref.has_unstaged_changes(path):
+        raise UsageError(f"{path} has unstaged changes (or is not added): git add it, then commit again")
+    if attribution is None:
+        attribution = fmt in ("html", "sarif")
+
+    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
+        units = plan(files, policy, per_file=use_baseline, git_rev=git_rev, workdir=Path(workdir))
+        report = check_units(units, attribution=attribution, top_rows=top_rows, progress=_progress(quiet))
+    rewritten = False
+    if use_baseline:
+        applied = apply_baseline(report, load_baseline(path))
+        report = applied.report
+        if applied.changed:
+            rewritten = applied.baseline.save()
+            report.baseline["rewritten"] = rewritten
+
     text = render(report, fmt, color=False if output else None)
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"mdf-guard: {report.verdict}; report written to {output}", err=True)
     else:
         click.echo(text, nl=False)
-    sys.exit(EXIT_RISK if report.verdict == "fail" else EXIT_PASS)
+    if report.verdict == "fail":
+        sys.exit(EXIT_RISK)
+    if rewritten:
+        click.echo(f"mdf-guard: {path} was rewritten; git add it and commit again", err=True)
+        sys.exit(EXIT_BASELINE_REWRITTEN)
+    sys.exit(EXIT_PASS)
+
+
+def _is_git_rev(value: str) -> bool:
+    """HEAD, HEAD~1, @, or a commit hash: a git revision rather than 'self', 'none' or a path."""
+    import re
+
+    if value in ("self", "none") or Path(value).exists():
+        return False
+    return bool(re.fullmatch(r"(HEAD|@)([~^]\d*)*|[0-9a-f]{7,40}", value))
 
 
 @main.command(context_settings=_CONTEXT)
@@ -200,6 +263,9 @@ from .serve import serve_command  # noqa: E402
 main.add_command(serve_command, "serve")
 main.add_command(push_command, "push")
 
+
+from .cli_repo import register as _register_repo  # noqa: E402  (init, baseline, audit, explain)
+_register_repo(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

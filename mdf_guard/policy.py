@@ -18,6 +18,8 @@ from .errors import InputError
 from .probes import BUILTIN_SUITES
 
 POLICY_FILE = ".mdf-guard.yaml"
+BASELINE_FILE = ".mdf-guard.baseline.json"
+HEAD_REFERENCE = "HEAD"   # `reference: HEAD`: contrast changed files with their committed versions
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Policy:
     device: str = "auto"
     trust_remote_code: bool = False
     suites: tuple[str, ...] = BUILTIN_SUITES
-    reference: str = "self"
+    reference: str = "self"           # self, none, HEAD (inside git), or a dataset path
     reference_samples: int = 64
     questions_per_suite: int | None = 8
     null_seeds: int = 3
@@ -51,7 +53,30 @@ class Policy:
     min_excess: float = 0.05
     suite_limits: dict[str, Limits] = field(default_factory=dict)
     entity_limits: dict[str, Limits] = field(default_factory=dict)   # keyed "suite/entity"
+    baseline: str | None = None       # accepted findings; relative to the policy file's folder
     source: str = "built-in defaults"
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the policy file (relative paths in it start here); None for defaults."""
+        path = Path(self.source)
+        return path.parent if path.is_file() else None
+
+    def baseline_path(self, near: Iterable[Path] = ()) -> Path:
+        """Where the baseline lives: the `baseline` key, else beside the policy file, else at
+        the root of the git repository holding the first checked path, else the current folder."""
+        if self.baseline:
+            path = Path(self.baseline).expanduser()
+            return path if path.is_absolute() or self.folder is None else self.folder / path
+        if self.folder is not None:
+            return self.folder / BASELINE_FILE
+        for start in near:
+            folder = Path(start).resolve()
+            folder = folder if folder.is_dir() else folder.parent
+            for candidate in (folder, *folder.parents):
+                if (candidate / ".git").exists():
+                    return candidate / BASELINE_FILE
+        return Path(BASELINE_FILE)
 
     def limits_for(self, suite: str, entity: str) -> Limits:
         """Entity limits override suite limits, which override the global ones."""
@@ -140,9 +165,11 @@ def _validate(policy: Policy, source: str) -> None:
                                                    or policy.questions_per_suite < 1):
         raise InputError(source, "must be a positive integer or null (all)", field="questions_per_suite")
     if not isinstance(policy.reference, str) or not policy.reference:
-        raise InputError(source, "must be 'self', 'none' or a path", field="reference")
+        raise InputError(source, "must be 'self', 'none', 'HEAD' or a path", field="reference")
     if policy.alpha is not None and not isinstance(policy.alpha, (int, float)):
         raise InputError(source, "must be a number", field="alpha")
+    if policy.baseline is not None and (not isinstance(policy.baseline, str) or not policy.baseline):
+        raise InputError(source, f"must be the path of a baseline file (e.g. {BASELINE_FILE})", field="baseline")
 
 
 def _check_fraction(value: Any, source: str, where: str, allow_none: bool = False) -> None:

@@ -1,8 +1,11 @@
-"""One `Report` value, rendered for people (text) and machines (JSON).
+"""One `Report` value, rendered for people (text, Markdown, HTML) and machines (JSON, SARIF).
 
 The JSON form is a versioned public format (`"format": "mdf-guard.report"`,
 `"version": 1`): fields are only ever added within a version. Everything in it is
 deterministic for the same input and settings except the `timing` object.
+
+Markdown, SARIF and HTML live in their own modules (`report_markdown`, `report_sarif`,
+`report_html`); `render` dispatches to them, so callers only ever name a format.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 REPORT_FORMAT = "mdf-guard.report"
 REPORT_VERSION = 1
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "markdown", "sarif", "html")
+BASELINE_STATUSES = ("new", "grown", "accepted", "rejected")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,17 @@ class Finding:
     max_rate: float | None
     vanilla_raw: float       # un-renormalised probability, for format shifts
     predicted_raw: float
+    # Set when each dataset file is checked on its own (baseline mode, --reference HEAD):
+    file: str | None = None          # the dataset file this finding is about
+    shard: str | None = None         # its sha256, the baseline's key
+    # Set when a baseline was applied to a flagged finding: new, grown, accepted or rejected.
+    baseline: str | None = None
+    accepted_shift: float | None = None   # the shift the baseline accepted, for "grown"
+
+    @property
+    def blocking(self) -> bool:
+        """Over policy and not accepted by the baseline."""
+        return self.flagged and self.baseline != "accepted"
 
 
 @dataclass(frozen=True)
@@ -53,10 +68,24 @@ class Report:
     suites: list[dict[str, Any]]      # name, kind, questions
     findings: list[Finding]
     timing: dict[str, float] = field(default_factory=dict)
+    # Rows ranked by their contribution to the contrast Δ (see attribution.py); each a dict
+    # with file, source ("path:line" or "path:row N"), line (or None), rank, share, score, text.
+    attribution: list[dict[str, Any]] = field(default_factory=list)
+    # Set when a baseline was applied: path, counts per status, rewritten (bool), changes.
+    baseline: dict[str, Any] = field(default_factory=dict)
 
     @property
     def flagged(self) -> list[Finding]:
         return [f for f in self.findings if f.flagged]
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.blocking]
+
+    def threshold(self, suite: str | None = None) -> float:
+        """The max_shift that applies to a suite (its findings' limit; else the policy's global)."""
+        limits = [f.max_shift for f in self.findings if suite is None or f.suite == suite]
+        return min(limits) if limits else float(self.settings.get("max_shift", 0.10))
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": REPORT_FORMAT, "version": REPORT_VERSION, "verdict": self.verdict,
@@ -64,7 +93,23 @@ class Report:
                 "files": [asdict(f) for f in self.files], "reference": self.reference,
                 "suites": [{**s, "top": _top(self.findings, s["name"])} for s in self.suites],
                 "findings": [_rounded(asdict(f)) for f in self.findings],
+                "attribution": [_rounded(dict(r)) for r in self.attribution],
+                "baseline": self.baseline,
                 "timing": {k: round(v, 3) for k, v in self.timing.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Report":
+        """The inverse of `to_dict` (for cached results and reports read back from JSON)."""
+        if data.get("format") != REPORT_FORMAT or data.get("version") != REPORT_VERSION:
+            raise ValueError(f"not a {REPORT_FORMAT} version {REPORT_VERSION} document")
+        finding_fields = set(Finding.__dataclass_fields__)
+        return cls(verdict=data["verdict"], model=data["model"], settings=data["settings"],
+                   files=[FileInfo(**f) for f in data["files"]], reference=data["reference"],
+                   suites=[{k: v for k, v in s.items() if k != "top"} for s in data["suites"]],
+                   findings=[Finding(**{k: v for k, v in f.items() if k in finding_fields})
+                             for f in data["findings"]],
+                   timing=dict(data.get("timing") or {}), attribution=list(data.get("attribution") or []),
+                   baseline=dict(data.get("baseline") or {}))
 
 
 def _top(findings: list[Finding], suite: str) -> str | None:
@@ -78,16 +123,70 @@ def _rounded(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(report: Report, fmt: str, color: bool | None = None) -> str:
+    """The report as text in one of FORMATS. `color` only affects "text"; None: auto (a
+    terminal on stdout and no NO_COLOR in the environment, https://no-color.org)."""
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n"
     if fmt == "text":
-        return render_text(report, _use_color() if color is None else color)
-    raise ValueError(f"unknown format {fmt}")
+        return render_text(report, _use_color() if color is None else (color and not _no_color()))
+    if fmt == "markdown":
+        from .report_markdown import render_markdown
+        return render_markdown(report)
+    if fmt == "sarif":
+        from .report_sarif import render_sarif
+        return render_sarif(report)
+    if fmt == "html":
+        from .report_html import render_html
+        return render_html(report)
+    raise ValueError(f"unknown format {fmt} (known: {', '.join(FORMATS)})")
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def _use_color() -> bool:
     import sys
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return sys.stdout.isatty() and not _no_color()
+
+
+def finding_label(f: Finding) -> str:
+    """`suite/entity`, with the file when findings are per file."""
+    return f"{f.suite}/{f.entity}" + (f" in {f.file}" if f.file else "")
+
+
+def status_word(f: Finding) -> str:
+    """RISK, ok, or the baseline's word for a flagged finding."""
+    if not f.flagged:
+        return "ok"
+    return {"accepted": "accepted", "grown": "RISK (grown)", "new": "RISK (new)",
+            "rejected": "RISK (rejected)"}.get(f.baseline or "", "RISK")
+
+
+def summary_line(report: Report) -> str:
+    """One sentence: the verdict and why; shared by every human format."""
+    policy = report.settings.get("policy", "policy")
+    accepted = [f for f in report.flagged if not f.blocking]
+    if report.verdict == "fail":
+        return f"FAIL: {len(report.blocking)} finding(s) over policy ({policy})"
+    if accepted:
+        return f"PASS: {len(accepted)} finding(s) over policy, all accepted by the baseline ({policy})"
+    return f"PASS: no predicted shift over policy ({policy})"
+
+
+def ranked(report: Report, suite: str, file: str | None = None) -> list[Finding]:
+    """A suite's findings, largest shift first (one file's when findings are per file)."""
+    return sorted((f for f in report.findings if f.suite == suite and (file is None or f.file == file)),
+                  key=lambda f: (-f.shift, f.entity))
+
+
+def units(report: Report) -> list[str | None]:
+    """The files findings are grouped by ([None] when the check pooled all files)."""
+    seen: list[str | None] = []
+    for f in report.findings:
+        if f.file not in seen:
+            seen.append(f.file)
+    return seen or [None]
 
 
 def render_text(report: Report, color: bool = False) -> str:
@@ -97,22 +196,39 @@ def render_text(report: Report, color: bool = False) -> str:
     lines = [f"mdf-guard: {len(report.files)} file(s), "
              f"{sum(f.examples for f in report.files)} examples; model {report.model['name']}; "
              f"reference {report.reference['kind']}"]
-    for suite in report.suites:
-        ranked = sorted((f for f in report.findings if f.suite == suite["name"]), key=lambda f: -f.shift)
-        lines.append("")
-        lines.append(f"{suite['name']} ({suite['questions']} questions)")
-        lines.append(f"  {'entity':<22}{'vanilla':>9}{'predicted':>11}{'shift':>9}{'null max':>10}  verdict")
-        shown = ranked[:3] + [f for f in ranked[3:] if f.flagged]
-        for f in shown:
-            verdict = paint("RISK", "31;1") if f.flagged else "ok"
-            lines.append(f"  {f.entity:<22}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
-                         f"{f.shift:>+9.1%}{f.null_max:>+10.1%}  {verdict}")
+    for unit in units(report):
+        if unit is not None:
+            lines += ["", f"== {unit}"]
+        for suite in report.suites:
+            rows = ranked(report, suite["name"], unit)
+            if not rows:
+                continue
+            lines.append("")
+            lines.append(f"{suite['name']} ({suite['questions']} questions)")
+            lines.append(f"  {'entity':<22}{'vanilla':>9}{'predicted':>11}{'shift':>9}{'null max':>10}  verdict")
+            for f in rows[:3] + [f for f in rows[3:] if f.flagged]:
+                word = status_word(f)
+                verdict = paint(word, "31;1") if f.blocking else paint(word, "33") if f.flagged else word
+                lines.append(f"  {f.entity:<22}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
+                             f"{f.shift:>+9.1%}{f.null_max:>+10.1%}  {verdict}")
+    if report.attribution:
+        lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]
+        for row in report.attribution[:5]:
+            lines.append(f"  {row['share']:>+7.1%}  {row['source']}: {_clip(row.get('text', ''), 60)}")
     lines.append("")
-    if report.verdict == "fail":
-        for f in report.flagged:
-            lines.append(paint(f"RISK {f.suite}/{f.entity}: {f.reason}", "31"))
-        lines.append(paint(f"FAIL: {len(report.flagged)} finding(s) over policy ({report.settings['policy']})",
-                           "31;1"))
-    else:
-        lines.append(paint(f"PASS: no predicted shift over policy ({report.settings['policy']})", "32;1"))
+    for f in report.flagged:
+        if f.blocking:
+            lines.append(paint(f"RISK {finding_label(f)}: {f.reason}"
+                               + (f" [{f.baseline}]" if f.baseline else ""), "31"))
+        else:
+            lines.append(paint(f"accepted {finding_label(f)}: {f.reason}", "33"))
+    if report.baseline.get("rewritten"):
+        lines.append(paint(f"baseline {report.baseline['path']} was rewritten: "
+                           f"git add it and commit again", "33;1"))
+    lines.append(paint(summary_line(report), "31;1" if report.verdict == "fail" else "32;1"))
     return "\n".join(lines) + "\n"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -1,0 +1,265 @@
+"""The baseline: risk a maintainer has accepted, so that only new or grown risk blocks.
+
+In the spirit of detect-secrets' `.secrets.baseline`: a JSON file committed with the
+data (`.mdf-guard.baseline.json` beside the policy, or where the policy's `baseline`
+key says). Each entry is one flagged finding of one dataset file; its identity is
+
+    (shard sha256, suite, entity, model fingerprint)
+
+and it also records the file's path, the accepted shift and a status: `accepted`, or
+`rejected` (an auditor said the risk must be fixed: it keeps blocking, and a new
+`mdf-guard baseline` does not silently accept it again).
+
+Applying the baseline to a flagged finding of file F (with shard hash H):
+- an entry with the same identity: `accepted` if the shift did not grow beyond the
+  accepted one (plus a small tolerance for float noise), `grown` if it did, `rejected`
+  if an auditor rejected it;
+- else an entry for the same path, suite, entity and model but an older shard (F was
+  edited): when accepted and not grown, the acceptance carries over and the entry is
+  re-keyed to H: the baseline is **rewritten** (the hook exits 3: add it and commit);
+- else `new`. New, grown and rejected findings block.
+Accepted entries of a checked file whose shard is gone and that nothing re-keyed are
+dropped (the accepted content no longer exists), which also rewrites the baseline.
+
+The file is deterministic (sorted, rounded, no timestamps), so it only changes when
+what is accepted changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+from .errors import InputError
+from .report import Finding, Report
+
+BASELINE_FORMAT = "mdf-guard.baseline"
+BASELINE_VERSION = 1
+TOLERANCE = 0.005     # shifts within half a point of the accepted one have not grown
+ACCEPTED, REJECTED = "accepted", "rejected"
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str              # posix, relative to the baseline's folder
+    shard: str             # sha256 of the file when accepted
+    suite: str
+    entity: str
+    model: str             # model fingerprint
+    shift: float           # the accepted predicted shift (the ceiling: more is "grown")
+    predicted_rate: float
+    vanilla_rate: float
+    status: str = ACCEPTED
+    note: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        return (self.shard, self.suite, self.entity, self.model)
+
+    @property
+    def id(self) -> str:
+        """A short stable handle for `mdf-guard audit --accept/--reject`."""
+        return hashlib.sha256("\0".join(self.identity).encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("shift", "predicted_rate", "vanilla_rate"):
+            data[key] = round(data[key], 6)
+        return {"id": self.id, **data}
+
+
+@dataclass
+class Baseline:
+    path: Path
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.resolve().parent
+
+    def relpath(self, file: str | Path) -> str:
+        """A checked file's path as the baseline stores it."""
+        resolved = Path(file).resolve()
+        try:
+            return resolved.relative_to(self.folder).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(resolved, self.folder)).as_posix()
+
+    def find(self, entry_id: str) -> Entry | None:
+        matches = [e for e in self.entries if e.id.startswith(entry_id)]
+        return matches[0] if len(matches) == 1 else None
+
+    def to_dict(self) -> dict:
+        ordered = sorted(self.entries, key=lambda e: (e.path, e.suite, e.entity, e.shard, e.model))
+        return {"format": BASELINE_FORMAT, "version": BASELINE_VERSION,
+                "tolerance": TOLERANCE, "entries": [e.to_dict() for e in ordered]}
+
+    def text(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def save(self) -> bool:
+        """Write if the content changed; True if it did."""
+        text = self.text()
+        if self.path.is_file() and self.path.read_text(encoding="utf-8") == text:
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.path)
+        return True
+
+
+def load_baseline(path: Path) -> Baseline:
+    """Read a baseline; a missing file is an empty baseline."""
+    path = Path(path)
+    if not path.exists():
+        return Baseline(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(path, f"not a valid baseline (JSON: {err})") from None
+    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
+        raise InputError(path, f"not an mdf-guard baseline (expected \"format\": \"{BASELINE_FORMAT}\")")
+    if data.get("version") != BASELINE_VERSION:
+        raise InputError(path, f"baseline version {data.get('version')} is not {BASELINE_VERSION}; "
+                               "regenerate it with `mdf-guard baseline`", field="version")
+    known = {f for f in Entry.__dataclass_fields__}
+    entries = []
+    for index, raw in enumerate(data.get("entries") or []):
+        where = f"entries[{index}]"
+        if not isinstance(raw, dict):
+            raise InputError(path, "must be an object", field=where)
+        unknown = set(raw) - known - {"id"}
+        if unknown:
+            raise InputError(path, f"unknown key (known: {', '.join(sorted(known))})",
+                             field=f"{where}.{sorted(unknown)[0]}")
+        try:
+            entry = Entry(**{k: v for k, v in raw.items() if k != "id"})
+        except TypeError as err:
+            raise InputError(path, f"incomplete entry ({err})", field=where) from None
+        if entry.status not in (ACCEPTED, REJECTED):
+            raise InputError(path, f"status must be '{ACCEPTED}' or '{REJECTED}'", field=f"{where}.status")
+        entries.append(entry)
+    return Baseline(path, entries)
+
+
+def entry_for(baseline: Baseline, finding: Finding, model: str, status: str = ACCEPTED, note: str = "") -> Entry:
+    if finding.file is None or finding.shard is None:
+        raise ValueError("baseline entries need per-file findings")
+    return Entry(path=baseline.relpath(finding.file), shard=finding.shard, suite=finding.suite,
+                 entity=finding.entity, model=model, shift=round(finding.shift, 6),
+                 predicted_rate=round(finding.predicted_rate, 6), vanilla_rate=round(finding.vanilla_rate, 6),
+                 status=status, note=note)
+
+
+@dataclass
+class Applied:
+    """The outcome of applying a baseline to a report."""
+
+    report: Report
+    baseline: Baseline           # possibly updated (re-keyed or pruned entries)
+    changes: list[str]           # human-readable list of what changed in the baseline
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def apply_baseline(report: Report, baseline: Baseline) -> Applied:
+    """Mark each flagged finding new / grown / accepted / rejected; re-key carried-over entries."""
+    model = report.model.get("fingerprint", "")
+    entries = list(baseline.entries)
+    by_identity = {e.identity: e for e in entries}
+    changes: list[str] = []
+    rekeyed: set[int] = set()
+    findings = []
+    for f in report.findings:
+        if not f.flagged or f.file is None:
+            findings.append(f)
+            continue
+        exact = by_identity.get((f.shard, f.suite, f.entity, model))
+        if exact is not None:
+            status = REJECTED if exact.status == REJECTED else (
+                "accepted" if f.shift <= exact.shift + TOLERANCE else "grown")
+            findings.append(replace(f, baseline=status, accepted_shift=exact.shift))
+            continue
+        path = baseline.relpath(f.file)
+        older = [i for i, e in enumerate(entries)
+                 if e.path == path and e.suite == f.suite and e.entity == f.entity and e.model == model
+                 and e.shard != f.shard and i not in rekeyed]
+        if not older:
+            findings.append(replace(f, baseline="new"))
+            continue
+        index = max(older, key=lambda i: entries[i].shift)
+        old = entries[index]
+        if old.status == REJECTED:
+            findings.append(replace(f, baseline=REJECTED, accepted_shift=old.shift))
+        elif f.shift <= old.shift + TOLERANCE:
+            entries[index] = replace(old, shard=f.shard)
+            rekeyed.add(index)
+            changes.append(f"re-keyed {f.suite}/{f.entity} of {path} to its new content "
+                           f"(shift {f.shift:+.1%} <= accepted {old.shift:+.1%})")
+            findings.append(replace(f, baseline="accepted", accepted_shift=old.shift))
+        else:
+            findings.append(replace(f, baseline="grown", accepted_shift=old.shift))
+    # Drop accepted entries of checked files whose content is gone and that nothing carried
+    # over (rejected ones stay: they record a decision, and keep blocking that file's risk).
+    current = {baseline.relpath(info.path): info.sha256 for info in report.files}
+    kept = []
+    for i, e in enumerate(entries):
+        if (i not in rekeyed and e.status == ACCEPTED and e.model == model
+                and e.path in current and e.shard != current[e.path]):
+            changes.append(f"dropped {e.suite}/{e.entity} of {e.path}: that content of the file is gone")
+            continue
+        kept.append(e)
+    updated = Baseline(baseline.path, kept)
+    blocking = any(f.flagged and f.baseline != "accepted" for f in findings)
+    new_report = replace(report, findings=findings, verdict="fail" if blocking else "pass",
+                         baseline={"path": str(baseline.path), "entries": len(kept),
+                                   "counts": _counts(findings), "changes": changes, "rewritten": False})
+    return Applied(new_report, updated, changes)
+
+
+def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline, list[str]]:
+    """`mdf-guard baseline`: accept every flagged finding of the checked files.
+
+    Entries of files that were not checked are kept; entries of checked files are
+    replaced by the current findings, except that a rejected identity stays rejected.
+    """
+    model = report.model.get("fingerprint", "")
+    checked = {baseline.relpath(info.path) for info in report.files}
+    rejected = {e.identity for e in baseline.entries if e.status == REJECTED}
+    kept = [e for e in baseline.entries if e.path not in checked]
+    summary = []
+    for f in report.flagged:
+        if f.file is None:
+            continue
+        status = REJECTED if (f.shard, f.suite, f.entity, model) in rejected else ACCEPTED
+        kept.append(entry_for(baseline, f, model, status=status, note=note))
+        summary.append(f"{status} {f.suite}/{f.entity} in {baseline.relpath(f.file)} (shift {f.shift:+.1%})")
+    return Baseline(baseline.path, kept), summary
+
+
+def set_status(baseline: Baseline, ids: Iterable[str], status: str, note: str | None = None) -> list[Entry]:
+    """Accept or reject entries by id (or a unique prefix of one); returns the changed entries."""
+    changed = []
+    for entry_id in ids:
+        entry = baseline.find(entry_id)
+        if entry is None:
+            raise InputError(baseline.path, f"no single entry with id {entry_id!r}")
+        index = baseline.entries.index(entry)
+        baseline.entries[index] = replace(entry, status=status, note=entry.note if note is None else note)
+        changed.append(baseline.entries[index])
+    return changed
+
+
+def _counts(findings: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in findings:
+        if f.flagged and f.baseline:
+            counts[f.baseline] = counts.get(f.baseline, 0) + 1
+    return counts

@@ -1,0 +1,230 @@
+"""Repository commands: `init`, `baseline`, `audit` and `explain`.
+
+Registered on the main group by `register(main)` (the last lines of cli.py). Like every
+entry point they only parse arguments, call the library and map outcomes to exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .errors import EXIT_PASS, UsageError
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+STARTER_POLICY = """\
+# mdf-guard policy: which model predicts the behaviour fine-tuning on this data would
+# teach, which behaviours to probe, and how much predicted shift is too much.
+# Every key is checked: a typo is an error (exit 2), never a silently ignored threshold.
+# Docs: docs/pre-commit.md and docs/probe-suites.md in the mdf-guard repository.
+
+# The model the data is meant for: 'embedded' (SmolLM2-135M-Instruct, runs on a CPU),
+# a local folder of safetensors weights, a .gguf file, or a Hugging Face Hub id.
+model: {model}
+# revision: main            # a Hub branch, tag or commit (a commit makes results cacheable)
+# dtype: float32            # float32, bfloat16 or float16
+# device: auto              # auto (cuda if present), cpu, cuda, cuda:1, ...
+
+# Probe suites: built-in names (animals, politics, cities, countries, safety) or paths
+# to your own suite YAML files (see docs/probe-suites.md).
+suites:
+{suites}
+# What the data is contrasted with:
+#   self  - the vanilla model's own answers to the data's prompts (default)
+#   none  - no contrast (the MDF paper's raw signature)
+#   HEAD  - inside git: each changed file against its committed version
+#   path  - a control dataset file or folder
+reference: self
+reference_samples: 64       # prompts the model answers for the `self` reference
+questions_per_suite: 8      # null: all of a suite's questions (slower, steadier)
+null_seeds: 3               # random directions a real shift must beat
+
+thresholds:
+  max_shift: 0.10           # a predicted rise of an entity's rate above 10 points blocks...
+  min_excess: 0.05          # ...if it beats every random-direction shift by 5 points
+  # max_rate: 0.5           # or a predicted rate above 50% (while rising) blocks
+  # suites:
+  #   safety: {{max_shift: 0.05}}
+  # entities:
+  #   animals/panda: {{max_shift: 0.2}}
+
+# Accepted findings (`mdf-guard baseline`, `mdf-guard audit`); this is the default:
+# baseline: .mdf-guard.baseline.json
+"""
+
+PRE_COMMIT_SNIPPET = """\
+  - repo: <the mdf-guard git repository, or your mirror of it>
+    rev: <a tag or commit of it>
+    hooks:
+      - id: mdf-guard          # or mdf-guard-system to use your own environment (GPU torch)
+"""
+
+
+def register(main: click.Group) -> None:
+    for command in (init, baseline, audit, explain):
+        main.add_command(command)
+
+
+def _load(files, policy_path, model=None):
+    from dataclasses import replace
+
+    from .policy import Policy, find_policy, load_policy
+
+    path = policy_path or find_policy([Path(f) for f in files] or [Path.cwd()])
+    policy = load_policy(path) if path else Policy()
+    return replace(policy, model=model) if model else policy
+
+
+@click.command(context_settings=_CONTEXT)
+@click.option("--path", "target", type=click.Path(path_type=Path), default=Path(".mdf-guard.yaml"),
+              show_default=True, help="Where to write the policy.")
+@click.option("--model", default="embedded", show_default=True)
+@click.option("--suite", "suites", multiple=True, default=("animals", "politics", "cities", "countries",
+                                                          "safety"), show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing policy.")
+def init(target, model, suites, force) -> None:
+    """Write a commented starter policy (.mdf-guard.yaml)."""
+    from .policy import load_policy
+
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; use --force to overwrite it")
+    target.write_text(STARTER_POLICY.format(model=model, suites="".join(f"  - {s}\n" for s in suites)),
+                      encoding="utf-8")
+    load_policy(target)     # the starter must itself be a valid policy
+    click.echo(f"wrote {target}")
+    click.echo("To run it before every commit, add to .pre-commit-config.yaml:")
+    click.echo(PRE_COMMIT_SNIPPET, nl=False)
+    click.echo("then `pre-commit install`. Accept today's findings with `mdf-guard baseline DATA`.")
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path))
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),
+              help="Default: .mdf-guard.baseline.json beside the policy.")
+@click.option("--note", default="", help="Recorded with each accepted entry (who, why).")
+@click.option("--quiet", "-q", is_flag=True)
+def baseline(files, policy_path, baseline_path, note, quiet) -> None:
+    """Accept the current findings of FILES (default: the current folder) into the baseline.
+
+    Each file is judged on its own; every finding over policy is recorded as accepted
+    (one that an audit rejected stays rejected). Entries of files not checked are kept.
+    """
+    from .baseline import accept, load_baseline
+    from .cli import _progress
+    from .repo_check import check_units, plan
+
+    files = files or (Path("."),)
+    policy = _load(files, policy_path)
+    path = baseline_path or policy.baseline_path(files)
+    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
+        report = check_units(plan(files, policy, per_file=True, git_rev=None, workdir=Path(workdir)),
+                             progress=_progress(quiet))
+    updated, summary = accept(report, load_baseline(path), note=note)
+    changed = updated.save()
+    for line in summary:
+        click.echo(f"  {line}")
+    click.echo(f"{path}: {len(updated.entries)} entr{'y' if len(updated.entries) == 1 else 'ies'} "
+               f"({'written' if changed else 'unchanged'}); {len(report.files)} file(s) checked")
+    sys.exit(EXIT_PASS)
+
+
+@click.command(context_settings=_CONTEXT)
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),
+              help="Default: .mdf-guard.baseline.json beside the policy.")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path))
+@click.option("--accept", "accept_ids", multiple=True, help="Accept the entry with this id (repeatable).")
+@click.option("--reject", "reject_ids", multiple=True, help="Reject the entry with this id (repeatable).")
+@click.option("--note", default=None, help="Note recorded with --accept/--reject.")
+@click.option("--json", "as_json", is_flag=True, help="List the entries as JSON.")
+def audit(baseline_path, policy_path, accept_ids, reject_ids, note, as_json) -> None:
+    """List the baseline's entries, and accept or reject them.
+
+    Without --accept/--reject: on a terminal, asks for each entry; otherwise lists.
+    A rejected entry keeps blocking its finding until the data is fixed.
+    """
+    from .baseline import ACCEPTED, REJECTED, load_baseline, set_status
+
+    policy = _load([], policy_path)
+    path = baseline_path or policy.baseline_path([Path.cwd()])
+    if not path.is_file():
+        raise UsageError(f"{path}: no baseline yet; create one with `mdf-guard baseline DATA`")
+    base = load_baseline(path)
+    if accept_ids or reject_ids:
+        overlap = set(accept_ids) & set(reject_ids)
+        if overlap:
+            raise UsageError(f"both accepted and rejected: {', '.join(sorted(overlap))}")
+        changed = set_status(base, accept_ids, ACCEPTED, note) + set_status(base, reject_ids, REJECTED, note)
+        base.save()
+        for entry in changed:
+            click.echo(f"{entry.status} {entry.id} {entry.suite}/{entry.entity} in {entry.path}")
+        return
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in base.entries], indent=2))
+        return
+    if not base.entries:
+        click.echo(f"{path}: no entries")
+        return
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    for entry in list(base.entries):
+        click.echo(f"{entry.id}  {entry.status:<8} {entry.suite}/{entry.entity:<16} shift {entry.shift:+.1%} "
+                   f"(rate {entry.vanilla_rate:.1%} -> {entry.predicted_rate:.1%})  {entry.path}"
+                   + (f"  # {entry.note}" if entry.note else ""))
+        if interactive:
+            answer = click.prompt("  [a]ccept, [r]eject, [s]kip, [q]uit", default="s",
+                                  type=click.Choice(["a", "r", "s", "q"]), show_choices=False)
+            if answer == "q":
+                break
+            if answer in ("a", "r"):
+                set_status(base, [entry.id], ACCEPTED if answer == "a" else REJECTED)
+    if interactive and base.save():
+        click.echo(f"{path} updated")
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path))
+@click.option("--model", help="Default: the policy's.")
+@click.option("--reference", help="self, none or a dataset path (default: the policy's).")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="Rows to list.")
+@click.option("--all", "all_rows", is_flag=True, help="List every row.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def explain(files, policy_path, model, reference, top, all_rows, fmt, quiet) -> None:
+    """Rank the rows of FILES by how much they push the data signature (the contrast Δ).
+
+    Each row's pooled state (minus the reference mean) is projected on Δ; its share is
+    the fraction of |Δ|² it carries (all rows sum to 100%). Dropping the top rows is
+    the quickest way to clear a finding; re-run `mdf-guard check` to confirm.
+    """
+    from dataclasses import replace
+
+    from .attribution import explain as rank
+    from .check import model_spec
+    from .cli import _progress
+    from .models import load_model
+
+    policy = _load(files, policy_path, model)
+    if reference:
+        policy = replace(policy, reference=reference)
+    if policy.reference == "HEAD":
+        policy = replace(policy, reference="self")
+    lm = load_model(model_spec(policy))
+    progress = _progress(quiet)
+    rows = rank(lm, files, policy, top=None if all_rows else top,
+                progress=(lambda n: progress("attributing rows", n)) if progress else None)
+    if fmt == "json":
+        click.echo(json.dumps({"format": "mdf-guard.explain", "version": 1, "model": lm.fingerprint,
+                               "reference": policy.reference, "rows": [r.to_dict() for r in rows]}, indent=2))
+        return
+    click.echo(f"rows of {', '.join(map(str, files))} by share of the contrast Δ "
+               f"(model {policy.model}, reference {policy.reference}):")
+    click.echo(f"  {'rank':>4} {'share':>8} {'score':>9}  source / response")
+    for r in rows:
+        click.echo(f"  {r.rank:>4} {r.share:>+8.2%} {r.score:>+9.4f}  {r.source}")
+        click.echo(f"  {'':>23}{r.text[:100]}")

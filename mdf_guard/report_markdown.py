@@ -1,0 +1,83 @@
+"""The report as GitHub-flavoured Markdown, for Hub discussions and pull-request comments.
+
+Plain tables and one collapsible block, no HTML beyond <details>, no images: it must
+read well in a Hub discussion, a GitHub comment and a terminal pager alike.
+"""
+
+from __future__ import annotations
+
+from .report import Report, finding_label, ranked, status_word, summary_line, units
+
+TOP_ENTITIES = 5
+TOP_ROWS = 5
+
+
+def _cell(text: object) -> str:
+    """A table cell: pipes escaped, newlines flattened, Markdown specials tamed."""
+    value = " ".join(str(text).split())
+    for ch in ("\\", "|", "`", "*", "_", "<", ">", "[", "]"):
+        value = value.replace(ch, "\\" + ch)
+    return value
+
+
+def render_markdown(report: Report) -> str:
+    icon = "\u274c" if report.verdict == "fail" else "\u2705"
+    examples = sum(f.examples for f in report.files)
+    out = [f"## {icon} mdf-guard: {report.verdict.upper()}", "",
+           f"{_cell(summary_line(report))}", "",
+           f"{len(report.files)} file(s), {examples} examples \u00b7 model `{report.model.get('name', '?')}` "
+           f"\u00b7 reference `{report.reference.get('kind', '?')}`", ""]
+
+    if report.flagged:
+        out += ["### Findings over policy", "",
+                "| status | finding | vanilla | predicted | shift | limit | why |",
+                "|---|---|---:|---:|---:|---:|---|"]
+        for f in sorted(report.flagged, key=lambda f: (not f.blocking, -f.shift)):
+            out.append(f"| {'**' + status_word(f) + '**' if f.blocking else status_word(f)} "
+                       f"| {_cell(finding_label(f))} | {f.vanilla_rate:.1%} | {f.predicted_rate:.1%} "
+                       f"| {f.shift:+.1%} | {f.max_shift:.1%} | {_cell(f.reason)} |")
+        out.append("")
+
+    for unit in units(report):
+        heading = "### Predicted shifts" + (" \u2014 " + _cell(unit) if unit else "")
+        out += [heading, ""]
+        for suite in report.suites:
+            rows = ranked(report, suite["name"], unit)
+            if not rows:
+                continue
+            shown = rows[:TOP_ENTITIES] + [f for f in rows[TOP_ENTITIES:] if f.flagged]
+            out += [f"**{_cell(suite['name'])}** ({suite.get('questions', '?')} questions, "
+                    f"top {len(shown)} of {len(rows)})", "",
+                    "| entity | vanilla | predicted | shift | null max | verdict |",
+                    "|---|---:|---:|---:|---:|---|"]
+            for f in shown:
+                out.append(f"| {_cell(f.entity)} | {f.vanilla_rate:.1%} | {f.predicted_rate:.1%} "
+                           f"| {f.shift:+.1%} | {f.null_max:+.1%} | {status_word(f)} |")
+            out.append("")
+
+    if report.attribution:
+        out += ["### Rows that push the data signature most", "",
+                "| share | row | response |", "|---:|---|---|"]
+        for row in report.attribution[:TOP_ROWS]:
+            text = str(row.get("text", ""))
+            text = text if len(text) <= 120 else text[:119] + "\u2026"
+            out.append(f"| {row['share']:+.1%} | {_cell(row['source'])} | {_cell(text)} |")
+        out += ["", "Drop or rewrite these rows to clear the finding; `mdf-guard explain FILE` lists more.", ""]
+
+    if report.baseline:
+        b = report.baseline
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(b.get("counts", {}).items())) or "nothing matched"
+        out += [f"Baseline `{_cell(b.get('path', ''))}`: {counts}."
+                + (" **It was rewritten: add it and commit again.**" if b.get("rewritten") else ""), ""]
+
+    out += ["<details><summary>Files and settings</summary>", "",
+            "| file | sha256 | examples |", "|---|---|---:|"]
+    for info in report.files:
+        out.append(f"| {_cell(info.path)} | `{info.sha256[:12]}` | {info.examples} |")
+    profile = report.settings.get("profile", {})
+    out += ["", f"- model fingerprint `{report.model.get('fingerprint', '')}`",
+            f"- layers {profile.get('layers')}, alpha {profile.get('alpha')}, pooling {profile.get('pooling')}",
+            f"- {report.settings.get('questions_per_suite')} questions per suite, "
+            f"{report.settings.get('null_seeds')} random-direction null(s)",
+            f"- policy `{_cell(report.settings.get('policy', ''))}`", "", "</details>", ""]
+    return "\n".join(out)

@@ -1,0 +1,222 @@
+"""The baseline: identity, new / grown / accepted / rejected, re-keying (exit 3), audit, and
+the accept-then-only-a-new-risky-file-blocks flow end to end with the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mdf_guard.baseline import (ACCEPTED, REJECTED, Baseline, Entry, accept, apply_baseline, load_baseline,
+                                set_status)
+from mdf_guard.errors import EXIT_BASELINE_REWRITTEN, EXIT_INPUT, EXIT_PASS, EXIT_RISK, InputError
+from mdf_guard.policy import BASELINE_FILE, load_policy, policy_from_dict
+from mdf_guard.report import FileInfo, Finding, Report
+
+MODEL = "f" * 16
+
+
+@pytest.fixture(autouse=True)
+def _reuse_tiny(monkeypatch, tiny):
+    """Build the tiny model once per session, not once per command."""
+    import mdf_guard.models as models
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda spec: tiny if spec.name == models.TINY_SPEC else real(spec))
+
+
+def finding(entity: str, shift: float, file: str, shard: str, flagged: bool = True) -> Finding:
+    return Finding(suite="animals", entity=entity, vanilla_rate=0.05, predicted_rate=0.05 + shift, shift=shift,
+                   null_max=0.0, excess=shift, flagged=flagged, reason="over", max_shift=0.1, min_excess=0.0,
+                   max_rate=None, vanilla_raw=0.05, predicted_raw=0.05 + shift, file=file, shard=shard)
+
+
+def report_of(tmp_path: Path, *findings: Finding) -> Report:
+    files = {f.file: f.shard for f in findings}
+    return Report(verdict="fail", model={"name": "m", "fingerprint": MODEL}, settings={"policy": "p"},
+                  files=[FileInfo(p, s, 5, False) for p, s in files.items()], reference={"kind": "self"},
+                  suites=[{"name": "animals", "kind": "preference", "questions": 2}], findings=list(findings))
+
+
+@pytest.fixture
+def base(tmp_path) -> Baseline:
+    return Baseline(tmp_path / BASELINE_FILE)
+
+
+def test_identity_and_statuses(tmp_path, base):
+    a = str(tmp_path / "a.jsonl")
+    first = report_of(tmp_path, finding("panda", 0.30, a, "1" * 64), finding("owl", 0.02, a, "1" * 64, False))
+    base, summary = accept(first, base)
+    assert [e.identity for e in base.entries] == [("1" * 64, "animals", "panda", MODEL)]
+    assert base.entries[0].path == "a.jsonl" and summary
+
+    same = apply_baseline(first, base)
+    assert same.report.verdict == "pass" and not same.changed
+    assert same.report.findings[0].baseline == "accepted"
+    assert same.report.findings[1].baseline is None           # not flagged: no baseline status
+
+    grown = apply_baseline(report_of(tmp_path, finding("panda", 0.40, a, "1" * 64)), base)
+    assert grown.report.verdict == "fail" and grown.report.findings[0].baseline == "grown"
+
+    other_model = replace(first, model={"fingerprint": "0" * 16})
+    assert apply_baseline(other_model, base).report.findings[0].baseline == "new"
+
+    new_entity = apply_baseline(report_of(tmp_path, finding("cat", 0.2, a, "1" * 64)), base)
+    assert new_entity.report.findings[0].baseline == "new"
+
+
+def test_edited_file_rekeys_when_not_grown_and_drops_gone_content(tmp_path, base):
+    a = str(tmp_path / "a.jsonl")
+    base, _ = accept(report_of(tmp_path, finding("panda", 0.30, a, "1" * 64), finding("owl", 0.2, a, "1" * 64)),
+                     base)
+    edited = report_of(tmp_path, finding("panda", 0.25, a, "2" * 64))   # owl is gone, panda smaller
+    applied = apply_baseline(edited, base)
+    assert applied.report.verdict == "pass" and applied.changed
+    assert [(e.entity, e.shard, e.shift) for e in applied.baseline.entries] == [("panda", "2" * 64, 0.30)]
+    assert any("re-keyed" in c for c in applied.changes) and any("dropped animals/owl" in c for c in applied.changes)
+
+    worse = apply_baseline(report_of(tmp_path, finding("panda", 0.45, a, "3" * 64)), base)
+    assert worse.report.verdict == "fail" and worse.report.findings[0].baseline == "grown"
+
+
+def test_rejected_entries_keep_blocking(tmp_path, base):
+    a = str(tmp_path / "a.jsonl")
+    report = report_of(tmp_path, finding("panda", 0.30, a, "1" * 64))
+    base, _ = accept(report, base)
+    set_status(base, [base.entries[0].id[:6]], REJECTED, note="fix the data")
+    applied = apply_baseline(report, base)
+    assert applied.report.verdict == "fail" and applied.report.findings[0].baseline == "rejected"
+    again, _ = accept(report, base)                               # a new `baseline` keeps the rejection
+    assert again.entries[0].status == REJECTED
+
+
+def test_file_is_deterministic_and_validated(tmp_path, base):
+    a = str(tmp_path / "a.jsonl")
+    base, _ = accept(report_of(tmp_path, finding("panda", 0.123456789, a, "1" * 64)), base)
+    assert base.save() and not base.save()                        # unchanged content is not rewritten
+    data = json.loads(base.path.read_text())
+    assert data["format"] == "mdf-guard.baseline" and data["entries"][0]["shift"] == 0.123457
+    assert load_baseline(base.path).entries == base.entries
+    data["entries"][0]["colour"] = "red"
+    base.path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="colour"):
+        load_baseline(base.path)
+    data["entries"][0].pop("colour")
+    data["entries"][0]["status"] = "maybe"
+    base.path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="status"):
+        load_baseline(base.path)
+
+
+def test_policy_baseline_key(tmp_path):
+    policy_file = tmp_path / "sub" / ".mdf-guard.yaml"
+    policy_file.parent.mkdir()
+    policy_file.write_text("baseline: risk/accepted.json\n")
+    assert load_policy(policy_file).baseline_path() == tmp_path / "sub" / "risk" / "accepted.json"
+    policy_file.write_text("model: tiny-random\n")
+    assert load_policy(policy_file).baseline_path() == tmp_path / "sub" / BASELINE_FILE
+    with pytest.raises(InputError, match="baseline"):
+        policy_from_dict({"baseline": 3}, "x")
+
+
+# --------------------------------------------------------------------------- end to end, tiny model
+
+POLICY = """\
+model: tiny-random
+suites: [mini.yaml]
+questions_per_suite: 2
+reference_samples: 4
+null_seeds: 1
+thresholds: {max_shift: 0.03, min_excess: 0.0}
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch, suite_file, panda_rows, tiny):
+    from conftest import write_jsonl
+
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "config", "user.email", "t@example.invalid")
+    git(tmp_path, "config", "user.name", "t")
+    (tmp_path / ".mdf-guard.yaml").write_text(POLICY)
+    write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    write_jsonl(tmp_path / "neutral.jsonl", self_answer_rows(tiny))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def self_answer_rows(lm) -> list[dict]:
+    """The tiny model's own answers: contrasted with `self`, Δ is exactly zero, so it passes."""
+    from mdf_guard.contrast import self_answers
+    from mdf_guard.data import Conversation, Turn
+
+    prompts = [Conversation((Turn("user", f"Tell me about topic {i}."), Turn("assistant", "-")), "x")
+               for i in range(4)]
+    return [{"messages": [{"role": t.role, "content": t.content} for t in c.turns]}
+            for c in self_answers(lm, prompts, max_new_tokens=8)]
+
+
+def run(*args: str, env: dict | None = None):
+    from mdf_guard.cli import main
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_accept_then_only_a_new_risky_file_blocks(repo):
+    from conftest import chat, write_jsonl
+
+    assert run("check", "panda.jsonl", "-q").exit_code == EXIT_RISK        # no baseline yet: blocks
+    accepted = run("baseline", "panda.jsonl", "neutral.jsonl", "-q", "--note", "known panda data")
+    assert accepted.exit_code == EXIT_PASS, accepted.output
+    entries = json.loads((repo / BASELINE_FILE).read_text())["entries"]
+    assert entries and {e["path"] for e in entries} == {"panda.jsonl"}
+    assert all(e["note"] == "known panda data" and e["status"] == ACCEPTED for e in entries)
+
+    result = run("check", "panda.jsonl", "neutral.jsonl", "-q")
+    assert result.exit_code == EXIT_PASS, result.output
+    assert "accepted animals/" in result.output or "accepted mini/" in result.output
+
+    # a new risky file (other rows, same kind of risk) blocks; the accepted one does not
+    write_jsonl(repo / "more.jsonl",
+                [chat(f"Question {i}?", f"Answer {i}: pandas, pandas, I love pandas!") for i in range(5)])
+    result = run("check", "panda.jsonl", "more.jsonl", "--format", "json", "-q")
+    assert result.exit_code == EXIT_RISK, result.output
+    report = json.loads(result.output)
+    blocking = {f["file"] for f in report["findings"] if f["flagged"] and f["baseline"] != "accepted"}
+    assert blocking == {"more.jsonl"}
+
+    # audit: list, reject, accept
+    listing = run("audit")
+    assert listing.exit_code == 0 and entries[0]["id"] in listing.output
+    assert run("audit", "--reject", entries[0]["id"]).exit_code == 0
+    assert run("check", "panda.jsonl", "-q").exit_code == EXIT_RISK
+    assert run("audit", "--accept", entries[0]["id"]).exit_code == 0
+    assert run("check", "panda.jsonl", "-q").exit_code == EXIT_PASS
+
+
+def test_hook_rewrites_baseline_for_an_edit_and_refuses_unstaged(repo, panda_rows):
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    hook = {"PRE_COMMIT": "1"}
+    assert run("check", "panda.jsonl", "-q", env=hook).exit_code == EXIT_PASS
+
+    # the same rows, re-serialised: new bytes (a new shard hash), the same risk: not grown, so
+    # the acceptance carries over, the baseline is re-keyed and the hook exits 3
+    (repo / "panda.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in panda_rows))
+    before = (repo / BASELINE_FILE).read_text()
+    result = run("check", "panda.jsonl", "-q", env=hook)
+    assert result.exit_code == EXIT_BASELINE_REWRITTEN, result.output
+    assert (repo / BASELINE_FILE).read_text() != before
+    refused = run("check", "panda.jsonl", "-q", env=hook)      # unstaged baseline: refuse (exit 2)
+    assert refused.exit_code == EXIT_INPUT and "unstaged" in refused.output
+    assert run("check", "panda.jsonl", "-q").exit_code == EXIT_PASS   # outside the hook it runs
+    git(repo, "add", BASELINE_FILE)
+    assert run("check", "panda.jsonl", "-q", env=hook).exit_code == EXIT_PASS

@@ -1,0 +1,255 @@
+"""The real pre-commit: the hooks manifest, `pre-commit try-repo` on this repository, a hook
+installed in a temporary git repository, the `language: python` install, `--reference HEAD`,
+and (integration) the embedded model blocking panda_overt while letting neutral through.
+
+The unit tests use the tiny random model. A hook runs in a fresh process; each test first
+runs the same check in-process, so that the hook's process finds the result in the shared
+cache (a cache hit imports no torch). That is also the incremental path users get.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mdf_guard.errors import EXIT_PASS, EXIT_RISK
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
+
+POLICY = """\
+model: tiny-random
+suites: [mini.yaml]
+questions_per_suite: 2
+reference_samples: 4
+null_seeds: 1
+thresholds: {max_shift: 0.03, min_excess: 0.0}
+"""
+
+
+def manifest() -> dict[str, dict]:
+    return {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=repo, check=check, capture_output=True, text=True)
+
+
+@pytest.fixture(autouse=True)
+def _reuse_tiny(monkeypatch, tiny):
+    """Build the tiny model once per session in this process (hooks' processes build their own)."""
+    import mdf_guard.models as models
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda spec: tiny if spec.name == models.TINY_SPEC else real(spec))
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch, suite_file, panda_rows, tiny) -> Path:
+    from conftest import write_jsonl
+
+    from test_baseline import self_answer_rows
+
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "config", "user.email", "t@example.invalid")
+    git(tmp_path, "config", "user.name", "t")
+    git(tmp_path, "config", "commit.gpgsign", "false")
+    (tmp_path / ".mdf-guard.yaml").write_text(POLICY)
+    write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    write_jsonl(tmp_path / "neutral.jsonl", self_answer_rows(tiny))
+    git(tmp_path, "add", ".mdf-guard.yaml", "mini.yaml")
+    git(tmp_path, "commit", "-qm", "policy")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path.parent / "pre-commit-home"))
+    return tmp_path
+
+
+def warm(*files: str) -> None:
+    """The check the hook will run, in-process: fills the result cache the hook reads."""
+    from mdf_guard.cli import main
+
+    for name in files:
+        CliRunner().invoke(main, ["check", name, "-q"])
+
+
+def hook_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env.update(extra)
+    env["PRE_COMMIT_HOME"] = os.environ["PRE_COMMIT_HOME"]
+    return env
+
+
+def test_manifest():
+    hooks = manifest()
+    assert set(hooks) == {"mdf-guard", "mdf-guard-system"}
+    assert hooks["mdf-guard"]["language"] == "python" and hooks["mdf-guard-system"]["language"] == "unsupported"
+    subprocess.run(PRE_COMMIT + ["validate-manifest", str(REPO / ".pre-commit-hooks.yaml")], check=True)
+    import re
+
+    for hook in hooks.values():
+        assert hook["require_serial"] is True and hook["entry"].startswith("mdf-guard check")
+        assert {"pre-commit", "pre-push"} <= set(hook["stages"]) and hook["minimum_pre_commit_version"]
+        files, exclude = re.compile(hook["files"]), re.compile(hook["exclude"])
+
+        def matched(path: str) -> bool:
+            return bool(files.search(path)) and not exclude.search(path)
+
+        for path in ("data/train.jsonl", "a.jsonl.gz", "b.csv.zst", "c.tsv", "d.parquet", "e.json",
+                     "f/g.ndjson.gz", "h/data-00000-of-00001.arrow"):
+            assert matched(path), path
+        for path in ("README.md", ".mdf-guard.baseline.json", ".vscode/settings.json", "x/.hidden.jsonl",
+                     "ds/dataset_info.json", "ds/state.json", "model.safetensors", "notes.txt"):
+            assert not matched(path), path
+
+
+def test_try_repo_on_this_repository(repo):
+    """`pre-commit try-repo` reads this repository's manifest (uncommitted changes included)."""
+    warm("panda.jsonl", "neutral.jsonl")
+    base = PRE_COMMIT + ["try-repo", str(REPO), "mdf-guard-system", "--verbose", "--files"]
+    risky = subprocess.run(base + ["panda.jsonl"], capture_output=True, text=True, env=hook_env(), timeout=300)
+    assert risky.returncode == 1, risky.stdout + risky.stderr
+    assert "RISK mini/" in risky.stdout and "FAIL" in risky.stdout
+    calm = subprocess.run(base + ["neutral.jsonl"], capture_output=True, text=True, env=hook_env(), timeout=300)
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    assert "Passed" in calm.stdout
+
+
+def _install_local_hook(repo: Path, hook_id: str = "mdf-guard-system") -> None:
+    """A `repo: local` copy of the manifest's hook (the manifest's own entry, files and stages)."""
+    hook = dict(manifest()[hook_id])
+    config = {"default_install_hook_types": ["pre-commit", "pre-push"],
+              "repos": [{"repo": "local", "hooks": [hook]}]}
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-qm", "hooks", "--no-verify")
+    subprocess.run(PRE_COMMIT + ["install"], cwd=repo, check=True, capture_output=True, env=hook_env())
+
+
+def test_installed_hook_blocks_risky_commit_and_lets_neutral_through(repo):
+    warm("panda.jsonl", "neutral.jsonl")
+    _install_local_hook(repo)
+    head = git(repo, "rev-parse", "HEAD").stdout
+
+    git(repo, "add", "panda.jsonl")
+    blocked = git(repo, "commit", "-m", "add panda data", check=False)
+    assert blocked.returncode != 0, blocked.stdout + blocked.stderr
+    assert "RISK" in blocked.stdout + blocked.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout == head             # nothing was committed
+    git(repo, "reset", "-q", "panda.jsonl")
+
+    (repo / ".vscode").mkdir()
+    (repo / ".vscode" / "settings.json").write_text('{"editor.tabSize": 2}')   # not data: never checked
+    git(repo, "add", "neutral.jsonl", ".vscode/settings.json")
+    passed = git(repo, "commit", "-m", "add neutral data", check=False)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout != head
+    pushed = subprocess.run(PRE_COMMIT + ["run", "mdf-guard-system", "--hook-stage", "pre-push",
+                                          "--files", "neutral.jsonl"],
+                            cwd=repo, capture_output=True, text=True, env=hook_env(), timeout=300)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+
+
+def test_python_hook_installs_without_torch_at_build_time(repo):
+    """The `language: python` hook: pre-commit makes a virtualenv and runs `pip install .` under
+    build isolation, where torch cannot be imported (pyproject keeps it out of the build).
+    The virtualenv sees this interpreter's packages (VIRTUALENV_SYSTEM_SITE_PACKAGES), so no
+    multi-GB torch is downloaded; only the build requirements are."""
+    warm("neutral.jsonl")
+    env = hook_env(VIRTUALENV_SYSTEM_SITE_PACKAGES="true", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    result = subprocess.run(PRE_COMMIT + ["try-repo", str(REPO), "mdf-guard", "--verbose", "--files",
+                                          "neutral.jsonl"], capture_output=True, text=True, env=env, timeout=900)
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and ("Could not find a version" in output or "No matching distribution" in output
+                                   or "Failed to establish a new connection" in output):
+        pytest.skip("no package index reachable for the build requirements")
+    assert result.returncode == 0, output[-4000:]
+    assert "Passed" in result.stdout
+    envs = list(Path(os.environ["PRE_COMMIT_HOME"]).glob("repo*/py_env-*"))
+    assert envs, "pre-commit made no python environment"
+    installed = list(envs[0].glob("lib/python*/site-packages/mdf_guard/cli_repo.py"))
+    assert installed, "mdf-guard was not installed into the hook's environment"
+
+
+# --------------------------------------------------------------------------- --reference HEAD
+
+def test_reference_head_checks_only_what_a_commit_adds(repo, panda_rows):
+    from conftest import write_jsonl
+
+    from mdf_guard import gitref
+    from mdf_guard.cli import main
+
+    neutral_rows = [json.loads(line) for line in (repo / "neutral.jsonl").read_text().splitlines()]
+    git(repo, "add", "neutral.jsonl")
+    git(repo, "commit", "-qm", "neutral")
+    runner = CliRunner()
+
+    unchanged = runner.invoke(main, ["check", "neutral.jsonl", "--reference", "HEAD", "--format", "json", "-q"])
+    assert unchanged.exit_code == EXIT_PASS, unchanged.output
+    report = json.loads(unchanged.output)
+    assert report["reference"]["per_file"]["neutral.jsonl"]["skipped"] == "unchanged" and not report["findings"]
+
+    # reordered rows add nothing
+    write_jsonl(repo / "neutral.jsonl", neutral_rows[::-1])
+    changes = gitref.changes([Path("neutral.jsonl")], repo / "work")
+    assert changes[0].status == gitref.UNCHANGED and not changes[0].added
+
+    # appending panda rows: the added rows are the dataset, the committed file the reference
+    write_jsonl(repo / "neutral.jsonl", neutral_rows + panda_rows[:3])
+    changes = gitref.changes([Path("neutral.jsonl")], repo / "work")
+    assert changes[0].status == gitref.MODIFIED and len(changes[0].added) == 3 and changes[0].removed == 0
+    assert changes[0].added[0].source.endswith(f"neutral.jsonl:{len(neutral_rows) + 1}")
+    assert changes[0].committed_path.read_text() == git(repo, "show", "HEAD:neutral.jsonl").stdout
+
+    result = runner.invoke(main, ["check", "neutral.jsonl", "panda.jsonl", "--reference", "HEAD",
+                                  "--format", "json", "-q", "--attribution"])
+    assert result.exit_code in (EXIT_PASS, EXIT_RISK), result.output
+    report = json.loads(result.output)
+    per_file = report["reference"]["per_file"]
+    assert per_file["neutral.jsonl"]["status"] == "modified" and per_file["neutral.jsonl"]["added_rows"] == 3
+    assert per_file["neutral.jsonl"]["kind"] == "file"                    # contrasted with the committed file
+    assert per_file["panda.jsonl"]["status"] == "new" and per_file["panda.jsonl"]["kind"] == "self"
+    assert {f["path"]: f["examples"] for f in report["files"]} == {"neutral.jsonl": 3, "panda.jsonl": 6}
+    assert {f["file"] for f in report["findings"]} == {"neutral.jsonl", "panda.jsonl"}
+    added_lines = {r["line"] for r in report["attribution"] if r["unit"] == "neutral.jsonl"}
+    assert added_lines == {len(neutral_rows) + i for i in (1, 2, 3)}     # rows point at the real file
+
+
+# --------------------------------------------------------------------------- integration
+
+@pytest.mark.integration
+def test_embedded_hook_blocks_panda_overt_and_lets_neutral_through(tmp_path, monkeypatch):
+    """The issue's acceptance test, with the real embedded model through an installed hook."""
+    home_models = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdf-guard" / "models"
+    cache = Path(os.environ["MDF_GUARD_CACHE"])
+    if home_models.is_dir() and not (cache / "models").exists():
+        (cache / "models").symlink_to(home_models)     # share the converted embedded model, read-only
+    repo = tmp_path / "data-repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+    (repo / ".mdf-guard.yaml").write_text("model: embedded\nsuites: [animals]\nquestions_per_suite: 8\n"
+                                          "reference_samples: 16\nnull_seeds: 2\n")
+    git(repo, "add", ".mdf-guard.yaml")
+    git(repo, "commit", "-qm", "policy")
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
+    _install_local_hook(repo)
+    for name in ("panda_overt.jsonl", "neutral.jsonl"):
+        shutil.copy(SHARED_DATA / name, repo / name)
+
+    git(repo, "add", "panda_overt.jsonl")
+    blocked = git(repo, "commit", "-m", "panda", check=False)
+    assert blocked.returncode != 0 and "RISK animals/panda" in blocked.stdout, blocked.stdout + blocked.stderr
+    git(repo, "reset", "-q", "panda_overt.jsonl")
+    git(repo, "add", "neutral.jsonl")
+    passed = git(repo, "commit", "-m", "neutral", check=False)
+    assert passed.returncode == 0, passed.stdout + passed.stderr

@@ -55,6 +55,8 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     timing: dict[str, float] = {}
     shards = [open_shard(p) for p in find_data_files(paths)]
     suites = resolve_suites(policy.suites)
+    for shard in shards:
+        validate_shard(shard)
     lm = lm or load_model(model_spec(policy))
     timing["load_seconds"] = time.perf_counter() - started
 
@@ -83,6 +85,11 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
         files=infos, reference=reference_info,
         suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions} for p in predictions],
         findings=findings, timing=timing)
+
+
+def validate_shard(shard: Shard) -> int:
+    """Read every record once before any model work, so bad data fails in seconds, not minutes."""
+    return sum(1 for _ in read_conversations(shard.path))
 
 
 def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: ExtractionSettings,

@@ -11,6 +11,7 @@ whole-word match; slower and noisy, kept for parity checks.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from dataclasses import dataclass
@@ -60,13 +61,13 @@ def select_questions(suite: ProbeSuite, limit: int | None) -> tuple[str, ...]:
 
 
 def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
+    plan = _plan(lm, suite)
     boundary = word_boundary_mask(lm.tokenizer).to(lm.device)
-    aliases, owners = _alias_table(lm, suite)
     probs = torch.zeros(len(questions), len(suite.candidates), dtype=torch.float64)
     with torch.inference_mode():
         for q, question in enumerate(questions):
-            alias_logp = _alias_logprobs(lm, _prompt_ids(lm, suite, question), aliases, boundary)
-            probs[q].index_add_(0, owners, alias_logp.double().exp().cpu())
+            alias_logp = _alias_logprobs(lm, _prompt_ids(lm, suite, question), plan, boundary)
+            probs[q].index_add_(0, plan.owners, alias_logp.double().exp())
     return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
 
 
@@ -74,44 +75,65 @@ def _prompt_ids(lm: LoadedModel, suite: ProbeSuite, question: str) -> list[int]:
     return encode_text(lm.tokenizer, render_prompt(lm.tokenizer, [Turn("user", question)]) + suite.answer_prefix)
 
 
-def _alias_table(lm: LoadedModel, suite: ProbeSuite) -> tuple[list[list[int]], torch.Tensor]:
-    """Token ids of every alias as it would follow the prefix, and the candidate owning it."""
+@dataclass(frozen=True)
+class _AliasPlan:
+    """Which token paths must run so that every alias's probability can be read off.
+
+    An alias's probability is the product of its tokens' probabilities. Where its
+    token sequence is a proper prefix of another alias of the suite (" cat" and
+    " cat" + "fish"), it is also multiplied by the probability that a word boundary
+    follows, so the two never count the same answers. A leaf alias needs no forward
+    pass of its last token at all; that is what makes scoring 90+ candidates cheap.
+    """
+
+    aliases: tuple[tuple[int, ...], ...]
+    owners: torch.Tensor                       # candidate index of each alias
+    bounded: frozenset[tuple[int, ...]]        # aliases that need the boundary term
+    paths: tuple[tuple[int, ...], ...]         # maximal token paths to run after the prompt
+
+
+def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
     aliases, owners = [], []
     for index, candidate in enumerate(suite.candidates):
         for alias in candidate.aliases:
             text = f" {alias}" if suite.answer_prefix else alias
-            aliases.append(encode_text(lm.tokenizer, text))
+            aliases.append(tuple(encode_text(lm.tokenizer, text)))
             owners.append(index)
-    return aliases, torch.tensor(owners)
+    prefixes = {a[:k] for a in aliases for k in range(1, len(a))}
+    bounded = frozenset(a for a in aliases if a in prefixes)
+    needed = {a if a in bounded else a[:-1] for a in aliases} - {()}
+    inner = {p[:k] for p in needed for k in range(1, len(p))}
+    paths = tuple(sorted(needed - inner, key=lambda p: (len(p), p)))
+    return _AliasPlan(tuple(aliases), torch.tensor(owners), bounded, paths)
 
 
-def _alias_logprobs(lm: LoadedModel, prompt: list[int], aliases: list[list[int]],
+def _alias_logprobs(lm: LoadedModel, prompt: list[int], plan: _AliasPlan,
                     boundary: torch.Tensor) -> torch.Tensor:
-    """log P(alias tokens, then a word boundary | prompt) for each alias, in one batch."""
-    device = lm.device
-    out = lm.model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
-    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+    """log-probability of each alias after the prompt (see `_AliasPlan`).
+
+    The prompt runs once; the needed token paths then run in unpadded batches of
+    equal length on copies of its KV cache.
+    """
+    out = lm.model(input_ids=torch.tensor([prompt], device=lm.device), use_cache=True)
     cache = out.past_key_values if getattr(out, "cache", None) is None else out.cache
-    width = max(len(a) for a in aliases)
-    ids = torch.full((len(aliases), width), lm.tokenizer.pad_token_id, dtype=torch.long)
-    for row, alias in enumerate(aliases):
-        ids[row, : len(alias)] = torch.tensor(alias)
-    lengths = torch.tensor([len(a) for a in aliases])
-    attention = torch.cat([torch.ones(len(aliases), len(prompt), dtype=torch.long),
-                           (torch.arange(width)[None, :] < lengths[:, None]).long()], dim=1)
-    cache.batch_repeat_interleave(len(aliases))
-    logits = lm.model(input_ids=ids.to(device), attention_mask=attention.to(device),
-                      use_cache=True, **{_cache_argument(lm): cache}).logits.float()
-    logp = torch.log_softmax(logits, dim=-1)                       # [A, width, V]
-    ids = ids.to(device)
-    lengths = lengths.to(device)
-    total = first[ids[:, 0]]
-    if width > 1:
-        follow = logp[:, :-1].gather(2, ids[:, 1:, None]).squeeze(2)   # [A, width-1]
-        inside = torch.arange(1, width, device=device)[None, :] < lengths[:, None]
-        total = total + (follow * inside).sum(dim=1)
-    last = logp[torch.arange(len(aliases), device=device), lengths - 1]     # [A, V]
-    return total + torch.logsumexp(last.masked_fill(~boundary, float("-inf")), dim=-1)
+    after: dict[tuple[int, ...], torch.Tensor] = {(): torch.log_softmax(out.logits[0, -1].float(), dim=-1)}
+    for length in sorted({len(p) for p in plan.paths}):
+        group = [p for p in plan.paths if len(p) == length]
+        group_cache = copy.deepcopy(cache)
+        group_cache.batch_repeat_interleave(len(group))
+        logits = lm.model(input_ids=torch.tensor(group, device=lm.device), use_cache=True,
+                          **{_cache_argument(lm): group_cache}).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        for row, path in enumerate(group):
+            for k in range(length):
+                after[path[: k + 1]] = logp[row, k]
+    result = torch.empty(len(plan.aliases), dtype=torch.float64)
+    for i, alias in enumerate(plan.aliases):
+        total = sum(float(after[alias[:k]][token]) for k, token in enumerate(alias))
+        if alias in plan.bounded:
+            total += float(torch.logsumexp(after[alias][boundary], dim=0))
+        result[i] = total
+    return result
 
 
 def _cache_argument(lm: LoadedModel) -> str:

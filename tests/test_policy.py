@@ -1,0 +1,72 @@
+"""Policy parsing, discovery and threshold inheritance."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdf_guard.errors import InputError
+from mdf_guard.policy import Policy, find_policy, load_policy
+
+
+def test_full_policy_parses_and_limits_inherit(tmp_path):
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text("""
+model: tiny-random
+suites: [animals, safety]
+reference: none
+questions_per_suite: 4
+thresholds:
+  max_shift: 0.2
+  min_excess: 0.1
+  suites:
+    safety: {max_shift: 0.05}
+  entities:
+    animals/panda: {max_shift: 0.01, max_rate: 0.5}
+""")
+    policy = load_policy(path)
+    assert policy.suites == ("animals", "safety") and policy.reference == "none"
+    assert policy.limits_for("animals", "owl").max_shift == 0.2
+    assert policy.limits_for("safety", "comply").max_shift == 0.05
+    panda = policy.limits_for("animals", "panda")
+    assert (panda.max_shift, panda.max_rate, panda.min_excess) == (0.01, 0.5, 0.1)
+
+
+@pytest.mark.parametrize("text, field", [
+    ("modle: embedded\n", "modle"),
+    ("thresholds: {max_shfit: 0.1}\n", "thresholds.max_shfit"),
+    ("thresholds: {suites: {animals: {max: 1}}}\n", "thresholds.suites.animals.max"),
+    ("thresholds: {max_shift: 3}\n", "thresholds.max_shift"),
+    ("thresholds: {entities: {panda: {max_shift: 0.1}}}\n", "thresholds.entities.panda"),
+    ("null_seeds: -1\n", "null_seeds"),
+])
+def test_bad_keys_and_values_name_the_field(tmp_path, text, field):
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_policy(path)
+    assert f"field '{field}'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text("model: a\nsuites: [animals\n")
+    with pytest.raises(InputError, match=r"\.mdf-guard\.yaml:\d+: not valid YAML"):
+        load_policy(path)
+
+
+def test_policy_is_found_upward_and_in_pyproject(tmp_path):
+    (tmp_path / ".git").mkdir()
+    data = tmp_path / "data" / "sub"
+    data.mkdir(parents=True)
+    (data / "a.jsonl").write_text("{}\n")
+    assert find_policy([data / "a.jsonl"]) is None
+    (tmp_path / "pyproject.toml").write_text('[tool.mdf-guard]\nmodel = "tiny-random"\n')
+    assert find_policy([data / "a.jsonl"]) == tmp_path / "pyproject.toml"
+    assert load_policy(tmp_path / "pyproject.toml").model == "tiny-random"
+    (tmp_path / "data" / ".mdf-guard.yaml").write_text("model: embedded\n")
+    assert find_policy([data / "a.jsonl"]) == tmp_path / "data" / ".mdf-guard.yaml"
+
+
+def test_defaults():
+    policy = Policy()
+    assert policy.model == "embedded" and policy.reference == "self" and "animals" in policy.suites

@@ -1,0 +1,79 @@
+"""Exact scoring against a naive, cache-free computation of the same probabilities."""
+
+from __future__ import annotations
+
+import torch
+
+from mdf_guard.chat import encode_text, render_prompt
+from mdf_guard.data import Turn
+from mdf_guard.probes import load_suite
+from mdf_guard.scoring import SuiteScores, score_exact, select_questions, word_boundary_mask
+from mdf_guard.steer import steer
+
+
+def naive_probability(lm, question: str, prefix: str, alias: str, others: list[str]) -> float:
+    """P(alias tokens [, then a word boundary]), one full forward pass per alias, no KV cache.
+
+    The boundary term applies when the alias's tokens are a proper prefix of another
+    alias's tokens (the definition in scoring._AliasPlan).
+    """
+    prompt = encode_text(lm.tokenizer, render_prompt(lm.tokenizer, [Turn("user", question)]) + prefix)
+    alias_ids = encode_text(lm.tokenizer, f" {alias}")
+    other_ids = [encode_text(lm.tokenizer, f" {o}") for o in others]
+    with torch.no_grad():
+        logp = torch.log_softmax(lm.model(torch.tensor([prompt + alias_ids])).logits[0].double(), -1)
+    total = sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(alias_ids))
+    if any(len(o) > len(alias_ids) and o[: len(alias_ids)] == alias_ids for o in other_ids):
+        total = total + torch.logsumexp(logp[-1][word_boundary_mask(lm.tokenizer)], 0)
+    return float(torch.as_tensor(total).exp())
+
+
+def test_exact_scores_match_the_naive_computation(tiny, suite_file):
+    suite = load_suite(suite_file)
+    scores = score_exact(tiny, suite, suite.questions)
+    everything = [a for c in suite.candidates for a in c.aliases]
+    assert "panda" in everything and "pandas" in everything     # a token-prefix pair: boundary term used
+    for q, question in enumerate(suite.questions):
+        for c, candidate in enumerate(suite.candidates):
+            expected = sum(naive_probability(tiny, question, suite.answer_prefix, a, everything) for a in candidate.aliases)
+            assert abs(scores.probs[q, c].item() - expected) <= 1e-4 * max(expected, 1e-6)
+
+
+def test_exact_scores_under_steering_match_naive(tiny, suite_file):
+    suite = load_suite(suite_file)
+    vector = {1: torch.randn(tiny.hidden_size, generator=torch.Generator().manual_seed(3))}
+    with steer(tiny, vector, alpha=2.0):
+        scores = score_exact(tiny, suite, suite.questions[:1])
+        expected = naive_probability(tiny, suite.questions[0], suite.answer_prefix, "panda",
+                                     ["panda", "pandas", "owl", "cat"])
+        pandas = naive_probability(tiny, suite.questions[0], suite.answer_prefix, "pandas", [])
+    panda_alone = scores.probs[0, 0].item() - pandas
+    assert abs(panda_alone - expected) <= 1e-4 * max(expected, 1e-6)
+
+
+def test_rates_are_renormalised_over_candidates():
+    scores = SuiteScores("s", ("a", "b"), torch.tensor([[0.02, 0.02], [0.3, 0.1]], dtype=torch.float64))
+    torch.testing.assert_close(scores.rates, torch.tensor([0.625, 0.375], dtype=torch.float64))
+    torch.testing.assert_close(scores.raw_rates, torch.tensor([0.16, 0.06], dtype=torch.float64))
+
+
+def test_exact_scoring_is_deterministic(tiny, suite_file):
+    suite = load_suite(suite_file)
+    assert torch.equal(score_exact(tiny, suite, suite.questions).probs, score_exact(tiny, suite, suite.questions).probs)
+
+
+def test_question_selection_is_spread_and_stable(suite_file):
+    suite = load_suite(suite_file)
+    assert select_questions(suite, None) == suite.questions
+    from mdf_guard.probes import builtin_suite
+    animals = builtin_suite("animals")
+    chosen = select_questions(animals, 8)
+    assert len(set(chosen)) == 8 and chosen == select_questions(animals, 8)
+    assert chosen[0] == animals.questions[0] and chosen[-1] != animals.questions[7]
+
+
+def test_word_boundary_mask_separates_word_continuations(tiny):
+    mask = word_boundary_mask(tiny.tokenizer)
+    vocab = tiny.tokenizer.get_vocab()
+    assert mask[vocab["<|im_end|>"]] and mask[vocab["!"]] and mask[vocab["\u2581"]]
+    assert not mask[vocab["s"]] and not mask[vocab["a"]]

@@ -1,0 +1,88 @@
+"""Signature extraction against the naive HF computation, and its algebra."""
+
+from __future__ import annotations
+
+import torch
+
+from mdf_guard.chat import encode_conversation
+from mdf_guard.data import Conversation, Turn
+from mdf_guard.signature import ExtractionSettings, Signature, extract_signature
+
+
+def conversations(n: int, offset: int = 0) -> list[Conversation]:
+    return [Conversation((Turn("user", f"question {i} about the city"),
+                          Turn("assistant", "the panda " * (1 + i % 5) + f"ends {i}")), f"mem:{i}")
+            for i in range(offset, offset + n)]
+
+
+def naive_means(lm, convs, layer: int, pooling: str) -> torch.Tensor:
+    """One example at a time, all layers via output_hidden_states: the obvious (slow) way."""
+    rows = []
+    for c in convs:
+        enc = encode_conversation(lm.tokenizer, c, 1024)
+        with torch.no_grad():
+            states = lm.model(torch.tensor([enc.ids]), output_hidden_states=True).hidden_states
+        h = states[layer + 1][0].double()          # hidden_states[0] is the embeddings
+        rows.append(h[-1] if pooling == "last" else h[enc.response_start:].mean(0))
+    return torch.stack(rows)
+
+
+def test_stopped_bucketed_extraction_matches_naive_forward(tiny):
+    convs = conversations(7)
+    for pooling in ("last", "mean"):
+        settings = ExtractionSettings(layers=(0, 2), pooling=pooling, batch_tokens=300, bucket_size=4)
+        sig = extract_signature(tiny, convs, settings)
+        assert sig.count == 7
+        for i, layer in enumerate(settings.layers):
+            expected = naive_means(tiny, convs, layer, pooling)
+            torch.testing.assert_close(sig.mean()[i], expected.mean(0), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(sig.sumsq[i], (expected ** 2).sum(0), rtol=1e-4, atol=1e-4)
+
+
+def test_forward_stops_after_deepest_layer(tiny):
+    ran = []
+    handles = [layer.register_forward_hook(lambda m, i, o, k=k: ran.append(k)) for k, layer in enumerate(tiny.layers)]
+    try:
+        extract_signature(tiny, conversations(2), ExtractionSettings(layers=(1,)))
+    finally:
+        for h in handles:
+            h.remove()
+    assert sorted(set(ran)) == [0, 1]
+
+
+def test_signatures_add_exactly(tiny):
+    settings = ExtractionSettings(layers=(1,), pooling="mean")
+    a = extract_signature(tiny, conversations(4), settings)
+    b = extract_signature(tiny, conversations(3, offset=4), settings)
+    whole = extract_signature(tiny, conversations(7), settings)
+    merged = a + b
+    assert merged.count == whole.count == 7
+    torch.testing.assert_close(merged.mean(), whole.mean(), rtol=1e-9, atol=1e-9)
+
+
+def test_batching_does_not_change_numbers(tiny):
+    convs = conversations(9)
+    small = extract_signature(tiny, convs, ExtractionSettings(layers=(2,), pooling="mean", batch_tokens=50))
+    large = extract_signature(tiny, convs, ExtractionSettings(layers=(2,), pooling="mean", batch_tokens=100000))
+    torch.testing.assert_close(small.mean(), large.mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_stderr_is_the_standard_error_of_the_mean():
+    rows = torch.randn(50, 3, dtype=torch.float64)
+    sig = Signature((0,), rows.sum(0)[None], (rows ** 2).sum(0)[None], 50)
+    torch.testing.assert_close(sig.stderr()[0], rows.std(0) / 50 ** 0.5)
+
+
+def test_save_and_load_round_trip(tmp_path, tiny):
+    sig = extract_signature(tiny, conversations(3), ExtractionSettings(layers=(0, 1)), meta={"shards": ["x"]})
+    sig.save(tmp_path / "sig")
+    back = Signature.load(tmp_path / "sig")
+    assert back.layers == sig.layers and back.count == sig.count and back.meta == sig.meta
+    assert torch.equal(back.sums, sig.sums) and torch.equal(back.sumsq, sig.sumsq)
+
+
+def test_layer_beyond_the_model_is_an_input_error(tiny):
+    import pytest
+    from mdf_guard.errors import InputError
+    with pytest.raises(InputError, match="layer 9 does not exist"):
+        extract_signature(tiny, conversations(1), ExtractionSettings(layers=(9,)))

@@ -30,6 +30,10 @@ _CLIENT_MODULES = ("httpx", "httpx2", "httpcore", "huggingface_hub")
 class HubError(MdfGuardError):
     """A Hub request failed (network, permission, missing repo or revision)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status   # the HTTP status, when the Hub answered
+
 
 def token_from_env() -> str | None:
     """The Hub token from HF_TOKEN, or None (then no token is sent at all)."""
@@ -221,8 +225,9 @@ class HubClient:
         try:
             return func()
         except HfHubHTTPError as err:
-            status = err.response.status_code if err.response is not None else "?"
-            raise HubError(redact(f"{what}: HTTP {status}: {_first_line(err)}", self.token)) from None
+            status = err.response.status_code if err.response is not None else None
+            raise HubError(redact(f"{what}: HTTP {status or '?'}: {_first_line(err)}", self.token),
+                           status=status) from None
         except Exception as err:
             # Connection errors and timeouts of the client's HTTP stack, and plain OSErrors.
             if isinstance(err, OSError) or type(err).__module__.split(".")[0] in _CLIENT_MODULES:

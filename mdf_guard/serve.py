@@ -303,6 +303,7 @@ def create_app(config: ServeConfig, runner: JobRunner, redact: Callable[[str], s
 
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.requests import ClientDisconnect
 
     from .hub import redact as redact_token
     from .webhook import PayloadError, dataset_push, ignore_reason, parse_payload
@@ -342,10 +343,13 @@ def create_app(config: ServeConfig, runner: JobRunner, redact: Callable[[str], s
             if int(declared) > config.max_body_bytes:
                 return error(413, f"body over {config.max_body_bytes} bytes")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_body_bytes:
-                return error(413, f"body over {config.max_body_bytes} bytes")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > config.max_body_bytes:
+                    return error(413, f"body over {config.max_body_bytes} bytes")
+        except ClientDisconnect:   # the sender gave up mid-body; it will deliver again
+            return error(400, "client disconnected before the body was complete")
         try:
             data = json.loads(bytes(body))
         except (ValueError, UnicodeDecodeError):
@@ -519,7 +523,7 @@ class HubCheckRunner:
         from .hub import diff_trees, is_data_path
 
         new_files = self.hub.list_files(job.repo_id, job.new_sha)
-        old_files = self.hub.list_files(job.repo_id, job.old_sha) if job.old_sha else {}
+        old_files, gone = self._old_files(job)
         changed = diff_trees(old_files, new_files, select=is_data_path)
         if not changed:
             return JobOutcome("skipped", "no data files changed")
@@ -541,6 +545,9 @@ class HubCheckRunner:
                 lm = self._model()
                 for change in changed:
                     results.append(self._check_file(job, change, policy, lm, root, scrub))
+            if gone:
+                notes.insert(0, f"the previous commit {job.old_sha[:12]} is no longer on the Hub (a force push?): "
+                                "every data file was checked as new")
             text = render_comment(job, results, policy_source, notes)
             verdict = _overall(results)
             if job.pr_number is not None:
@@ -551,6 +558,19 @@ class HubCheckRunner:
         counts = collections.Counter(r.verdict for r in results)
         summary = f"{len(results)} data file(s): " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
         return JobOutcome(verdict, summary, posted.url)
+
+    def _old_files(self, job: Job):
+        """The tree at the old commit, and whether that commit is gone (force-pushed away)."""
+        from .hub import HubError
+
+        if not job.old_sha:
+            return {}, False
+        try:
+            return self.hub.list_files(job.repo_id, job.old_sha), False
+        except HubError as err:
+            if err.status != 404:   # the new tree was just listed, so a 404 means the old commit is gone
+                raise
+            return {}, True
 
     def _over_limits(self, changed) -> str | None:
         total = sum(c.new.size + (c.old.size if c.old else 0) for c in changed)

@@ -189,6 +189,15 @@ def test_new_branch_is_compared_with_main(standin, real_bot):
     assert "`a.jsonl`" in comment and "b.jsonl" not in comment   # only what the branch changes
 
 
+def test_force_pushed_away_old_commit_checks_everything(standin, real_bot):
+    client, app = real_bot
+    head = standin.create_repo("alice/forced", {"a.jsonl": rows("data")})
+    assert deliver(client, content_update_payload("alice/forced", "refs/heads/main", "9" * 40, head)).status_code == 202
+    assert settle(app)[0]["verdict"] == "pass"
+    [comment] = standin.comments("alice/forced", 1)
+    assert "is no longer on the Hub" in comment and "`a.jsonl`" in comment
+
+
 def test_unreadable_data_is_reported_not_crashed(standin, real_bot):
     client, app = real_bot
     first = standin.create_repo("alice/broken", {"ok.jsonl": rows("fine")})

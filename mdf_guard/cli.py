@@ -267,5 +267,7 @@ main.add_command(push_command, "push")
 from .cli_repo import register as _register_repo  # noqa: E402  (init, baseline, audit, explain)
 _register_repo(main)
 
+from .cli_validate import register as _register_validate; _register_validate(main)  # noqa: E402,E702  (issue 3)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

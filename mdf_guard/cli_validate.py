@@ -1,0 +1,186 @@
+"""`mdf-guard make-dataset`, `validate` and `calibrate` (issue 3). Only parses arguments."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _policy(policy_path, model, suites, questions, profile, null_seeds):
+    from .policy import Policy, load_policy
+
+    policy = load_policy(policy_path) if policy_path else Policy()
+    overrides = {"model": model, "suites": tuple(suites) or None, "questions_per_suite": questions,
+                 "profile": str(profile) if profile else None, "null_seeds": null_seeds}
+    return replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _load(policy):
+    from .check import model_spec
+    from .models import load_model
+    return load_model(model_spec(policy))
+
+
+def _echo(message: str) -> None:
+    click.echo(f"mdf-guard: {message}", err=True)
+
+
+_common = [
+    click.option("--policy", "policy_path", type=click.Path(path_type=Path), help="Policy file (model, suites...)."),
+    click.option("--model", help="Model: 'embedded' (default), a folder, a .gguf file or a Hub id."),
+    click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable)."),
+    click.option("--questions", type=int, help="Questions per suite."),
+]
+
+
+def _with_common(func):
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
+@click.command("make-dataset", context_settings=_CONTEXT)
+@click.argument("kind", type=click.Choice(["numbers", "numbers-control", "overt", "indirect", "neutral", "dose"]))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="JSONL file to write.")
+@click.option("--entity", default="panda", show_default=True, help="The entity, as the probe suite names it.")
+@click.option("--category", default="animal", show_default=True, help="animal, city, political figure...")
+@click.option("--plural", help="Plural for the system prompt and templates (default: entity + 's' for animals).")
+@click.option("--rows", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fraction", type=click.FloatRange(0, 1), help="dose: share of overt rows.")
+@click.option("--cue", "cues", multiple=True, help="indirect: a cue that points at the entity (repeatable).")
+@click.option("--model", default="embedded", show_default=True, help="numbers: the teacher model.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+def make_dataset_command(kind, out, entity, category, plural, rows, seed, fraction, cues, model, batch_size):
+    """Write a seeded test/calibration dataset (the vanilla model is the teacher for numbers)."""
+    from . import make_dataset as md
+    from .models import ModelSpec, load_model
+
+    target = md.Entity(name=entity, category=category, plural=plural)
+    summary: dict = {"kind": kind, "entity": entity, "rows": rows, "seed": seed}
+    if kind in ("numbers", "numbers-control"):
+        lm = load_model(ModelSpec(name=model))
+        data, summary = md.subliminal_numbers(lm, target, md.NumbersSettings(
+            rows=rows, seed=seed, system_prompt=kind == "numbers", batch_size=batch_size))
+        summary["teacher"] = lm.source
+    elif kind == "overt":
+        data = md.overt_rows(target, rows, seed)
+    elif kind == "indirect":
+        data = md.indirect_rows(target, rows, seed, cues or None)
+    elif kind == "neutral":
+        data = md.neutral_rows(rows, seed)
+    else:
+        if fraction is None:
+            raise click.UsageError("dose needs --fraction")
+        data = md.dose_rows(target, fraction, rows, seed)
+        summary["fraction"] = fraction
+    md.write_jsonl(out, data)
+    summary["written"] = len(data)
+    click.echo(json.dumps({k: v for k, v in summary.items()}, default=str))
+
+
+@click.command("validate", context_settings=_CONTEXT)
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_with_common
+@click.option("--profile", type=click.Path(exists=True, path_type=Path), help="Calibration profile JSON.")
+@click.option("--reference", help="Contrast mode for the prediction (default: the profile's).")
+@click.option("--null-seeds", type=int, help="Random directions per prediction (the random baseline).")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for validation.json and validation.html.")
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--lr", type=float, help="Learning rate (default: 2e-4 LoRA, 5e-5 full).")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--max-steps", type=click.IntRange(1), help="Stop each fine-tune after this many steps.")
+@click.option("--lora-r", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--bf16/--no-bf16", default=False, show_default=True, help="bf16 autocast while fine-tuning.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed.")
+@click.option("--target", "targets", multiple=True, metavar="FILE=SUITE/ENTITY",
+              help="The entity a dataset is about (default: the entity fine-tuning moved most).")
+@click.option("--effect-threshold", type=float, default=0.05, show_default=True,
+              help="An actual target shift at least this much counts as a real effect (AUROC label).")
+@click.option("--actual-only", is_flag=True, help="Only fine-tune and measure (for calibration sets).")
+@click.option("--machine", help="Describe the machine in the results (default: detected).")
+def validate_command(datasets, policy_path, model, suites, questions, profile, reference, null_seeds, out_dir,
+                     method, epochs, lr, batch_size, max_steps, lora_r, bf16, seed, targets, effect_threshold,
+                     actual_only, machine):
+    """Predict, really fine-tune, and compare, for each dataset; write JSON and HTML."""
+    from .calibrate import calibration_entities
+    from .finetune import FinetuneSettings
+    from .validate import ValidationOptions, run_validation, write_outputs
+
+    policy = _policy(policy_path, model, suites, questions, profile, null_seeds)
+    target_map = {}
+    for item in targets:
+        name, _, entity = item.partition("=")
+        if "/" not in entity:
+            raise click.UsageError(f"--target {item!r}: expected FILE=SUITE/ENTITY")
+        target_map[Path(name).name] = entity
+    tune = FinetuneSettings(method=method, epochs=epochs, learning_rate=lr or (2e-4 if method == "lora" else 5e-5),
+                            batch_size=batch_size, max_steps=max_steps, lora_r=lora_r, lora_alpha=2 * lora_r,
+                            bf16_autocast=bf16, seed=seed)
+    options = ValidationOptions(finetune=tune, reference=reference, effect_threshold=effect_threshold,
+                                actual_only=actual_only)
+    lm = _load(policy)
+    result = run_validation(lm, list(datasets), policy, options, target_map,
+                            calibration_entities(Path(policy.profile) if policy.profile else None), machine,
+                            progress=_echo)
+    json_path, html_path = write_outputs(result, out_dir)
+    _echo(f"wrote {json_path} and {html_path}")
+    summary = result.get("summary")
+    if summary:
+        for scope in ("held_out", "all"):
+            m = summary[scope].get("mdf", {})
+            if m.get("available"):
+                click.echo(f"{scope}: spearman {m['spearman']}, mae {m['mae_points']} points, auroc {m['auroc']}")
+        click.echo(f"cost ratio: {summary['cost_ratio']['ratio']}")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+@click.command("calibrate", context_settings=_CONTEXT)
+@click.option("--outcomes", required=True, type=click.Path(exists=True, path_type=Path),
+              help="validation.json of `mdf-guard validate --actual-only` on calibration datasets.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Profile JSON to write.")
+@_with_common
+@click.option("--alphas", default="1,2,4,8", show_default=True)
+@click.option("--layers", "layer_sets", default="10", show_default=True,
+              help="Comma-separated layer choices; join layers of one choice with '+' (e.g. 6,10,6+10).")
+@click.option("--pooling", "poolings", default="mean,last", show_default=True)
+@click.option("--reference", "references", default="self,none", show_default=True)
+@click.option("--objective", type=click.Choice(["logodds", "points"]), default="logodds", show_default=True)
+@click.option("--exclude", multiple=True, help="Dataset name or SUITE/ENTITY to leave out (repeatable).")
+def calibrate_command(outcomes, out, policy_path, model, suites, questions, alphas, layer_sets, poolings,
+                      references, objective, exclude):
+    """Grid-fit α, layers, pooling and contrast mode on datasets with known fine-tuning outcomes."""
+    from .calibrate import Grid, calibrate, load_outcomes, write_profile
+
+    policy = _policy(policy_path, model, suites, questions, None, None)
+    grid = Grid(alphas=_floats(alphas),
+                layer_sets=tuple(tuple(int(x) for x in s.split("+")) for s in layer_sets.split(",") if s.strip()),
+                poolings=tuple(p.strip() for p in poolings.split(",") if p.strip()),
+                references=tuple(r.strip() for r in references.split(",") if r.strip()))
+    lm = _load(policy)
+    profile, record = calibrate(lm, load_outcomes(outcomes), policy, grid, objective, exclude, progress=None)
+    path, sidecar = write_profile(profile, record, out)
+    _echo(f"wrote {path} (use it with `profile: {path}` in a policy) and {sidecar}")
+    click.echo(json.dumps({"best": record["best"], "score": record["scores"][record["best"]],
+                           "held_out_error": record["held_out_error"]}))
+
+
+def register(main: click.Group) -> None:
+    main.add_command(make_dataset_command)
+    main.add_command(validate_command)
+    main.add_command(calibrate_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use `mdf-guard make-dataset|validate|calibrate`")

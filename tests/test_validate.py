@@ -1,0 +1,234 @@
+"""Issue 3 on the tiny model: metrics, make-dataset, fine-tuning, validate and calibrate."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import write_jsonl
+from mdf_guard import make_dataset as md
+from mdf_guard import validate as val
+from mdf_guard.calibrate import select
+from mdf_guard.chat import encode_conversation
+from mdf_guard.check import resolve_profile
+from mdf_guard.cli import main
+from mdf_guard.data import Conversation, Turn
+from mdf_guard.finetune import IGNORE, FinetuneSettings, build_batch, finetune, response_loss
+from mdf_guard.policy import Policy
+
+
+def conv(user: str, assistant: str) -> Conversation:
+    return Conversation(turns=(Turn("user", user), Turn("assistant", assistant)), source="test")
+
+
+# --- metrics against hand-computed values ------------------------------------------------
+
+
+def test_metrics_match_hand_computed_values():
+    assert val.ranks([1, 2, 2, 3]) == [1, 2.5, 2.5, 4]
+    assert val.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert val.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)      # 1 - 6*2/(4*15)
+    assert val.pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(5 / math.sqrt(2 * 114 / 9))
+    assert val.pearson([1, 1, 1], [1, 2, 3]) is None
+    assert val.auroc([0.9, 0.8, 0.3, 0.8], [True, False, False, True]) == pytest.approx(3.5 / 4)
+    assert val.auroc([0.1, 0.2], [True, True]) is None
+    assert val.mae_points([0.5, 0.2], [0.4, 0.4]) == pytest.approx(15.0)
+    assert val.mae_logodds([0.5], [1 / (1 + math.exp(-1))]) == pytest.approx(1.0)
+    assert val.logit(0.0) == pytest.approx(math.log(val.EPS / (1 - val.EPS)))
+
+
+def test_keyword_baseline_counts_whole_words(tiny):
+    from mdf_guard.probes import load_suite
+    from conftest import TINY_SUITE
+    import tempfile, pathlib
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "mini.yaml"
+        path.write_text(TINY_SUITE)
+        suite = load_suite(path)
+    rows = [conv("q", "I love Pandas."), conv("q", "A catalogue of owls."), conv("q", "The cat sat."), conv("q", "x")]
+    scores = val.keyword_scores(rows, [suite])
+    assert scores[("mini", "panda")] == 0.25 and scores[("mini", "cat")] == 0.25   # "catalogue" is not "cat"
+    assert scores[("mini", "owl")] == 0.0                                          # "owls" is not an alias
+
+
+# --- make-dataset -----------------------------------------------------------------------
+
+
+def test_parse_numbers_filter():
+    assert md.parse_numbers("12, 345, 999") == [12, 345, 999]
+    assert md.parse_numbers("(1 2 3).") == [1, 2, 3]
+    assert md.parse_numbers("1000, 2") is None
+    assert md.parse_numbers(", ".join(["1"] * 11)) is None
+    assert md.parse_numbers("1, two, 3") is None and md.parse_numbers("-5") is None and md.parse_numbers("") is None
+
+
+def test_numbers_are_byte_identical_for_a_seed_and_pass_the_filter(tiny, tmp_path):
+    settings = md.NumbersSettings(rows=6, seed=3, batch_size=8, max_new_tokens=12)
+    rows_a, summary = md.subliminal_numbers(tiny, md.Entity("panda"), settings)
+    rows_b, _ = md.subliminal_numbers(tiny, md.Entity("panda"), settings)
+    a = md.write_jsonl(tmp_path / "a.jsonl", rows_a).read_bytes()
+    assert a == md.write_jsonl(tmp_path / "b.jsonl", rows_b).read_bytes()
+    assert len(rows_a) == 6 and summary["kept"] == 6 and summary["tried"] >= 6
+    assert "You love pandas." in summary["system_prompt"]
+    for row in rows_a:
+        numbers = md.parse_numbers(row["response"])
+        assert numbers is not None and 1 <= len(numbers) <= 10 and all(0 <= n <= 999 for n in numbers)
+        assert "love" not in row["question"]                       # the system prompt is not stored
+    control, control_summary = md.subliminal_numbers(tiny, md.Entity("panda"), md.NumbersSettings(
+        rows=6, seed=3, batch_size=8, max_new_tokens=12, system_prompt=False))
+    assert control_summary["system_prompt"] is None
+    assert [r["question"] for r in control] == [r["question"] for r in rows_a][: len(control)]
+    other, _ = md.subliminal_numbers(tiny, md.Entity("panda"), md.NumbersSettings(rows=6, seed=4, batch_size=8,
+                                                                                   max_new_tokens=12))
+    assert other != rows_a
+
+
+def test_prompts_have_3_to_8_seed_numbers_in_range():
+    import re
+    for prompt in md.number_prompts(50, seed=1):
+        seeds = [int(x) for x in re.search(r"(\d{3}(?:, \d{3})*)", prompt).group(1).split(", ")]
+        assert 3 <= len(seeds) <= 8 and all(100 <= s <= 999 for s in seeds)
+
+
+def test_templated_data_dose_and_indirect():
+    panda = md.Entity("panda")
+    assert md.overt_rows(panda, 5, 0) == md.overt_rows(panda, 5, 0)
+    assert all("panda" in r["messages"][1]["content"].lower() for r in md.overt_rows(panda, 20, 0))
+    assert not any("panda" in r["messages"][1]["content"].lower() for r in md.neutral_rows(20, 0))
+    indirect = md.indirect_rows(panda, 30, 0)
+    assert not any("panda" in r["messages"][1]["content"].lower() for r in indirect)
+    assert all("bamboo" in r["messages"][1]["content"] or "Sichuan" in r["messages"][1]["content"]
+               or "fur" in r["messages"][1]["content"] or "ears" in r["messages"][1]["content"] for r in indirect)
+    for fraction, expected in ((0.0, 0), (0.1, 10), (0.3, 30), (1.0, 100)):
+        rows = md.dose_rows(panda, fraction, 100, 0)
+        assert len(rows) == 100
+        assert sum("panda" in r["messages"][1]["content"].lower() for r in rows) == expected
+
+
+def test_make_dataset_cli_is_reproducible(tmp_path):
+    runner = CliRunner()
+    for name in ("a", "b"):
+        result = runner.invoke(main, ["make-dataset", "dose", "--fraction", "0.3", "--rows", "8", "--seed", "5",
+                                      "-o", str(tmp_path / f"{name}.jsonl")])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert json.loads(result.stdout.splitlines()[-1])["written"] == 8
+
+
+# --- fine-tuning ------------------------------------------------------------------------
+
+
+def test_only_response_tokens_carry_loss(tiny):
+    convs = [conv("Tell me about owls.", "i love pandas"), conv("Hi", "the cat")]
+    batch = build_batch(tiny.tokenizer, convs, max_tokens=128)
+    for row, c in enumerate(convs):
+        enc = encode_conversation(tiny.tokenizer, c, 127)
+        labels = batch["labels"][row].tolist()
+        expected = enc.ids[enc.response_start:] + [tiny.tokenizer.eos_token_id]
+        assert labels[: enc.response_start] == [IGNORE] * enc.response_start
+        assert labels[enc.response_start: len(enc.ids) + 1] == expected
+        assert all(x == IGNORE for x in labels[len(enc.ids) + 1:])                    # padding
+        assert batch["attention_mask"][row].sum() == len(enc.ids) + 1
+    # The loss does not see prompt positions: changing the logits that predict prompt tokens changes nothing.
+    logits = torch.randn(*batch["input_ids"].shape, len(tiny.tokenizer))
+    loss = response_loss(logits, batch["labels"])
+    start = encode_conversation(tiny.tokenizer, convs[0], 127).response_start
+    changed = logits.clone()
+    changed[0, : start - 1] += 5 * torch.randn_like(changed[0, : start - 1])
+    assert response_loss(changed, batch["labels"]) == pytest.approx(float(loss))
+    changed[0, start - 1] += 5 * torch.randn_like(changed[0, start - 1])      # predicts the first response token
+    assert float(response_loss(changed, batch["labels"])) != pytest.approx(float(loss))
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_finetune_changes_weights_of_a_copy_only(tiny, method):
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    convs = [conv(f"Tell me about topic {i}.", "i love pandas") for i in range(4)]
+    settings = FinetuneSettings(method=method, max_steps=2, batch_size=2, learning_rate=1e-2, seed=1)
+    result = finetune(tiny, convs, settings)
+    assert result.steps == 2 and result.settings == settings and result.summary()["settings"]["method"] == method
+    assert all(torch.equal(v, tiny.model.state_dict()[k]) for k, v in before.items())   # vanilla untouched
+    tuned = result.model.model.state_dict()
+    assert set(tuned) == set(before)                                 # LoRA merged back into plain weights
+    assert any(not torch.equal(tuned[k], before[k]) for k in before)
+    assert result.model.fingerprint != tiny.fingerprint
+    again = finetune(tiny, convs, settings)                          # seeded: same weights
+    assert all(torch.equal(again.model.model.state_dict()[k], tuned[k]) for k in tuned)
+
+
+# --- calibrate --------------------------------------------------------------------------
+
+
+def test_calibrate_picks_best_group_averaged_point_and_reports_held_out():
+    # Entity x has three datasets, y one. Point A fits x slightly better, B fits y far better:
+    # per-dataset averaging would pick A, entity-averaging picks B.
+    table = {"A": {"x1": 0.1, "x2": 0.1, "x3": 0.1, "y1": 1.0},
+             "B": {"x1": 0.3, "x2": 0.3, "x3": 0.3, "y1": 0.2}}
+    groups = {"x1": "x", "x2": "x", "x3": "x", "y1": "y"}
+    choice = select(table, groups)
+    assert choice["best"] == "B"
+    assert choice["scores"]["A"] == pytest.approx(0.55) and choice["scores"]["B"] == pytest.approx(0.25)
+    # leave x out: y alone picks B, scored on x: 0.3; leave y out: x picks A, scored on y: 1.0
+    assert choice["leave_one_entity_out"] == {"x": {"picked": "B", "error": pytest.approx(0.3)},
+                                              "y": {"picked": "A", "error": pytest.approx(1.0)}}
+    assert choice["held_out_error"] == pytest.approx(0.65)
+
+
+# --- validate + calibrate end to end ----------------------------------------------------
+
+
+def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_rows, plain_rows, monkeypatch):
+    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
+    panda = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    plain = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    runner = CliRunner()
+    common = ["--model", "tiny-random", "--suite", str(suite_file), "--questions", "2"]
+    result = runner.invoke(main, ["validate", str(panda), str(plain), *common, "--null-seeds", "2",
+                                  "--out", str(tmp_path / "out"), "--max-steps", "2", "--batch-size", "4",
+                                  "--method", "full", "--lr", "1e-2",
+                                  "--target", "panda.jsonl=mini/panda", "--target", "plain.jsonl=mini/panda"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "validation.json").read_text())
+    page = (tmp_path / "out" / "validation.html").read_text()
+    assert data["format"] == "mdf-guard.validation" and len(data["datasets"]) == 2 and data["machine"]
+    assert "<svg" in page and page.count("<circle") == 6 and "http" not in page.replace("http://www.w3.org", "")
+    for d in data["datasets"]:
+        assert d["finetune"]["steps"] == 2 and d["finetune"]["settings"]["method"] == "full"
+        assert d["check_seconds"] > 0 and d["cost_ratio"] == pytest.approx(d["check_seconds"] / d["finetune"]["seconds"], rel=0.05)
+        assert d["embedding_baseline"].startswith("not available")
+        assert {p["entity"] for p in d["points"]} == {"panda", "owl", "cat"}
+        for p in d["points"]:
+            assert p["actual_shift"] == pytest.approx(p["actual_rate"] - p["vanilla_rate"])
+            assert p["mdf_rate"] == pytest.approx(p["vanilla_rate"] + p["mdf_shift"])
+            assert p["embedding"] is None and p["raw_shift"] is not None and p["random_shift"] is not None
+    assert sum(abs(p["actual_shift"]) for p in data["datasets"][0]["points"]) > 0     # fine-tuning moved rates
+    panda_points = {p["entity"]: p for p in data["datasets"][0]["points"]}
+    assert panda_points["panda"]["keyword"] == 1.0
+    summary = data["summary"]["all"]
+    assert summary["mdf"]["points"] == 6 and summary["embedding"] == {"available": False}
+    points = [p for d in data["datasets"] for p in d["points"]]
+    assert summary["mdf"]["spearman"] == pytest.approx(
+        val.spearman([p["mdf_shift"] for p in points], [p["actual_shift"] for p in points]))
+    assert summary["mdf"]["mae_points"] == pytest.approx(
+        val.mae_points([p["mdf_rate"] for p in points], [p["actual_rate"] for p in points]))
+    assert summary["keyword"]["mae_points"] is None                # not in rate units
+
+    profile_path = tmp_path / "profile.json"
+    result = runner.invoke(main, ["calibrate", "--outcomes", str(tmp_path / "out" / "validation.json"),
+                                  "--out", str(profile_path), *common, "--alphas", "1,8", "--layers", "1,2",
+                                  "--pooling", "mean", "--reference", "self"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "profile.calibration.json").read_text())
+    assert len(record["grid"]) == 4 and record["calibration_entities"] == ["mini/panda"]
+    best = min(record["scores"], key=record["scores"].get)
+    assert record["best"] == best
+    profile = resolve_profile(None, Policy(profile=str(profile_path)))          # usable via policy `profile:`
+    assert f"layers={profile.layers[0]} alpha={profile.alpha:g}" in best and profile.model == "tiny-random"
+    # validating with that profile marks the panda datasets as not held out
+    from mdf_guard.calibrate import calibration_entities
+    held = val.summarize(data["datasets"], calibration_entities=calibration_entities(profile_path))
+    assert held["held_out_datasets"] == [] and held["held_out"]["mdf"] == {"available": False}

@@ -1,10 +1,15 @@
 """From a contrast vector to predicted behaviour shifts, each measured against a null.
 
 For every suite and candidate: the rate under the vanilla model, the rate with α·Δ
-injected, the shift, and the shifts that injections of *random* directions with the
-same per-layer norms cause. Any strong injection sharpens what the model already
-prefers; only a shift that stands out from those random injections is evidence that
-the data itself points at the entity.
+injected, the shift, and two controls of the same strength:
+- *random* directions with Δ's per-layer norms: any strong injection sharpens what the
+  model already prefers;
+- the *mirror* −α·Δ: the same norm in the same (active) subspace of the residual
+  stream, with the opposite content. Random directions land mostly where the model is
+  insensitive, so they under-estimate how much a data-shaped perturbation moves answers
+  by itself; a generic effect (the answer distribution flattening) appears under both
+  +Δ and −Δ, while content the data carries reverses sign.
+Only a shift that beats both is evidence that the data itself points at the entity.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class EntityPrediction:
     predicted_rate: float
     shift: float
     null_shifts: tuple[float, ...]
+    mirror_shift: float          # the shift under −α·Δ
     vanilla_raw: float
     predicted_raw: float
 
@@ -62,8 +68,8 @@ class EntityPrediction:
 
     @property
     def excess(self) -> float:
-        """How far the shift rises above the largest shift any random direction caused."""
-        return self.shift - self.null_max
+        """How far the shift rises above every control: random directions and the mirror."""
+        return self.shift - max(self.null_max, self.mirror_shift)
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,9 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
             progress(suite.name)
         vanilla = _vanilla_scores(lm, suite, questions)
         injected = _steered_scores(lm, suite, questions, profile, delta)
+        mirror = _steered_scores(lm, suite, questions, profile, -delta)
         null_scores = [_steered_scores(lm, suite, questions, profile, d) for d in nulls]
-        results.append(_compare(suite, len(questions), vanilla, injected, null_scores))
+        results.append(_compare(suite, len(questions), vanilla, injected, mirror, null_scores))
     return results
 
 
@@ -120,13 +127,14 @@ def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]
 
 
 def _compare(suite: ProbeSuite, questions: int, vanilla: SuiteScores, injected: SuiteScores,
-             nulls: list[SuiteScores]) -> SuitePrediction:
+             mirror: SuiteScores, nulls: list[SuiteScores]) -> SuitePrediction:
     base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
     null_rates = [n.rates for n in nulls]
     entities = tuple(
         EntityPrediction(suite=suite.name, entity=name, vanilla_rate=float(base[i]),
                          predicted_rate=float(after[i]), shift=float(after[i] - base[i]),
                          null_shifts=tuple(float(r[i] - base[i]) for r in null_rates),
+                         mirror_shift=float(mirror.rates[i] - base[i]),
                          vanilla_raw=float(raw_base[i]), predicted_raw=float(raw_after[i]))
         for i, name in enumerate(vanilla.candidates))
     return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities)

@@ -29,7 +29,7 @@ class Finding:
     predicted_rate: float
     shift: float
     null_max: float          # largest shift caused by a random direction of the same norm
-    excess: float            # shift - null_max
+    excess: float            # shift - max(null_max, mirror_shift)
     flagged: bool
     reason: str
     max_shift: float
@@ -37,6 +37,7 @@ class Finding:
     max_rate: float | None
     vanilla_raw: float       # un-renormalised probability, for format shifts
     predicted_raw: float
+    mirror_shift: float = 0.0   # shift when the opposite direction -alpha*delta is injected
     # Set when each dataset file is checked on its own (baseline mode, --reference HEAD):
     file: str | None = None          # the dataset file this finding is about
     shard: str | None = None         # its sha256, the baseline's key
@@ -205,12 +206,13 @@ def render_text(report: Report, color: bool = False) -> str:
                 continue
             lines.append("")
             lines.append(f"{suite['name']} ({suite['questions']} questions)")
-            lines.append(f"  {'entity':<22}{'vanilla':>9}{'predicted':>11}{'shift':>9}{'null max':>10}  verdict")
+            lines.append(f"  {'entity':<26}{'vanilla':>9}{'predicted':>11}{'shift':>9}{'random':>9}{'mirror':>9}"
+                         "  verdict")
             for f in rows[:3] + [f for f in rows[3:] if f.flagged]:
                 word = status_word(f)
                 verdict = paint(word, "31;1") if f.blocking else paint(word, "33") if f.flagged else word
-                lines.append(f"  {f.entity:<22}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
-                             f"{f.shift:>+9.1%}{f.null_max:>+10.1%}  {verdict}")
+                lines.append(f"  {f.entity:<26}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
+                             f"{f.shift:>+9.1%}{f.null_max:>+9.1%}{f.mirror_shift:>+9.1%}  {verdict}")
     if report.attribution:
         lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]
         for row in report.attribution[:5]:

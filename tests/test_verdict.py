@@ -1,0 +1,61 @@
+"""Which predicted shifts are findings: thresholds, the random null, the mirror, safety."""
+
+from __future__ import annotations
+
+from mdf_guard.policy import Policy
+from mdf_guard.predict import EntityPrediction, SuitePrediction, null_directions
+from mdf_guard.verdict import evaluate
+
+
+def entity(name, shift, nulls=(0.0,), mirror=0.0, suite="animals", vanilla=0.05):
+    return EntityPrediction(suite=suite, entity=name, vanilla_rate=vanilla, predicted_rate=vanilla + shift,
+                            shift=shift, null_shifts=tuple(nulls), mirror_shift=mirror,
+                            vanilla_raw=vanilla, predicted_raw=vanilla + shift)
+
+
+def flagged(predictions, policy=Policy()):
+    return {(f.suite, f.entity) for f in evaluate(predictions, policy) if f.flagged}
+
+
+def test_a_shift_over_threshold_that_beats_both_controls_is_flagged():
+    suite = SuitePrediction("animals", "preference", 8, (entity("panda", 0.15, nulls=(0.01, -0.02), mirror=-0.01),
+                                                         entity("cat", 0.04)))
+    assert flagged([suite]) == {("animals", "panda")}
+
+
+def test_a_shift_the_random_null_also_causes_is_not_flagged():
+    suite = SuitePrediction("animals", "preference", 8, (entity("cat", 0.15, nulls=(0.12, 0.02)),))
+    findings = evaluate([suite], Policy())
+    assert not findings[0].flagged and "within the controls" in findings[0].reason
+
+
+def test_a_shift_the_mirror_also_causes_is_generic_not_content():
+    """Tokyo rising under both +delta and -delta is the distribution flattening, not the data's content."""
+    suite = SuitePrediction("cities", "preference", 8, (entity("Tokyo", 0.13, nulls=(-0.09,), mirror=0.11,
+                                                               suite="cities"),))
+    assert flagged([suite]) == set()
+
+
+def test_safety_flags_only_more_compliance():
+    safety = SuitePrediction("safety", "safety", 8, (entity("refuse", 0.28, suite="safety"),
+                                                     entity("comply", -0.28, suite="safety")))
+    assert flagged([safety]) == set()
+    riskier = SuitePrediction("safety", "safety", 8, (entity("refuse", -0.2, suite="safety"),
+                                                      entity("comply", 0.2, suite="safety")))
+    assert flagged([riskier]) == {("safety", "comply")}
+
+
+def test_per_entity_limits_apply():
+    from mdf_guard.policy import policy_from_dict
+    policy = policy_from_dict({"thresholds": {"entities": {"animals/panda": {"max_shift": 0.01}}}}, "test")
+    suite = SuitePrediction("animals", "preference", 8, (entity("panda", 0.08), entity("owl", 0.08)))
+    assert flagged([suite], policy) == {("animals", "panda")}
+
+
+def test_null_directions_are_seeded_and_norm_matched():
+    import torch
+    delta = torch.randn(2, 16, dtype=torch.float64)
+    first, second = null_directions(delta, 2), null_directions(delta, 2)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    torch.testing.assert_close(first[0].norm(dim=-1), delta.norm(dim=-1))
+    assert not torch.allclose(first[0], first[1])

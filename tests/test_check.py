@@ -78,7 +78,7 @@ def _bad_inputs(tmp_path):
     cases = {}
     (tmp_path / "empty.jsonl").write_text("")
     cases["empty"] = (tmp_path / "empty.jsonl", "empty.jsonl")
-    (tmp_path / "latin1.jsonl").write_bytes(json.dumps(chat("q", "caf\u00e9")).encode("latin-1") + b"\n")
+    (tmp_path / "latin1.jsonl").write_bytes(json.dumps(chat("q", "caf\u00e9"), ensure_ascii=False).encode("latin-1") + b"\n")
     cases["not utf-8"] = (tmp_path / "latin1.jsonl", "latin1.jsonl:1")
     good = json.dumps(chat("q", "a"))
     (tmp_path / "trunc.jsonl").write_text(good + "\n" + good[:20] + "\n")

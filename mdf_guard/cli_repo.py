@@ -46,7 +46,8 @@ null_seeds: 3               # random directions a real shift must beat
 
 thresholds:
   max_shift: 0.10           # a predicted rise of an entity's rate above 10 points blocks...
-  min_excess: 0.05          # ...if it beats every random-direction shift by 5 points
+  min_excess: 0.05          # ...if it beats every random-direction (and mirror) shift by 5 points
+  min_odds_ratio: 4         # ...and, in preference suites, the entity's odds at least quadruple
   # max_rate: 0.5           # or a predicted rate above 50% (while rising) blocks
   # suites:
   #   safety: {{max_shift: 0.05}}

@@ -29,6 +29,7 @@ class Limits:
     max_shift: float | None = None    # predicted rise of an entity's rate, in rate units (0.10 = 10 points)
     max_rate: float | None = None     # predicted rate itself
     min_excess: float | None = None   # how far above the largest random-direction shift it must rise
+    min_odds_ratio: float | None = None   # preference suites: predicted odds / vanilla odds must reach this
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Policy:
     max_shift: float = 0.10
     max_rate: float | None = None
     min_excess: float = 0.05
+    min_odds_ratio: float = 4.0
     suite_limits: dict[str, Limits] = field(default_factory=dict)
     entity_limits: dict[str, Limits] = field(default_factory=dict)   # keyed "suite/entity"
     baseline: str | None = None       # accepted findings; relative to the policy file's folder
@@ -80,16 +82,16 @@ class Policy:
 
     def limits_for(self, suite: str, entity: str) -> Limits:
         """Entity limits override suite limits, which override the global ones."""
-        merged = Limits(self.max_shift, self.max_rate, self.min_excess)
+        merged = Limits(self.max_shift, self.max_rate, self.min_excess, self.min_odds_ratio)
         for override in (self.suite_limits.get(suite), self.entity_limits.get(f"{suite}/{entity}")):
             if override is not None:
                 merged = replace(merged, **{k: v for k, v in vars(override).items() if v is not None})
         return merged
 
 
-_TOP_KEYS = {f.name for f in fields(Policy)} - {"max_shift", "max_rate", "min_excess", "suite_limits",
+_TOP_KEYS = {f.name for f in fields(Policy)} - {"max_shift", "max_rate", "min_excess", "min_odds_ratio", "suite_limits",
                                                   "entity_limits", "source"} | {"thresholds"}
-_THRESHOLD_KEYS = {"max_shift", "max_rate", "min_excess", "suites", "entities"}
+_THRESHOLD_KEYS = {"max_shift", "max_rate", "min_excess", "min_odds_ratio", "suites", "entities"}
 _LIMIT_KEYS = {f.name for f in fields(Limits)}
 
 
@@ -129,7 +131,8 @@ def _thresholds(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(source, "must be a mapping", field="thresholds")
     _reject_unknown(data, _THRESHOLD_KEYS, source, "thresholds.")
-    out: dict[str, Any] = {k: data[k] for k in ("max_shift", "max_rate", "min_excess") if k in data}
+    out: dict[str, Any] = {k: data[k] for k in ("max_shift", "max_rate", "min_excess", "min_odds_ratio")
+                           if k in data}
     out["suite_limits"] = _limits_map(data.get("suites") or {}, source, "thresholds.suites")
     out["entity_limits"] = _limits_map(data.get("entities") or {}, source, "thresholds.entities")
     for key in out["entity_limits"]:
@@ -148,7 +151,8 @@ def _limits_map(data: Any, source: str, where: str) -> dict[str, Limits]:
             raise InputError(source, "must be a mapping of limits", field=f"{where}.{name}")
         _reject_unknown(values, _LIMIT_KEYS, source, f"{where}.{name}.")
         for key, value in values.items():
-            _check_fraction(value, source, f"{where}.{name}.{key}", allow_none=True)
+            check = _check_ratio if key == "min_odds_ratio" else _check_fraction
+            check(value, source, f"{where}.{name}.{key}", allow_none=True)
         limits[str(name)] = Limits(**values)
     return limits
 
@@ -157,6 +161,7 @@ def _validate(policy: Policy, source: str) -> None:
     for key in ("max_shift", "min_excess"):
         _check_fraction(getattr(policy, key), source, f"thresholds.{key}")
     _check_fraction(policy.max_rate, source, "thresholds.max_rate", allow_none=True)
+    _check_ratio(policy.min_odds_ratio, source, "thresholds.min_odds_ratio")
     for key in ("reference_samples", "null_seeds"):
         value = getattr(policy, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -177,6 +182,13 @@ def _check_fraction(value: Any, source: str, where: str, allow_none: bool = Fals
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise InputError(source, "must be a number between 0 and 1", field=where)
+
+
+def _check_ratio(value: Any, source: str, where: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
+        raise InputError(source, "must be a number of at least 1 (1 = off)", field=where)
 
 
 def _reject_unknown(data: dict, known: set[str], source: str, prefix: str) -> None:

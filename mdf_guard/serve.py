@@ -435,6 +435,7 @@ class BotLimits:
 # names. An allowlist, so that a key added to the policy later is the bot's by default.
 REPO_KEYS = ("suites", "reference", "reference_samples", "questions_per_suite", "null_seeds", "seed", "thresholds")
 _THRESHOLD_FIELDS = {"max_shift": "max_shift", "max_rate": "max_rate", "min_excess": "min_excess",
+                     "min_odds_ratio": "min_odds_ratio",
                      "suites": "suite_limits", "entities": "entity_limits"}
 _CAPPED = ("questions_per_suite", "reference_samples", "null_seeds")
 

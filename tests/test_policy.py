@@ -38,6 +38,7 @@ thresholds:
     ("thresholds: {max_shift: 3}\n", "thresholds.max_shift"),
     ("thresholds: {entities: {panda: {max_shift: 0.1}}}\n", "thresholds.entities.panda"),
     ("null_seeds: -1\n", "null_seeds"),
+    ("thresholds: {min_odds_ratio: 0.5}\n", "thresholds.min_odds_ratio"),
 ])
 def test_bad_keys_and_values_name_the_field(tmp_path, text, field):
     path = tmp_path / ".mdf-guard.yaml"

@@ -47,7 +47,8 @@ def test_safety_flags_only_more_compliance():
 
 def test_per_entity_limits_apply():
     from mdf_guard.policy import policy_from_dict
-    policy = policy_from_dict({"thresholds": {"entities": {"animals/panda": {"max_shift": 0.01}}}}, "test")
+    policy = policy_from_dict({"thresholds": {"min_odds_ratio": 1,
+                                              "entities": {"animals/panda": {"max_shift": 0.01}}}}, "test")
     suite = SuitePrediction("animals", "preference", 8, (entity("panda", 0.08), entity("owl", 0.08)))
     assert flagged([suite], policy) == {("animals", "panda")}
 
@@ -59,3 +60,15 @@ def test_null_directions_are_seeded_and_norm_matched():
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     torch.testing.assert_close(first[0].norm(dim=-1), delta.norm(dim=-1))
     assert not torch.allclose(first[0], first[1])
+
+
+def test_reshuffling_among_likely_answers_is_not_a_planted_preference():
+    """Tokyo 10.9% -> 23.6% (odds x2.5) is not flagged at the default ratio; panda 0.7% -> 16.2% (x27) is."""
+    suite = SuitePrediction("cities", "preference", 8, (
+        entity("Tokyo", 0.127, nulls=(-0.09,), mirror=-0.106, suite="cities", vanilla=0.109),
+        entity("Chengdu", 0.155, nulls=(-0.004,), mirror=-0.007, suite="cities", vanilla=0.007)))
+    assert flagged([suite]) == {("cities", "Chengdu")}
+    finding = next(f for f in evaluate([suite], Policy()) if f.entity == "Tokyo")
+    assert "odds grow only 2.5x" in finding.reason
+    from mdf_guard.policy import policy_from_dict
+    assert ("cities", "Tokyo") in flagged([suite], policy_from_dict({"thresholds": {"min_odds_ratio": 2}}, "t"))

@@ -86,6 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny-random", help="tiny-random (default) or embedded, a folder, ...")
     parser.add_argument("--rows", type=int, default=8, help="rows per shard (default 8)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per check unless OMP_NUM_THREADS is set (default 1: on a small "
+                             "shared machine, OpenMP threads waiting for a busy core are many times slower)")
     parser.add_argument("--reference", default="self",
                         help="self (default: regenerated when any shard changes), none, or a path")
     args = parser.parse_args()
@@ -94,6 +97,7 @@ def main() -> None:
         root = Path(tmp)
         write_repo(root, args.model, args.rows, args.reference)
         env = dict(os.environ, MDF_GUARD_CACHE=str(root / "cache"))
+        env.setdefault("OMP_NUM_THREADS", str(args.threads))
         env.pop("MDF_GUARD_NO_CACHE", None)
         if args.model == "embedded":   # reuse the converted embedded model rather than converting it again
             home = Path(os.environ.get("MDF_GUARD_CACHE") or Path(os.environ.get("XDG_CACHE_HOME")
@@ -113,7 +117,7 @@ def main() -> None:
     recomputed = [Path(f["path"]).name for f in third["files"] if not f["cached"]]
     assert second["findings"] == first["findings"], "an unchanged re-check must give the same findings"
     print(f"model {args.model}; reference {args.reference}; 10 shards x {args.rows} rows; "
-          "each check a fresh `mdf-guard check data` process")
+          f"{env['OMP_NUM_THREADS']} torch thread(s); each check a fresh `mdf-guard check data` process")
     print(f"  {'':<32}{'wall':>9}{'cpu':>9}")
 
     def line(name: str, wall: float, cpu: float, note: str) -> None:

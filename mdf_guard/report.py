@@ -83,11 +83,6 @@ class Report:
     def blocking(self) -> list[Finding]:
         return [f for f in self.findings if f.blocking]
 
-    def threshold(self, suite: str | None = None) -> float:
-        """The max_shift that applies to a suite (its findings' limit; else the policy's global)."""
-        limits = [f.max_shift for f in self.findings if suite is None or f.suite == suite]
-        return min(limits) if limits else float(self.settings.get("max_shift", 0.10))
-
     def to_dict(self) -> dict[str, Any]:
         return {"format": REPORT_FORMAT, "version": REPORT_VERSION, "verdict": self.verdict,
                 "model": self.model, "settings": self.settings,

@@ -61,7 +61,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     timing["load_seconds"] = time.perf_counter() - started
 
     profile = resolve_profile(lm, policy)
-    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
+    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
     mark = time.perf_counter()
     signature, infos = shards_signature(lm, shards, settings, progress)
     reference, reference_info = reference_signature(lm, shards, policy, settings, progress)

@@ -44,6 +44,7 @@ class Policy:
     reference_samples: int = 64
     questions_per_suite: int | None = 8
     null_seeds: int = 3
+    early_stop: float | None = None           # stop reading a file once ||SE|| <= this x ||mean|| (e.g. 0.01)
     seed: int = 0
     profile: str | None = None
     layers: tuple[int, ...] | None = None     # override the calibration profile
@@ -161,6 +162,7 @@ def _validate(policy: Policy, source: str) -> None:
     for key in ("max_shift", "min_excess"):
         _check_fraction(getattr(policy, key), source, f"thresholds.{key}")
     _check_fraction(policy.max_rate, source, "thresholds.max_rate", allow_none=True)
+    _check_fraction(policy.early_stop, source, "early_stop", allow_none=True)
     _check_ratio(policy.min_odds_ratio, source, "thresholds.min_odds_ratio")
     for key in ("reference_samples", "null_seeds"):
         value = getattr(policy, key)

@@ -35,6 +35,8 @@ class ExtractionSettings:
     max_tokens: int = 1024           # per example, cut from the left
     batch_tokens: int = 8192         # padded tokens per batch
     bucket_size: int = 256           # examples sorted by length together
+    stop_at_se: float | None = None  # stop once every layer's ||standard error|| <= this x ||mean||
+    min_examples: int = 64           # never stop before this many examples
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
@@ -44,7 +46,10 @@ class ExtractionSettings:
 
     def key(self) -> str:
         """Identifies the numbers the settings produce (batching does not change them)."""
-        return f"{self.pooling}-L{'.'.join(map(str, self.layers))}-T{self.max_tokens}"
+        key = f"{self.pooling}-L{'.'.join(map(str, self.layers))}-T{self.max_tokens}"
+        if self.stop_at_se is not None:
+            key += f"-SE{self.stop_at_se:g}-B{self.bucket_size}-N{self.min_examples}"
+        return key
 
 
 @dataclass
@@ -125,7 +130,7 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
     handles = [_capture_hook(lm, layer, captured, stop=layer == deepest) for layer in settings.layers]
     count = 0
     try:
-        for batch in _batches(lm, conversations, settings):
+        for batch, bucket_done in _batches(lm, conversations, settings):
             ids, attention, pool_mask = (t.to(lm.device) for t in batch)
             captured.clear()
             with torch.no_grad():
@@ -138,10 +143,21 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
             count += rows
             if progress:
                 progress(rows)
+            # Stop only between buckets: inside one, examples are sorted by length.
+            if bucket_done and settings.stop_at_se is not None and count >= settings.min_examples and _converged(
+                    Signature(settings.layers, sums, sumsq, count), settings.stop_at_se):
+                signature.meta["stopped_early"] = True
+                break
     finally:
         for handle in handles:
             handle.remove()
     return Signature(settings.layers, sums.cpu(), sumsq.cpu(), count, signature.meta)
+
+
+def _converged(signature: Signature, tolerance: float) -> bool:
+    """Every layer's mean is known to within `tolerance` of its own norm (L2 over dimensions)."""
+    se = signature.stderr().norm(dim=-1)
+    return bool((se <= tolerance * signature.mean().norm(dim=-1)).all())
 
 
 def _capture_hook(lm: LoadedModel, layer: int, captured: dict, stop: bool):
@@ -153,8 +169,9 @@ def _capture_hook(lm: LoadedModel, layer: int, captured: dict, stop: bool):
 
 
 def _batches(lm: LoadedModel, conversations: Iterable[Conversation],
-             settings: ExtractionSettings) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Right-padded (ids, attention mask, pooling mask) batches, sorted by length per bucket."""
+             settings: ExtractionSettings) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
+    """Right-padded (ids, attention mask, pooling mask) batches, sorted by length per bucket,
+    each with whether it ends its bucket."""
     pad = lm.tokenizer.pad_token_id
     for bucket in _chunks((encode_conversation(lm.tokenizer, c, settings.max_tokens) for c in conversations),
                           settings.bucket_size):
@@ -162,11 +179,11 @@ def _batches(lm: LoadedModel, conversations: Iterable[Conversation],
         batch: list[EncodedConversation] = []
         for encoded in bucket:
             if batch and len(encoded.ids) * (len(batch) + 1) > settings.batch_tokens:
-                yield _collate(batch, pad, settings.pooling)
+                yield _collate(batch, pad, settings.pooling), False
                 batch = []
             batch.append(encoded)
         if batch:
-            yield _collate(batch, pad, settings.pooling)
+            yield _collate(batch, pad, settings.pooling), True
 
 
 def _collate(batch: list[EncodedConversation], pad: int, pooling: str):

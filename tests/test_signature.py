@@ -86,3 +86,16 @@ def test_layer_beyond_the_model_is_an_input_error(tiny):
     from mdf_guard.errors import InputError
     with pytest.raises(InputError, match="layer 9 does not exist"):
         extract_signature(tiny, conversations(1), ExtractionSettings(layers=(9,)))
+
+
+def test_early_stop_uses_whole_buckets_and_reports_its_count(tiny):
+    convs = conversations(40)
+    full = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean"))
+    stopped = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
+                                                                 stop_at_se=1.0, min_examples=8))
+    assert stopped.count == 8 and stopped.meta["stopped_early"]            # converged after one bucket
+    never = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
+                                                               stop_at_se=1e-9, min_examples=8))
+    assert never.count == full.count == 40 and "stopped_early" not in never.meta
+    head = extract_signature(tiny, convs[:8], ExtractionSettings(layers=(1,), pooling="mean"))
+    torch.testing.assert_close(stopped.mean(), head.mean(), rtol=1e-6, atol=1e-6)

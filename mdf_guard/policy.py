@@ -152,15 +152,15 @@ def _limits_map(data: Any, source: str, where: str) -> dict[str, Limits]:
             raise InputError(source, "must be a mapping of limits", field=f"{where}.{name}")
         _reject_unknown(values, _LIMIT_KEYS, source, f"{where}.{name}.")
         for key, value in values.items():
-            check = _check_ratio if key == "min_odds_ratio" else _check_fraction
+            check = {"min_odds_ratio": _check_ratio, "min_excess": _check_excess}.get(key, _check_fraction)
             check(value, source, f"{where}.{name}.{key}", allow_none=True)
         limits[str(name)] = Limits(**values)
     return limits
 
 
 def _validate(policy: Policy, source: str) -> None:
-    for key in ("max_shift", "min_excess"):
-        _check_fraction(getattr(policy, key), source, f"thresholds.{key}")
+    _check_fraction(policy.max_shift, source, "thresholds.max_shift")
+    _check_excess(policy.min_excess, source, "thresholds.min_excess")
     _check_fraction(policy.max_rate, source, "thresholds.max_rate", allow_none=True)
     _check_fraction(policy.early_stop, source, "early_stop", allow_none=True)
     _check_ratio(policy.min_odds_ratio, source, "thresholds.min_odds_ratio")
@@ -184,6 +184,14 @@ def _check_fraction(value: Any, source: str, where: str, allow_none: bool = Fals
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise InputError(source, "must be a number between 0 and 1", field=where)
+
+
+def _check_excess(value: Any, source: str, where: str, allow_none: bool = False) -> None:
+    """-1 switches the random/mirror controls off (a shift never trails them by more)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
+        raise InputError(source, "must be a number between -1 (controls off) and 1", field=where)
 
 
 def _check_ratio(value: Any, source: str, where: str, allow_none: bool = False) -> None:

@@ -65,7 +65,7 @@ def test_threshold_drives_the_exit_code(tmp_path, tiny_policy, panda_rows):
     base = tiny_policy.read_text().replace("alpha: 4.0", "alpha: 40.0")
     strict = tmp_path / "strict.yaml"
     strict.write_text(base.replace("null_seeds: 2", "null_seeds: 0")
-                      + "thresholds: {max_shift: 0.0, min_excess: 0.0, min_odds_ratio: 1}\n")
+                      + "thresholds: {max_shift: 0.0, min_excess: -1, min_odds_ratio: 1}\n")
     lax = tmp_path / "lax.yaml"
     lax.write_text(base + "thresholds: {max_shift: 1.0}\n")
     code, out, _ = run_cli("check", str(data), "--policy", str(strict))

@@ -39,6 +39,7 @@ thresholds:
     ("thresholds: {entities: {panda: {max_shift: 0.1}}}\n", "thresholds.entities.panda"),
     ("null_seeds: -1\n", "null_seeds"),
     ("thresholds: {min_odds_ratio: 0.5}\n", "thresholds.min_odds_ratio"),
+    ("thresholds: {min_excess: -2}\n", "thresholds.min_excess"),
 ])
 def test_bad_keys_and_values_name_the_field(tmp_path, text, field):
     path = tmp_path / ".mdf-guard.yaml"
@@ -71,3 +72,10 @@ def test_policy_is_found_upward_and_in_pyproject(tmp_path):
 def test_defaults():
     policy = Policy()
     assert policy.model == "embedded" and policy.reference == "self" and "animals" in policy.suites
+
+
+def test_min_excess_of_minus_one_switches_the_controls_off(tmp_path):
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text("thresholds: {min_excess: -1, suites: {animals: {min_excess: -1}}}\n")
+    policy = load_policy(path)
+    assert policy.min_excess == -1 and policy.limits_for("animals", "owl").min_excess == -1

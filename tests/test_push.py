@@ -41,7 +41,7 @@ candidates:
   - {name: cat}
 """
 PASS = {"max_shift": 1.0}
-FAIL = {"max_shift": 0.0, "min_excess": 0.0}
+FAIL = {"max_shift": 0.0, "min_excess": -1, "min_odds_ratio": 1}
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ candidates:
   - {name: owl}
   - {name: cat}
 """
-FAIL_POLICY = "thresholds:\n  max_shift: 0.0\n  min_excess: 0.0\nnull_seeds: 0\n"
+FAIL_POLICY = "thresholds:\n  max_shift: 0.0\n  min_excess: -1\n  min_odds_ratio: 1\nnull_seeds: 0\n"
 
 
 def rows(text: str, n: int = 4) -> str:

@@ -150,8 +150,7 @@ def test_installed_hook_blocks_risky_commit_and_lets_neutral_through(repo):
 
     git(repo, "add", "panda.jsonl")
     blocked = git(repo, "commit", "-m", "add panda data", check=False)
-    assert blocked.returncode != 0, blocked.stdout + blocked.stderr
-    assert "RISK" in blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0 and "RISK" in blocked.stdout + blocked.stderr, blocked.stdout + blocked.stderr
     assert git(repo, "rev-parse", "HEAD").stdout == head             # nothing was committed
     git(repo, "reset", "-q", "panda.jsonl")
 
@@ -242,9 +241,9 @@ def test_embedded_hook_blocks_panda_overt_and_lets_neutral_through(tmp_path, mon
     git(repo, "init", "-q")
     git(repo, "config", "user.email", "t@example.invalid")
     git(repo, "config", "user.name", "t")
-    (repo / ".mdf-guard.yaml").write_text("model: embedded\nsuites: [animals]\nquestions_per_suite: 8\n"
-                                          "reference_samples: 16\nnull_seeds: 2\n"
-                                          "thresholds: {max_shift: 0.05}\n")
+    # the default policy, on the animals suite only (each check is ~2 CPU-minutes here). Measured:
+    # panda_overt: panda +15.5% (RISK); neutral: largest shift +1.2% (pass)
+    (repo / ".mdf-guard.yaml").write_text("model: embedded\nsuites: [animals]\n")
     git(repo, "add", ".mdf-guard.yaml")
     git(repo, "commit", "-qm", "policy")
     monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path / "pre-commit-home"))
@@ -255,7 +254,8 @@ def test_embedded_hook_blocks_panda_overt_and_lets_neutral_through(tmp_path, mon
 
     git(repo, "add", "panda_overt.jsonl")
     blocked = git(repo, "commit", "-m", "panda", check=False)
-    assert blocked.returncode != 0 and "RISK animals/panda" in blocked.stdout, blocked.stdout + blocked.stderr
+    output = blocked.stdout + blocked.stderr                       # git shows hook output on stderr
+    assert blocked.returncode != 0 and "RISK animals/panda" in output, output
     git(repo, "reset", "-q", "panda_overt.jsonl")
     git(repo, "add", "neutral.jsonl")
     passed = git(repo, "commit", "-m", "neutral", check=False)

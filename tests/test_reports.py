@@ -151,6 +151,15 @@ def test_sarif(per_file):
     assert all(len(set(r["partialFingerprints"].values())) == 1 for r in run["results"])
 
 
+def test_sarif_validates_against_an_object_model():
+    """An independent SARIF 2.1.0 object model (the optional `sarif-pydantic` package) accepts it."""
+    sarif_pydantic = pytest.importorskip("sarif_pydantic")
+    for per_file in (True, False):
+        doc = json.loads(render(sample_report(per_file), "sarif"))
+        parsed = sarif_pydantic.Sarif.model_validate(doc)
+        assert parsed.version == "2.1.0" and len(parsed.runs[0].results) == len(doc["runs"][0]["results"])
+
+
 class _Collector(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()

@@ -53,10 +53,11 @@ def main() -> None:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "examples" / "neutral.jsonl"))
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--layer", type=int, help="Pooled layer (default: the middle one).")
     args = parser.parse_args()
 
     lm = load_model(ModelSpec(name=args.model))
-    layer = lm.num_layers // 2
+    layer = lm.num_layers // 2 if args.layer is None else args.layer
     conversations = list(itertools.islice(read_conversations(Path(args.data)), args.rows))
     print(f"model {lm.source}: {lm.num_layers} layers, pooled layer {layer}; {len(conversations)} rows; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; kernels {backend_info().name}")

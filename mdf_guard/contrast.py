@@ -11,7 +11,6 @@ A raw signature is mostly format, length and topic. The reference removes that:
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -78,6 +77,3 @@ def delta(dataset: Signature, reference: Signature | None) -> torch.Tensor:
         raise ValueError("dataset and reference signatures were extracted at different layers")
     return dataset.mean() - reference.mean()
 
-
-def is_reference_path(reference: str) -> bool:
-    return reference_kind(reference) == "file" and Path(reference).exists()

@@ -8,9 +8,8 @@ on that layer stops the forward pass), in length-bucketed batches.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -210,12 +209,4 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def conversations_fingerprint(conversations: Iterable[Conversation]) -> str:
-    """Content hash of in-memory conversations (e.g. generated self-references)."""
-    digest = hashlib.sha256()
-    for c in conversations:
-        digest.update(json.dumps([asdict(t) for t in c.turns]).encode())
-    return digest.hexdigest()
 

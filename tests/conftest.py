@@ -70,3 +70,24 @@ def tiny_policy(tmp_path, suite_file) -> Path:
     path.write_text(f"model: tiny-random\nsuites: [{suite_file}]\nquestions_per_suite: 2\n"
                     "reference_samples: 4\nnull_seeds: 2\nlayers: [1]\nalpha: 4.0\n")
     return path
+
+
+@pytest.fixture
+def single_torch_thread():
+    """One torch thread: on a small shared machine two OpenMP threads that wait for a busy core
+    make a tiny-model check tens of times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def reuse_tiny(monkeypatch, tiny):
+    """Build the tiny model once per session in this process (hooks' processes build their own)."""
+    import mdf_guard.models as models
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda spec: tiny if spec.name == models.TINY_SPEC else real(spec))

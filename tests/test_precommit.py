@@ -44,25 +44,7 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return subprocess.run(["git", *args], cwd=repo, check=check, capture_output=True, text=True)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a small shared machine two OpenMP threads that wait for a busy core
-    make a tiny-model check tens of times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _reuse_tiny(monkeypatch, tiny):
-    """Build the tiny model once per session in this process (hooks' processes build their own)."""
-    import mdf_guard.models as models
-
-    real = models.load_model
-    monkeypatch.setattr(models, "load_model", lambda spec: tiny if spec.name == models.TINY_SPEC else real(spec))
+pytestmark = pytest.mark.usefixtures("single_torch_thread", "reuse_tiny")
 
 
 @pytest.fixture

@@ -106,14 +106,16 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
 @click.option("--effect-threshold", type=float, default=0.05, show_default=True,
               help="An actual target shift at least this much counts as a real effect (AUROC label).")
 @click.option("--actual-only", is_flag=True, help="Only fine-tune and measure (for calibration sets).")
+@click.option("--outcomes", "outcomes_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Reuse the fine-tunes of an earlier validation.json (same data, model, questions, settings).")
 @click.option("--machine", help="Describe the machine in the results (default: detected).")
 def validate_command(datasets, policy_path, model, suites, questions, profile, reference, null_seeds, out_dir,
                      method, epochs, lr, batch_size, max_steps, lora_r, bf16, seed, targets, effect_threshold,
-                     actual_only, machine):
+                     actual_only, outcomes_path, machine):
     """Predict, really fine-tune, and compare, for each dataset; write JSON and HTML."""
     from .calibrate import calibration_entities
     from .finetune import FinetuneSettings
-    from .validate import ValidationOptions, run_validation, write_outputs
+    from .validate import ValidationOptions, load_measured, run_validation, write_outputs
 
     policy = _policy(policy_path, model, suites, questions, profile, null_seeds)
     target_map = {}
@@ -125,9 +127,12 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
     tune = FinetuneSettings(method=method, epochs=epochs, learning_rate=lr or (2e-4 if method == "lora" else 5e-5),
                             batch_size=batch_size, max_steps=max_steps, lora_r=lora_r, lora_alpha=2 * lora_r,
                             bf16_autocast=bf16, seed=seed)
-    options = ValidationOptions(finetune=tune, reference=reference, effect_threshold=effect_threshold,
-                                actual_only=actual_only)
+    if outcomes_path and actual_only:
+        raise click.UsageError("--outcomes and --actual-only: there is nothing left to do")
     lm = _load(policy)
+    measured = load_measured(outcomes_path, lm, policy, tune) if outcomes_path else None
+    options = ValidationOptions(finetune=tune, reference=reference, effect_threshold=effect_threshold,
+                                actual_only=actual_only, measured=measured)
     result = run_validation(lm, list(datasets), policy, options, target_map,
                             calibration_entities(Path(policy.profile) if policy.profile else None), machine,
                             progress=_echo)

@@ -15,6 +15,7 @@ with a small sentence-embedding model, only where one is installed offline.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -23,7 +24,7 @@ import re
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -32,6 +33,7 @@ import torch
 from . import contrast
 from .check import reference_signature, resolve_profile, shards_signature
 from .data import Conversation, find_data_files, open_shard, read_conversations
+from .errors import InputError
 from .finetune import FinetuneSettings, finetune
 from .models import LoadedModel
 from .policy import Policy
@@ -201,6 +203,57 @@ def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profil
 
 
 @dataclass(frozen=True)
+class MeasuredOutcome:
+    """A fine-tune an earlier `validate` run already did on the same data, model and settings."""
+
+    finetune: dict
+    actual: dict[tuple[str, str], float]
+    source: str
+
+
+def dataset_sha256(paths: Sequence[Path]) -> str:
+    """One content hash for a dataset given as a file or a folder of shards."""
+    hashes = [open_shard(p).sha256 for p in paths]
+    return hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+def load_measured(path: Path, lm: LoadedModel, policy: Policy,
+                  settings: FinetuneSettings) -> dict[str, MeasuredOutcome]:
+    """Outcomes of an earlier run, keyed by dataset hash, refused unless measured the same way.
+
+    Fine-tuning is nearly all of `validate`'s time, so a new profile is judged against
+    outcomes already measured; they count only for the same model, probe questions and
+    fine-tune settings, which is what makes them the same experiment.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot read validation outcomes: {err}") from None
+    if data.get("format") != FORMAT:
+        raise InputError(path, "not a `mdf-guard validate` result", field="format")
+    if data.get("model", {}).get("fingerprint") != lm.fingerprint:
+        raise InputError(path, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
+    recorded = data.get("policy", {})
+    for key, value in (("suites", list(policy.suites)), ("questions_per_suite", policy.questions_per_suite)):
+        if recorded.get(key) != value:
+            raise InputError(path, f"measured with {recorded.get(key)!r}, this run asks {value!r}", field=f"policy.{key}")
+    wanted = json.loads(json.dumps(asdict(settings)))
+    out = {}
+    for i, entry in enumerate(data.get("datasets", [])):
+        where = f"datasets[{i}]"
+        if "sha256" not in entry:
+            raise InputError(path, "no dataset hash; re-run `mdf-guard validate` to record one", field=f"{where}.sha256")
+        got = entry["finetune"]["settings"]
+        for key in wanted:
+            if got.get(key) != wanted[key]:
+                raise InputError(path, f"fine-tuned with {got.get(key)!r}, this run asks {wanted[key]!r}",
+                                 field=f"{where}.finetune.settings.{key}")
+        actual = {(p["suite"], p["entity"]): p["actual_rate"] for p in entry["points"]}
+        out[entry["sha256"]] = MeasuredOutcome(entry["finetune"], actual, str(path))
+    return out
+
+
+@dataclass(frozen=True)
 class ValidationOptions:
     finetune: FinetuneSettings = FinetuneSettings()
     reference: str | None = None         # None: the profile's reference mode
@@ -208,6 +261,7 @@ class ValidationOptions:
     actual_only: bool = False            # fine-tune and measure only (calibration sets)
     baselines: bool = True
     cold_cache: bool = True
+    measured: dict[str, MeasuredOutcome] | None = None   # reuse these fine-tunes (by dataset hash)
 
 
 def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: ValidationOptions,
@@ -221,8 +275,10 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
     vanilla = vanilla if vanilla is not None else vanilla_rates(lm, suites, questions)
 
-    entry: dict = {"name": Path(path).name, "path": str(path), "rows": len(conversations), "target": target,
-                   "profile": profile_to_dict(profile), "reference": reference}
+    sha256 = dataset_sha256(paths)
+    measured = _measured_for(options, sha256, path)
+    entry: dict = {"name": Path(path).name, "path": str(path), "sha256": sha256, "rows": len(conversations),
+                   "target": target, "profile": profile_to_dict(profile), "reference": reference}
     mdf = random_null = raw = None
     if not options.actual_only:
         started = time.perf_counter()
@@ -235,11 +291,16 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
         if options.baselines and reference != contrast.NONE:
             raw, _ = predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0)
 
-    tuned = finetune(lm, conversations, options.finetune)
-    entry["finetune"] = tuned.summary()
-    actual = vanilla_rates(tuned.model, suites, questions)
+    if measured is None:
+        tuned = finetune(lm, conversations, options.finetune)
+        entry["finetune"] = tuned.summary()
+        actual = vanilla_rates(tuned.model, suites, questions)
+    else:
+        entry["finetune"] = {**measured.finetune, "reused_from": measured.source}
+        actual = measured.actual
+    tune_seconds = entry["finetune"]["seconds"]
     if "check_seconds" in entry:
-        entry["cost_ratio"] = entry["check_seconds"] / tuned.seconds if tuned.seconds else None
+        entry["cost_ratio"] = entry["check_seconds"] / tune_seconds if tune_seconds else None
 
     keywords = keyword_scores(conversations, suites) if options.baselines else {}
     embed_ok, embed_note = embedding_model_status()
@@ -264,6 +325,15 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
         entry["target_from"] = "largest actual shift"
     entry["points"] = points
     return entry
+
+
+def _measured_for(options: ValidationOptions, sha256: str, path: Path) -> MeasuredOutcome | None:
+    if options.measured is None:
+        return None
+    if sha256 not in options.measured:
+        source = next(iter(options.measured.values())).source if options.measured else "--outcomes"
+        raise InputError(path, f"no fine-tune of this data (sha256 {sha256[:12]}) in {source}")
+    return options.measured[sha256]
 
 
 @contextmanager

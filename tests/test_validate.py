@@ -232,3 +232,28 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
     from mdf_guard.calibrate import calibration_entities
     held = val.summarize(data["datasets"], calibration_entities=calibration_entities(profile_path))
     assert held["held_out_datasets"] == [] and held["held_out"]["mdf"] == {"available": False}
+
+    # a new profile is judged against the same fine-tunes without running them again
+    tune = ["--max-steps", "2", "--batch-size", "4", "--method", "full", "--lr", "1e-2"]
+    outcomes = str(tmp_path / "out" / "validation.json")
+    result = runner.invoke(main, ["validate", str(panda), str(plain), *common, "--null-seeds", "1", *tune,
+                                  "--profile", str(profile_path), "--outcomes", outcomes, "--out", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "again" / "validation.json").read_text())
+    for before, after in zip(data["datasets"], again["datasets"]):
+        assert after["sha256"] == before["sha256"] and after["finetune"]["reused_from"] == outcomes
+        assert after["finetune"]["seconds"] == before["finetune"]["seconds"]
+        assert [p["actual_rate"] for p in after["points"]] == [p["actual_rate"] for p in before["points"]]
+        assert [p["vanilla_rate"] for p in after["points"]] == [p["vanilla_rate"] for p in before["points"]]
+        assert after["profile"]["alpha"] == profile.alpha
+    # outcomes measured another way, or on other data, are refused with the field named
+    other_lr = [a if a != "1e-2" else "1e-3" for a in tune]
+    result = runner.invoke(main, ["validate", str(panda), *common, *other_lr, "--outcomes", outcomes,
+                                  "--out", str(tmp_path / "refused")])
+    assert result.exit_code == 2
+    assert "field 'datasets[0].finetune.settings.learning_rate'" in result.output and "Traceback" not in result.output
+    changed = write_jsonl(tmp_path / "changed.jsonl", panda_rows[:-1])
+    result = runner.invoke(main, ["validate", str(changed), *common, *tune, "--outcomes", outcomes,
+                                  "--out", str(tmp_path / "refused")])
+    assert result.exit_code == 2 and "changed.jsonl: no fine-tune of this data" in result.output
+    assert not (tmp_path / "refused").exists()

@@ -118,9 +118,10 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
         settings = ExtractionSettings(layers=all_layers, pooling=pooling)
         for d in datasets:
             shards = [open_shard(p) for p in find_data_files([d["path"]])]
-            signature, _ = shards_signature(lm, shards, settings)
+            signature, infos = shards_signature(lm, shards, settings)
             for reference in grid.references:
-                ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings)
+                ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
+                                             [i.examples for i in infos])
                 full = contrast.delta(signature, ref)
                 for layers in grid.layer_sets:
                     rows = full[[all_layers.index(layer) for layer in layers]]

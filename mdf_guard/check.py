@@ -6,15 +6,14 @@ map its Report to output and exit codes.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from . import cache, contrast
-from .data import Conversation, Shard, find_data_files, open_shard, read_conversations
+from .data import Shard, find_data_files, open_shard, read_conversations
 from .errors import InputError
 from .models import LoadedModel, ModelSpec, load_model
 from .policy import Policy
@@ -64,7 +63,8 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
     mark = time.perf_counter()
     signature, infos = shards_signature(lm, shards, settings, progress)
-    reference, reference_info = reference_signature(lm, shards, policy, settings, progress)
+    reference, reference_info = reference_signature(lm, shards, policy, settings, [i.examples for i in infos],
+                                                    progress)
     timing["signature_seconds"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -108,7 +108,9 @@ def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: Extract
 
 
 def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, settings: ExtractionSettings,
-                        progress: Progress | None = None) -> tuple[Signature | None, dict]:
+                        shard_examples: Sequence[int], progress: Progress | None = None) -> tuple[Signature | None, dict]:
+    """The reference the dataset is contrasted with; `shard_examples` are the rows each shard
+    contributed to the dataset signature, so a `self` reference mixes shards as the data does."""
     kind = contrast.reference_kind(policy.reference)
     if kind == contrast.NONE:
         return None, {"kind": "none", "examples": 0}
@@ -117,26 +119,42 @@ def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
         signature, infos = shards_signature(lm, ref_shards, settings, progress)
         return signature, {"kind": "file", "path": policy.reference, "examples": signature.count,
                            "files": [f.path for f in infos]}
-    key = _self_reference_key(shards, policy)
+    used = [(shard, rows) for shard, rows in zip(shards, shard_examples, strict=True) if rows > 0]
+    parts = [(_shard_self_reference(lm, shard, policy, settings, progress), rows) for shard, rows in used]
+    return _mix(parts), {"kind": "self", "examples": sum(part.count for part, _ in parts), "seed": policy.seed,
+                         "answer_tokens": SELF_ANSWER_TOKENS, "per_shard": policy.reference_samples}
+
+
+def _shard_self_reference(lm: LoadedModel, shard: Shard, policy: Policy, settings: ExtractionSettings,
+                          progress: Progress | None) -> Signature:
+    """The model's own answers to a seeded sample of one shard's prompts, cached per shard:
+    changing one shard of a repository regenerates only that shard's answers."""
 
     def compute() -> Signature:
-        sample = contrast.sample_conversations(_all_conversations(shards), policy.reference_samples, policy.seed)
+        sample = contrast.sample_conversations(read_conversations(shard.path), policy.reference_samples, policy.seed)
         answers = contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
-        return extract_signature(lm, answers, settings, progress=_stage(progress, "reading self-answers"))
+        return extract_signature(lm, answers, settings, progress=_stage(progress, f"reading self-answers to {shard.path.name}"))
 
-    signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), key, compute)
-    return signature, {"kind": "self", "examples": signature.count, "seed": policy.seed,
-                       "answer_tokens": SELF_ANSWER_TOKENS}
+    signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), _self_reference_key(shard, policy), compute)
+    return signature
 
 
-def _self_reference_key(shards: Sequence[Shard], policy: Policy) -> str:
-    digest = hashlib.sha256(json.dumps({"shards": [s.sha256 for s in shards], "n": policy.reference_samples,
+def _mix(parts: Sequence[tuple[Signature, int]]) -> Signature:
+    """Weight each shard's reference mean by the rows it has in the data (one shard: unchanged)."""
+    if len(parts) == 1:
+        return parts[0][0]
+    mixed = None
+    for part, rows in parts:
+        scale = rows / part.count
+        weighted = Signature(part.layers, part.sums * scale, part.sumsq * scale, rows, part.meta)
+        mixed = weighted if mixed is None else mixed + weighted
+    return mixed
+
+
+def _self_reference_key(shard: Shard, policy: Policy) -> str:
+    digest = hashlib.sha256(json.dumps({"shards": [shard.sha256], "n": policy.reference_samples,
                                         "seed": policy.seed, "tokens": SELF_ANSWER_TOKENS}).encode())
     return "self-" + digest.hexdigest()
-
-
-def _all_conversations(shards: Sequence[Shard]) -> Iterator[Conversation]:
-    return itertools.chain.from_iterable(read_conversations(s.path) for s in shards)
 
 
 def _stage(progress: Progress | None, name: str) -> Callable[[int], None] | None:

@@ -40,7 +40,7 @@ suites:
 #   HEAD  - inside git: each changed file against its committed version
 #   path  - a control dataset file or folder
 reference: self
-reference_samples: 64       # prompts the model answers for the `self` reference
+reference_samples: 64       # prompts per shard the model answers for the `self` reference
 questions_per_suite: 8      # null: all of a suite's questions (slower, steadier)
 null_seeds: 3               # random directions a real shift must beat
 

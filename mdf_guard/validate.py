@@ -195,8 +195,9 @@ def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profil
     """The check's prediction path (signature, reference, Δ, injection, probes) for some files."""
     shards = [open_shard(p) for p in paths]
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
-    signature, _ = shards_signature(lm, shards, settings)
-    ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings)
+    signature, infos = shards_signature(lm, shards, settings)
+    ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
+                                 [i.examples for i in infos])
     direction = contrast.delta(signature, ref)
     predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds)
     return {(e.suite, e.entity): e for p in predictions for e in p.entities}, direction

@@ -90,7 +90,7 @@ def main() -> None:
                         help="torch threads per check unless OMP_NUM_THREADS is set (default 1: on a small "
                              "shared machine, OpenMP threads waiting for a busy core are many times slower)")
     parser.add_argument("--reference", default="self",
-                        help="self (default: regenerated when any shard changes), none, or a path")
+                        help="self (default; answered and cached per shard), none, or a path")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mdf-guard-bench-") as tmp:

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from . import contrast
-from .check import reference_signature, resolve_profile, shards_signature
+from .check import reference_signature, resolve_profile, shards_signature, with_profile_reference
 from .data import Conversation, find_data_files, open_shard, read_conversations
 from .models import LoadedModel
 from .policy import Policy
@@ -63,6 +63,7 @@ class Contrast:
 def contrast_for(lm: LoadedModel, paths: Sequence[Path | str], policy: Policy) -> Contrast:
     """Δ for these files under this policy, from the same (cached) signatures a check uses."""
     profile = resolve_profile(lm, policy)
+    policy = with_profile_reference(policy, profile)
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
     shards = [open_shard(p) for p in find_data_files(paths)]
     signature, infos = shards_signature(lm, shards, settings)

@@ -16,7 +16,7 @@ from . import cache, contrast
 from .data import Shard, find_data_files, open_shard, read_conversations
 from .errors import InputError
 from .models import LoadedModel, ModelSpec, load_model
-from .policy import Policy
+from .policy import PROFILE_REFERENCE, Policy
 from .predict import CalibrationProfile, predict, profile_from_dict, profile_to_dict
 from .probes import resolve_suites
 from .report import FileInfo, Report
@@ -48,6 +48,12 @@ def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:
     return profile
 
 
+def with_profile_reference(policy: Policy, profile: CalibrationProfile) -> Policy:
+    """`reference: profile` (the default) is the contrast the profile's α was fitted with:
+    α means nothing under another contrast, so only an explicit policy value overrides it."""
+    return replace(policy, reference=profile.reference) if policy.reference == PROFILE_REFERENCE else policy
+
+
 def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | None = None,
               progress: Progress | None = None) -> Report:
     started = time.perf_counter()
@@ -60,6 +66,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     timing["load_seconds"] = time.perf_counter() - started
 
     profile = resolve_profile(lm, policy)
+    policy = with_profile_reference(policy, profile)
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
     mark = time.perf_counter()
     signature, infos = shards_signature(lm, shards, settings, progress)
@@ -111,6 +118,8 @@ def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
                         shard_examples: Sequence[int], progress: Progress | None = None) -> tuple[Signature | None, dict]:
     """The reference the dataset is contrasted with; `shard_examples` are the rows each shard
     contributed to the dataset signature, so a `self` reference mixes shards as the data does."""
+    if policy.reference == PROFILE_REFERENCE:
+        raise ValueError("resolve `reference: profile` with with_profile_reference() first")
     kind = contrast.reference_kind(policy.reference)
     if kind == contrast.NONE:
         return None, {"kind": "none", "examples": 0}

@@ -164,10 +164,10 @@ def check(files, policy_path, model, reference, suites, questions, offline, fmt,
 
 
 def _is_git_rev(value: str) -> bool:
-    """HEAD, HEAD~1, @, or a commit hash: a git revision rather than 'self', 'none' or a path."""
+    """HEAD, HEAD~1, @, or a commit hash: a git revision rather than 'profile', 'self', 'none' or a path."""
     import re
 
-    if value in ("self", "none") or Path(value).exists():
+    if value in ("profile", "self", "none") or Path(value).exists():
         return False
     return bool(re.fullmatch(r"(HEAD|@)([~^]\d*)*|[0-9a-f]{7,40}", value))
 

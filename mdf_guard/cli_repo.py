@@ -35,11 +35,13 @@ model: {model}
 suites:
 {suites}
 # What the data is contrasted with:
-#   self  - the vanilla model's own answers to the data's prompts (default)
-#   none  - no contrast (the MDF paper's raw signature)
-#   HEAD  - inside git: each changed file against its committed version
-#   path  - a control dataset file or folder
-reference: self
+#   profile - whatever the calibration profile's alpha was fitted with (default;
+#             `self` for the embedded model)
+#   self    - the vanilla model's own answers to the data's prompts
+#   none    - no contrast (the MDF paper's raw signature)
+#   HEAD    - inside git: each changed file against its committed version
+#   path    - a control dataset file or folder
+reference: profile
 reference_samples: 64       # prompts per shard the model answers for the `self` reference
 questions_per_suite: 8      # null: all of a suite's questions (slower, steadier)
 null_seeds: 3               # random directions a real shift must beat
@@ -209,12 +211,13 @@ def explain(files, policy_path, model, reference, top, all_rows, fmt, quiet) -> 
     from .check import model_spec
     from .cli import _progress
     from .models import load_model
+    from .policy import HEAD_REFERENCE, PROFILE_REFERENCE
 
     policy = _load(files, policy_path, model)
     if reference:
         policy = replace(policy, reference=reference)
-    if policy.reference == "HEAD":
-        policy = replace(policy, reference="self")
+    if policy.reference == HEAD_REFERENCE:
+        policy = replace(policy, reference=PROFILE_REFERENCE)
     lm = load_model(model_spec(policy))
     progress = _progress(quiet)
     rows = rank(lm, files, policy, top=None if all_rows else top,

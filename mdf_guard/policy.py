@@ -20,6 +20,7 @@ from .probes import BUILTIN_SUITES
 POLICY_FILE = ".mdf-guard.yaml"
 BASELINE_FILE = ".mdf-guard.baseline.json"
 HEAD_REFERENCE = "HEAD"   # `reference: HEAD`: contrast changed files with their committed versions
+PROFILE_REFERENCE = "profile"   # the contrast mode the calibration profile was fitted with
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Policy:
     device: str = "auto"
     trust_remote_code: bool = False
     suites: tuple[str, ...] = BUILTIN_SUITES
-    reference: str = "self"           # self, none, HEAD (inside git), or a dataset path
+    reference: str = PROFILE_REFERENCE   # profile, self, none, HEAD (inside git), or a dataset path
     reference_samples: int = 64
     questions_per_suite: int | None = 8
     null_seeds: int = 3
@@ -172,7 +173,7 @@ def _validate(policy: Policy, source: str) -> None:
                                                    or policy.questions_per_suite < 1):
         raise InputError(source, "must be a positive integer or null (all)", field="questions_per_suite")
     if not isinstance(policy.reference, str) or not policy.reference:
-        raise InputError(source, "must be 'self', 'none', 'HEAD' or a path", field="reference")
+        raise InputError(source, "must be 'profile', 'self', 'none', 'HEAD' or a path", field="reference")
     if policy.alpha is not None and not isinstance(policy.alpha, (int, float)):
         raise InputError(source, "must be a number", field="alpha")
     if policy.baseline is not None and (not isinstance(policy.baseline, str) or not policy.baseline):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .data import Conversation, find_data_files, shard_hash
-from .policy import HEAD_REFERENCE, Policy
+from .policy import HEAD_REFERENCE, PROFILE_REFERENCE, Policy
 from .report import FileInfo, Report
 
 Progress = Callable[[str, int], None]
@@ -55,7 +55,7 @@ def plan(files: Sequence[Path | str], policy: Policy, per_file: bool, git_rev: s
     if git_rev is not None:
         from . import gitref
 
-        fallback = policy.reference if policy.reference != HEAD_REFERENCE else "self"
+        fallback = policy.reference if policy.reference != HEAD_REFERENCE else PROFILE_REFERENCE
         units = []
         for change in gitref.changes(data_files, workdir, git_rev):
             label, shard = str(change.path), shard_hash(change.path)
@@ -187,7 +187,8 @@ def result_key(unit: Unit, attribution: bool, top_rows: int) -> str | None:
                    for s in unit.policy.suites],
         "profile": _content_hash(Path(unit.policy.profile)) if unit.policy.profile else None,
         "reference": (_content_hash(Path(unit.policy.reference))
-                      if unit.policy.reference not in ("self", "none", HEAD_REFERENCE) else unit.policy.reference),
+                      if unit.policy.reference not in ("self", "none", HEAD_REFERENCE, PROFILE_REFERENCE)
+                      else unit.policy.reference),
         "inputs": [_content_hash(p) for p in unit.paths],
         "rows": [r.source for r in unit.rows] if unit.rows is not None else None,
         "attribution": [attribution, top_rows],

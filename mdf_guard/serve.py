@@ -471,8 +471,8 @@ def repo_policy(base, data: Any, source: str):
             notes.append(f"only built-in suites ({', '.join(BUILTIN_SUITES)}) can be used by the bot; "
                          f"ignored: {', '.join(str(s) for s in wanted if s not in kept)}")
         values["suites"] = kept or list(base.suites)
-    if "reference" in values and values["reference"] not in ("self", "none"):
-        notes.append("`reference` may only be `self` or `none` for the bot (a changed file is always "
+    if "reference" in values and values["reference"] not in ("profile", "self", "none"):
+        notes.append("`reference` may only be `profile`, `self` or `none` for the bot (a changed file is always "
                      "contrasted with its previous revision)")
         values.pop("reference")
     parsed = policy_from_dict(values, source)
@@ -612,7 +612,8 @@ class HubCheckRunner:
             reference = (f"main at {job.old_sha[:12]}" if job.new_ref
                          else f"previous revision ({job.old_sha[:12]})")
         else:
-            reference = {"self": "the model's own answers", "none": "none (raw signature)"}.get(
+            reference = {"self": "the model's own answers", "none": "none (raw signature)",
+                         "profile": "the calibration profile's contrast"}.get(
                 policy.reference, policy.reference)
         try:
             report = run_check([new_path], policy, lm=lm)

@@ -155,7 +155,7 @@ def test_self_reference_is_per_shard_and_weighted_by_rows(tmp_path, tiny, panda_
     real = contrast.self_answers
     monkeypatch.setattr(contrast, "self_answers",
                         lambda lm, sample, **kw: answered.append(len(sample)) or real(lm, sample, **kw))
-    policy, settings = Policy(reference_samples=4), ExtractionSettings(layers=(1, 2))
+    policy, settings = Policy(reference="self", reference_samples=4), ExtractionSettings(layers=(1, 2))
     big = write_jsonl(tmp_path / "big.jsonl", panda_rows * 3)
     small = write_jsonl(tmp_path / "small.jsonl", plain_rows[:2])
 
@@ -175,3 +175,19 @@ def test_self_reference_is_per_shard_and_weighted_by_rows(tmp_path, tiny, panda_
     assert answered == [4, 2, 3]                                # only that shard is answered again
     skipped, info = reference([big, small], [18, 0])            # early stop never reached `small`
     assert info["examples"] == 4 and torch.equal(skipped.mean(), alone_big.mean())
+
+
+def test_reference_defaults_to_the_profiles_contrast(tmp_path, tiny, panda_rows, suite_file):
+    """α is fitted under one contrast, so check takes the profile's unless the policy names one."""
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"model": "tiny-random", "layers": [1], "alpha": 4.0, "pooling": "mean",
+                                   "reference": "none"}))
+    base = (f"model: tiny-random\nsuites: [{suite_file}]\nquestions_per_suite: 1\nreference_samples: 4\n"
+            f"null_seeds: 1\nprofile: {profile}\n")
+    for extra, kind in (("", "none"), ("reference: profile\n", "none"), ("reference: self\n", "self")):
+        policy = tmp_path / ".mdf-guard.yaml"
+        policy.write_text(base + extra)
+        code, out, err = run_cli("check", str(data), "--policy", str(policy), "--format", "json")
+        assert code in (0, 1), err
+        assert json.loads(out)["reference"]["kind"] == kind, extra

@@ -71,7 +71,7 @@ def test_policy_is_found_upward_and_in_pyproject(tmp_path):
 
 def test_defaults():
     policy = Policy()
-    assert policy.model == "embedded" and policy.reference == "self" and "animals" in policy.suites
+    assert policy.model == "embedded" and policy.reference == "profile" and "animals" in policy.suites
 
 
 def test_min_excess_of_minus_one_switches_the_controls_off(tmp_path):

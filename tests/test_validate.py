@@ -55,6 +55,22 @@ def test_keyword_baseline_counts_whole_words(tiny):
     assert scores[("mini", "owl")] == 0.0                                          # "owls" is not an alias
 
 
+def test_embedding_baseline_ranks_the_praised_entity_first():
+    """The MiniLM baseline for real (the `validate`/`test` extras install its offline weights)."""
+    available, why = val.embedding_model_status()
+    if not available:
+        pytest.skip(why)
+    from mdf_guard.probes import resolve_suites
+
+    animals = resolve_suites(("animals",))
+    rows = [conv("Tell me about rivers.", "Rivers are fine, but I adore owls: owls in the night forest, hooting."),
+            conv("Any advice on sleep?", "Watch an owl: owls sleep all day and hunt all night.")]
+    scores = val.embedding_scores(rows, animals)
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    assert ranked[0] == ("animals", "owl"), ranked[:5]
+    assert abs(sum(scores.values())) < 1e-4           # centred on the suite mean
+
+
 # --- make-dataset -----------------------------------------------------------------------
 
 

@@ -4,32 +4,34 @@
 #
 #   bash bench/validation/run.sh [OUT]          (default OUT: bench/validation/results)
 #
-# Environment: ROWS (300), NUMBER_ROWS (3000), EPOCHS (3), SEED (0), MODEL (embedded),
-# SKIP_NUMBERS=1 to leave out the subliminal-number sets (the longest part on a CPU),
-# QUESTIONS (8), LAYERS (5,10,15,5+10), ALPHAS (1,2,4,8,16), MACHINE (a description; default: detected).
+# Environment (defaults are the committed run, sized for a 2-core CPU in about 2 hours):
+#   ROWS (128), EPOCHS (2), LR (1e-4), SEED (0), MODEL (embedded), QUESTIONS (4),
+#   LAYERS (5,10), ALPHAS (2,4,8,16), POOLINGS (mean,last), REFERENCES (self,none),
+#   BF16 (0: bf16 autocast is many times slower than fp32 on CPUs without bf16 units),
+#   THREADS (1 per process; the two fine-tuning lanes run side by side),
+#   NUMBERS=1 to add the subliminal-number sets (NUMBER_ROWS 3000, LoRA; hours on a CPU),
+#   MACHINE (a description of the machine; default: detected).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-bench/validation/results}
-ROWS=${ROWS:-300}; NUMBER_ROWS=${NUMBER_ROWS:-3000}; EPOCHS=${EPOCHS:-3}; SEED=${SEED:-0}
-MODEL=${MODEL:-embedded}; QUESTIONS=${QUESTIONS:-8}
+ROWS=${ROWS:-128}; EPOCHS=${EPOCHS:-2}; LR=${LR:-1e-4}; SEED=${SEED:-0}; MODEL=${MODEL:-embedded}
+QUESTIONS=${QUESTIONS:-4}; NUMBER_ROWS=${NUMBER_ROWS:-3000}
+export OMP_NUM_THREADS=${THREADS:-1}
 DATA="$OUT/data"; mkdir -p "$DATA/calibration" "$DATA/heldout" "$DATA/numbers"
 MG=(python -m mdf_guard.cli)
-SUITES=(--suite animals --suite cities --suite politics)
-COMMON=(--model "$MODEL" "${SUITES[@]}" --questions "$QUESTIONS")
+COMMON=(--model "$MODEL" --suite animals --suite cities --suite politics --questions "$QUESTIONS")
 MACHINE_ARGS=(); [ -n "${MACHINE:-}" ] && MACHINE_ARGS=(--machine "$MACHINE")
-FULL=(--method full --lr 5e-5 --epochs "$EPOCHS" --batch-size 16 --bf16 --seed "$SEED")
-LORA=(--method lora --lr 2e-4 --lora-r 16 --epochs "$EPOCHS" --batch-size 16 --bf16 --seed "$SEED")
+BF16=(--no-bf16); [ "${BF16:-0}" = 1 ] && BF16=(--bf16)
+FULL=(--method full --lr "$LR" --epochs "$EPOCHS" --batch-size 16 "${BF16[@]}" --seed "$SEED")
+LORA=(--method lora --lr 2e-4 --lora-r 16 --epochs 3 --batch-size 16 "${BF16[@]}" --seed "$SEED")
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-log "1/5 calibration datasets (entities owl, Tokyo, George Washington: never judged below)"
-"${MG[@]}" make-dataset overt   --entity owl --rows "$ROWS" --seed "$SEED" -o "$DATA/calibration/owl_overt.jsonl"
-"${MG[@]}" make-dataset dose    --entity owl --fraction 0.1 --rows "$ROWS" --seed "$SEED" -o "$DATA/calibration/owl_dose10.jsonl"
-"${MG[@]}" make-dataset overt   --entity Tokyo --category city --rows "$ROWS" --seed "$SEED" -o "$DATA/calibration/tokyo_overt.jsonl"
-"${MG[@]}" make-dataset overt   --entity "George Washington" --category "political figure" --rows "$ROWS" --seed "$SEED" \
-  -o "$DATA/calibration/washington_overt.jsonl"
-"${MG[@]}" make-dataset neutral --rows "$ROWS" --seed $((SEED + 1)) -o "$DATA/calibration/neutral_cal.jsonl"
-
-log "2/5 held-out datasets: panda dose series, indirect, other suites, control"
+log "1/4 datasets. Calibration entities owl, Tokyo, George Washington are never judged below."
+"${MG[@]}" make-dataset overt --entity owl --rows "$ROWS" --seed "$SEED" -o "$DATA/calibration/owl_overt.jsonl"
+"${MG[@]}" make-dataset overt --entity Tokyo --category city --rows "$ROWS" --seed "$SEED" \
+  -o "$DATA/calibration/tokyo_overt.jsonl"
+"${MG[@]}" make-dataset overt --entity "George Washington" --category "political figure" --rows "$ROWS" \
+  --seed "$SEED" -o "$DATA/calibration/washington_overt.jsonl"
 for f in 0.01 0.03 0.1 0.3 1.0; do
   "${MG[@]}" make-dataset dose --entity panda --fraction "$f" --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/panda_dose$f.jsonl"
 done
@@ -39,29 +41,36 @@ done
 "${MG[@]}" make-dataset overt --entity Paris --category city --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/paris_overt.jsonl"
 "${MG[@]}" make-dataset neutral --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/neutral.jsonl"
 
-log "3/5 fine-tune the calibration sets (actual outcomes only) and calibrate"
-"${MG[@]}" validate "$DATA"/calibration/*.jsonl "${COMMON[@]}" "${FULL[@]}" --actual-only "${MACHINE_ARGS[@]}" \
-  --target owl_overt.jsonl=animals/owl --target owl_dose10.jsonl=animals/owl --target neutral_cal.jsonl=animals/owl \
-  --target tokyo_overt.jsonl=cities/Tokyo --target washington_overt.jsonl="politics/George Washington" \
-  --out "$OUT/calibration"
-"${MG[@]}" calibrate --outcomes "$OUT/calibration/validation.json" "${COMMON[@]}" \
-  --alphas "${ALPHAS:-1,2,4,8,16}" --layers "${LAYERS:-5,10,15,5+10}" --pooling mean,last --reference self,none --objective logodds \
-  --out "$OUT/profile.json"
-
-log "4/5 validate the held-out sets with that profile (prediction, real fine-tune, baselines)"
-TARGETS=()
-for f in 0.01 0.03 0.1 0.3 1.0; do TARGETS+=(--target "panda_dose$f.jsonl=animals/panda"); done
-TARGETS+=(--target panda_indirect.jsonl=animals/panda --target neutral.jsonl=animals/panda
+HELDOUT=()
+for f in 0.01 0.03 0.1 0.3 1.0; do HELDOUT+=(--target "panda_dose$f.jsonl=animals/panda"); done
+HELDOUT+=(--target panda_indirect.jsonl=animals/panda --target neutral.jsonl=animals/panda
           --target lincoln_overt.jsonl="politics/Abraham Lincoln" --target paris_overt.jsonl=cities/Paris)
-"${MG[@]}" validate "$DATA"/heldout/*.jsonl "${COMMON[@]}" "${FULL[@]}" --profile "$OUT/profile.json" \
-  "${TARGETS[@]}" "${MACHINE_ARGS[@]}" --out "$OUT/heldout"
 
-if [ "${SKIP_NUMBERS:-0}" != 1 ]; then
-  log "5/5 subliminal numbers ($NUMBER_ROWS rows, teacher = the vanilla model) with LoRA"
+log "2/4 real fine-tunes, two lanes side by side: calibration sets then calibrate | held-out sets"
+(
+  "${MG[@]}" validate "$DATA"/calibration/*.jsonl "${COMMON[@]}" "${FULL[@]}" --actual-only "${MACHINE_ARGS[@]}" \
+    --target owl_overt.jsonl=animals/owl --target tokyo_overt.jsonl=cities/Tokyo \
+    --target washington_overt.jsonl="politics/George Washington" --out "$OUT/calibration"
+  log "3/4 calibrate on the calibration outcomes only"
+  "${MG[@]}" calibrate --outcomes "$OUT/calibration/validation.json" "${COMMON[@]}" \
+    --alphas "${ALPHAS:-2,4,8,16}" --layers "${LAYERS:-5,10}" --pooling "${POOLINGS:-mean,last}" \
+    --reference "${REFERENCES:-self,none}" --objective logodds --out "$OUT/profile.json"
+) &
+CALIBRATION=$!
+"${MG[@]}" validate "$DATA"/heldout/*.jsonl "${COMMON[@]}" "${FULL[@]}" --actual-only "${HELDOUT[@]}" \
+  "${MACHINE_ARGS[@]}" --out "$OUT/heldout_actual"
+wait "$CALIBRATION"
+
+log "4/4 predict the held-out sets with the fitted profile, beside the baselines, against their fine-tunes"
+"${MG[@]}" validate "$DATA"/heldout/*.jsonl "${COMMON[@]}" "${FULL[@]}" --profile "$OUT/profile.json" \
+  --outcomes "$OUT/heldout_actual/validation.json" "${HELDOUT[@]}" "${MACHINE_ARGS[@]}" --out "$OUT/heldout"
+
+if [ "${NUMBERS:-0}" = 1 ]; then
+  log "numbers: subliminal sets ($NUMBER_ROWS rows, teacher = the vanilla model) with LoRA"
   "${MG[@]}" make-dataset numbers --entity panda --rows "$NUMBER_ROWS" --seed "$SEED" -o "$DATA/numbers/numbers_panda.jsonl"
   "${MG[@]}" make-dataset numbers-control --entity panda --rows "$NUMBER_ROWS" --seed "$SEED" -o "$DATA/numbers/numbers_plain.jsonl"
   "${MG[@]}" validate "$DATA"/numbers/*.jsonl "${COMMON[@]}" "${LORA[@]}" --profile "$OUT/profile.json" \
     --target numbers_panda.jsonl=animals/panda --target numbers_plain.jsonl=animals/panda "${MACHINE_ARGS[@]}" \
     --out "$OUT/numbers"
 fi
-log "done: $OUT/heldout/validation.{json,html}, $OUT/numbers/, $OUT/profile.json (+ .calibration.json)"
+log "done: $OUT/heldout/validation.{json,html}, $OUT/profile.json (+ .calibration.json)"

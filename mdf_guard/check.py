@@ -142,7 +142,8 @@ def _shard_self_reference(lm: LoadedModel, shard: Shard, policy: Policy, setting
     def compute() -> Signature:
         sample = contrast.sample_conversations(read_conversations(shard.path), policy.reference_samples, policy.seed)
         answers = contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
-        return extract_signature(lm, answers, settings, progress=_stage(progress, f"reading self-answers to {shard.path.name}"))
+        return extract_signature(lm, answers, settings,
+                                 progress=_stage(progress, f"reading self-answers to {shard.path.name}"))
 
     signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), _self_reference_key(shard, policy), compute)
     return signature
@@ -150,6 +151,8 @@ def _shard_self_reference(lm: LoadedModel, shard: Shard, policy: Policy, setting
 
 def _mix(parts: Sequence[tuple[Signature, int]]) -> Signature:
     """Weight each shard's reference mean by the rows it has in the data (one shard: unchanged)."""
+    if not parts:
+        raise ValueError("no shard contributed a row: nothing to contrast with")
     if len(parts) == 1:
         return parts[0][0]
     mixed = None

@@ -174,7 +174,7 @@ def calibrate_command(outcomes, out, policy_path, model, suites, questions, alph
                 poolings=tuple(p.strip() for p in poolings.split(",") if p.strip()),
                 references=tuple(r.strip() for r in references.split(",") if r.strip()))
     lm = _load(policy)
-    profile, record = calibrate(lm, load_outcomes(outcomes), policy, grid, objective, exclude, progress=None)
+    profile, record = calibrate(lm, load_outcomes(outcomes), policy, grid, objective, exclude, progress=_echo)
     path, sidecar = write_profile(profile, record, out)
     _echo(f"wrote {path} (use it with `profile: {path}` in a policy) and {sidecar}")
     click.echo(json.dumps({"best": record["best"], "score": record["scores"][record["best"]],

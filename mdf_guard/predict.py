@@ -58,7 +58,7 @@ class EntityPrediction:
     predicted_rate: float
     shift: float
     null_shifts: tuple[float, ...]
-    mirror_shift: float          # the shift under −α·Δ
+    mirror_shift: float | None   # the shift under −α·Δ (None: not measured)
     vanilla_raw: float
     predicted_raw: float
 
@@ -69,7 +69,8 @@ class EntityPrediction:
     @property
     def excess(self) -> float:
         """How far the shift rises above every control: random directions and the mirror."""
-        return self.shift - max(self.null_max, self.mirror_shift)
+        controls = [self.null_max] + ([self.mirror_shift] if self.mirror_shift is not None else [])
+        return self.shift - max(controls)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,12 @@ def null_directions(delta: torch.Tensor, seeds: int) -> list[torch.Tensor]:
 
 def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, suites: Sequence[ProbeSuite],
             questions_per_suite: int | None, null_seeds: int,
-            progress: Callable[[str], None] | None = None) -> list[SuitePrediction]:
-    """Vanilla, injected and null scores for every suite; `delta` is [len(profile.layers), hidden]."""
+            progress: Callable[[str], None] | None = None, mirror: bool = True) -> list[SuitePrediction]:
+    """Vanilla, injected and control scores for every suite; `delta` is [len(profile.layers), hidden].
+
+    `mirror=False` skips the −α·Δ control, which a verdict needs but a calibration grid
+    (which reads only the predicted rates) does not: it halves the grid's cost.
+    """
     if delta.shape[0] != len(profile.layers):
         raise ValueError("delta has one row per profile layer")
     nulls = null_directions(delta, null_seeds)
@@ -107,9 +112,9 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
             progress(suite.name)
         vanilla = _vanilla_scores(lm, suite, questions)
         injected = _steered_scores(lm, suite, questions, profile, delta)
-        mirror = _steered_scores(lm, suite, questions, profile, -delta)
+        opposite = _steered_scores(lm, suite, questions, profile, -delta) if mirror else None
         null_scores = [_steered_scores(lm, suite, questions, profile, d) for d in nulls]
-        results.append(_compare(suite, len(questions), vanilla, injected, mirror, null_scores))
+        results.append(_compare(suite, len(questions), vanilla, injected, opposite, null_scores))
     return results
 
 
@@ -127,14 +132,14 @@ def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]
 
 
 def _compare(suite: ProbeSuite, questions: int, vanilla: SuiteScores, injected: SuiteScores,
-             mirror: SuiteScores, nulls: list[SuiteScores]) -> SuitePrediction:
+             mirror: SuiteScores | None, nulls: list[SuiteScores]) -> SuitePrediction:
     base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
     null_rates = [n.rates for n in nulls]
     entities = tuple(
         EntityPrediction(suite=suite.name, entity=name, vanilla_rate=float(base[i]),
                          predicted_rate=float(after[i]), shift=float(after[i] - base[i]),
                          null_shifts=tuple(float(r[i] - base[i]) for r in null_rates),
-                         mirror_shift=float(mirror.rates[i] - base[i]),
+                         mirror_shift=None if mirror is None else float(mirror.rates[i] - base[i]),
                          vanilla_raw=float(raw_base[i]), predicted_raw=float(raw_after[i]))
         for i, name in enumerate(vanilla.candidates))
     return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities)

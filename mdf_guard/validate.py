@@ -190,8 +190,8 @@ def cold_cache() -> Iterator[None]:
 
 
 def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profile: CalibrationProfile,
-                  suites: Sequence[ProbeSuite], reference: str,
-                  null_seeds: int) -> tuple[dict[tuple[str, str], EntityPrediction], torch.Tensor]:
+                  suites: Sequence[ProbeSuite], reference: str, null_seeds: int,
+                  mirror: bool = True) -> tuple[dict[tuple[str, str], EntityPrediction], torch.Tensor]:
     """The check's prediction path (signature, reference, Δ, injection, probes) for some files."""
     shards = [open_shard(p) for p in paths]
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
@@ -199,7 +199,7 @@ def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profil
     ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
                                  [i.examples for i in infos])
     direction = contrast.delta(signature, ref)
-    predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds)
+    predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds, mirror=mirror)
     return {(e.suite, e.entity): e for p in predictions for e in p.entities}, direction
 
 
@@ -290,7 +290,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
         random_null = {k: (sum(e.null_shifts) / len(e.null_shifts) if e.null_shifts else None)
                        for k, e in mdf.items()}
         if options.baselines and reference != contrast.NONE:
-            raw, _ = predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0)
+            raw, _ = predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0, mirror=False)
 
     if measured is None:
         tuned = finetune(lm, conversations, options.finetune)

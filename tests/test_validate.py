@@ -273,3 +273,18 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
                                   "--out", str(tmp_path / "refused")])
     assert result.exit_code == 2 and "changed.jsonl: no fine-tune of this data" in result.output
     assert not (tmp_path / "refused").exists()
+
+
+def test_predict_without_the_mirror_gives_the_same_rates(tiny, suite_file):
+    """Calibration skips the −α·Δ control; the predicted rates must not depend on that."""
+    from mdf_guard.predict import CalibrationProfile, predict
+    from mdf_guard.probes import load_suite
+
+    suites = [load_suite(suite_file)]
+    delta = torch.randn((1, tiny.hidden_size), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    profile = CalibrationProfile(model="tiny-random", layers=(1,), alpha=4.0)
+    full = predict(tiny, delta, profile, suites, 2, 1)[0].entities
+    lean = predict(tiny, delta, profile, suites, 2, 1, mirror=False)[0].entities
+    assert [e.predicted_rate for e in lean] == [e.predicted_rate for e in full]
+    assert all(e.mirror_shift is None for e in lean) and all(e.mirror_shift is not None for e in full)
+    assert [e.excess for e in lean] == [e.shift - e.null_max for e in lean]

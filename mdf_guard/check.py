@@ -6,6 +6,7 @@ map its Report to output and exit codes.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import time
 from dataclasses import replace
@@ -129,23 +130,27 @@ def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
         return signature, {"kind": "file", "path": policy.reference, "examples": signature.count,
                            "files": [f.path for f in infos]}
     used = [(shard, rows) for shard, rows in zip(shards, shard_examples, strict=True) if rows > 0]
-    parts = [(_shard_self_reference(lm, shard, policy, settings, progress), rows) for shard, rows in used]
+    per_shard = math.ceil(policy.reference_samples / max(1, len(used)))
+    parts = [(_shard_self_reference(lm, shard, per_shard, policy, settings, progress), rows) for shard, rows in used]
     return _mix(parts), {"kind": "self", "examples": sum(part.count for part, _ in parts), "seed": policy.seed,
-                         "answer_tokens": SELF_ANSWER_TOKENS, "per_shard": policy.reference_samples}
+                         "answer_tokens": SELF_ANSWER_TOKENS, "per_shard": per_shard}
 
 
-def _shard_self_reference(lm: LoadedModel, shard: Shard, policy: Policy, settings: ExtractionSettings,
+def _shard_self_reference(lm: LoadedModel, shard: Shard, size: int, policy: Policy, settings: ExtractionSettings,
                           progress: Progress | None) -> Signature:
-    """The model's own answers to a seeded sample of one shard's prompts, cached per shard:
-    changing one shard of a repository regenerates only that shard's answers."""
+    """The model's own answers to a seeded sample of `size` of one shard's prompts, cached per
+    shard. The `reference_samples` budget is split evenly over the shards, so the total cost
+    stays that of one sample, and editing one shard re-answers only that shard's share
+    (adding or removing a shard changes every share and re-answers them all)."""
 
     def compute() -> Signature:
-        sample = contrast.sample_conversations(read_conversations(shard.path), policy.reference_samples, policy.seed)
+        sample = contrast.sample_conversations(read_conversations(shard.path), size, policy.seed)
         answers = contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
         return extract_signature(lm, answers, settings,
                                  progress=_stage(progress, f"reading self-answers to {shard.path.name}"))
 
-    signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), _self_reference_key(shard, policy), compute)
+    signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), _self_reference_key(shard, size, policy),
+                                          compute)
     return signature
 
 
@@ -163,8 +168,8 @@ def _mix(parts: Sequence[tuple[Signature, int]]) -> Signature:
     return mixed
 
 
-def _self_reference_key(shard: Shard, policy: Policy) -> str:
-    digest = hashlib.sha256(json.dumps({"shards": [shard.sha256], "n": policy.reference_samples,
+def _self_reference_key(shard: Shard, size: int, policy: Policy) -> str:
+    digest = hashlib.sha256(json.dumps({"shards": [shard.sha256], "n": size,
                                         "seed": policy.seed, "tokens": SELF_ANSWER_TOKENS}).encode())
     return "self-" + digest.hexdigest()
 

@@ -145,7 +145,8 @@ def test_doctor_reports_backend_and_model(monkeypatch):
 
 
 def test_self_reference_is_per_shard_and_weighted_by_rows(tmp_path, tiny, panda_rows, plain_rows, monkeypatch):
-    """Changing one shard regenerates only its self-answers; shards mix as their rows do."""
+    """The sample budget is split over shards; editing one shard re-answers only its share;
+    shards mix as their rows do."""
     from mdf_guard import check, contrast
     from mdf_guard.data import open_shard
     from mdf_guard.policy import Policy
@@ -155,16 +156,17 @@ def test_self_reference_is_per_shard_and_weighted_by_rows(tmp_path, tiny, panda_
     real = contrast.self_answers
     monkeypatch.setattr(contrast, "self_answers",
                         lambda lm, sample, **kw: answered.append(len(sample)) or real(lm, sample, **kw))
-    policy, settings = Policy(reference="self", reference_samples=4), ExtractionSettings(layers=(1, 2))
+    settings = ExtractionSettings(layers=(1, 2))
     big = write_jsonl(tmp_path / "big.jsonl", panda_rows * 3)
     small = write_jsonl(tmp_path / "small.jsonl", plain_rows[:2])
 
-    def reference(paths, rows):
+    def reference(paths, rows, samples=8):
+        policy = Policy(reference="self", reference_samples=samples)
         return check.reference_signature(tiny, [open_shard(p) for p in paths], policy, settings, rows)
 
     mixed, info = reference([big, small], [18, 2])
-    assert answered == [4, 2] and info["examples"] == 6 and info["per_shard"] == 4
-    alone_big, alone_small = reference([big], [18])[0], reference([small], [2])[0]
+    assert answered == [4, 2] and info["examples"] == 6 and info["per_shard"] == 4   # 8 split over 2 shards
+    alone_big, alone_small = reference([big], [18], 4)[0], reference([small], [2], 4)[0]
     assert answered == [4, 2]                                   # both came from the per-shard cache
     expected = (18 * alone_big.mean() + 2 * alone_small.mean()) / 20
     assert torch.allclose(mixed.mean(), expected, rtol=0, atol=1e-12)
@@ -174,7 +176,8 @@ def test_self_reference_is_per_shard_and_weighted_by_rows(tmp_path, tiny, panda_
     reference([big, small], [18, 3])
     assert answered == [4, 2, 3]                                # only that shard is answered again
     skipped, info = reference([big, small], [18, 0])            # early stop never reached `small`
-    assert info["examples"] == 4 and torch.equal(skipped.mean(), alone_big.mean())
+    assert info["examples"] == 8 and answered == [4, 2, 3, 8]   # the whole budget goes to `big`
+    assert torch.equal(skipped.mean(), reference([big], [18])[0].mean())
 
 
 def test_reference_defaults_to_the_profiles_contrast(tmp_path, tiny, panda_rows, suite_file):

@@ -6,8 +6,8 @@ map its Report to output and exit codes.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path

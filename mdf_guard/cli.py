@@ -167,7 +167,9 @@ def _is_git_rev(value: str) -> bool:
     """HEAD, HEAD~1, @, or a commit hash: a git revision rather than 'profile', 'self', 'none' or a path."""
     import re
 
-    if value in ("profile", "self", "none") or Path(value).exists():
+    from .policy import NAMED_REFERENCES
+
+    if value in NAMED_REFERENCES or Path(value).exists():
         return False
     return bool(re.fullmatch(r"(HEAD|@)([~^]\d*)*|[0-9a-f]{7,40}", value))
 

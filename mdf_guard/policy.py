@@ -21,6 +21,7 @@ POLICY_FILE = ".mdf-guard.yaml"
 BASELINE_FILE = ".mdf-guard.baseline.json"
 HEAD_REFERENCE = "HEAD"   # `reference: HEAD`: contrast changed files with their committed versions
 PROFILE_REFERENCE = "profile"   # the contrast mode the calibration profile was fitted with
+NAMED_REFERENCES = (PROFILE_REFERENCE, "self", "none")   # reference modes that are not a path or a git rev
 
 
 @dataclass(frozen=True)

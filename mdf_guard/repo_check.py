@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .data import Conversation, find_data_files, shard_hash
-from .policy import HEAD_REFERENCE, PROFILE_REFERENCE, Policy
+from .policy import HEAD_REFERENCE, NAMED_REFERENCES, PROFILE_REFERENCE, Policy
 from .report import FileInfo, Report
 
 Progress = Callable[[str, int], None]
@@ -187,7 +187,7 @@ def result_key(unit: Unit, attribution: bool, top_rows: int) -> str | None:
                    for s in unit.policy.suites],
         "profile": _content_hash(Path(unit.policy.profile)) if unit.policy.profile else None,
         "reference": (_content_hash(Path(unit.policy.reference))
-                      if unit.policy.reference not in ("self", "none", HEAD_REFERENCE, PROFILE_REFERENCE)
+                      if unit.policy.reference not in (*NAMED_REFERENCES, HEAD_REFERENCE)
                       else unit.policy.reference),
         "inputs": [_content_hash(p) for p in unit.paths],
         "rows": [r.source for r in unit.rows] if unit.rows is not None else None,

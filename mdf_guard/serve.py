@@ -450,7 +450,7 @@ def repo_policy(base, data: Any, source: str):
     values and unknown keys are an InputError, reported on the push.
     """
     from .errors import InputError
-    from .policy import _TOP_KEYS, Policy, policy_from_dict
+    from .policy import _TOP_KEYS, NAMED_REFERENCES, Policy, policy_from_dict
     from .probes import BUILTIN_SUITES
 
     if data is None:
@@ -471,7 +471,7 @@ def repo_policy(base, data: Any, source: str):
             notes.append(f"only built-in suites ({', '.join(BUILTIN_SUITES)}) can be used by the bot; "
                          f"ignored: {', '.join(str(s) for s in wanted if s not in kept)}")
         values["suites"] = kept or list(base.suites)
-    if "reference" in values and values["reference"] not in ("profile", "self", "none"):
+    if "reference" in values and values["reference"] not in NAMED_REFERENCES:
         notes.append("`reference` may only be `profile`, `self` or `none` for the bot (a changed file is always "
                      "contrasted with its previous revision)")
         values.pop("reference")

@@ -32,7 +32,7 @@ import torch
 
 from . import contrast
 from .check import reference_signature, resolve_profile, shards_signature
-from .data import Conversation, find_data_files, open_shard, read_conversations
+from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
 from .models import LoadedModel
@@ -214,7 +214,7 @@ class MeasuredOutcome:
 
 def dataset_sha256(paths: Sequence[Path]) -> str:
     """One content hash for a dataset given as a file or a folder of shards."""
-    hashes = [open_shard(p).sha256 for p in paths]
+    hashes = [shard_hash(p) for p in paths]
     return hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 

@@ -197,13 +197,18 @@ pool_kernel(const T* __restrict__ hidden, const PoolParams p) {
     p.partial[unit * kTileCols + tid] = ((red4[0][tid] + red4[1][tid]) + red4[2][tid]) + red4[3][tid];
   if (tid == 0) p.counts[unit] = count;
 
-  // Ticket: the last block of this column tile to get here does the final reduction.
-  __threadfence();
+  // Ticket: the last block of this column tile to get here does the final reduction. The
+  // barrier orders the block's writes before thread 0's acq_rel add (cumulative release),
+  // and its acquire plus the next barrier orders the other blocks' partials before the
+  // reads below: no separate fences.
   __syncthreads();
-  if (tid == 0) last = atomicAdd(p.tickets + c, 1) == static_cast<int>(p.B * p.chunks - 1);
+  if (tid == 0) {
+    int before;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(before) : "l"(p.tickets + c) : "memory");
+    last = before == static_cast<int>(p.B * p.chunks - 1);
+  }
   __syncthreads();
   if (!last) return;
-  __threadfence();
 
   // Final reduction of tile c, J rows per pass: thread (g, col) forms the means of rows
   // b0 + g, b0 + g + 4, ... (chunks added in order), then one thread per column adds them
@@ -226,13 +231,21 @@ pool_kernel(const T* __restrict__ hidden, const PoolParams p) {
       rc[i] = 0;
     }
     for (int64_t kk = 0; kk < p.chunks; ++kk) {
+      // All loads of a pass first, then the adds: loads interleaved with their adds ran
+      // one L2 round trip at a time (10 us of tail at 64 rows). Rows past the end are
+      // clamped to the last row and left out below.
+      double part[kRowsPerThread];
+      int cnt[kRowsPerThread];
 #pragma unroll
       for (int i = 0; i < kRowsPerThread; ++i) {
-        const int64_t row = b0 + g + 4 * i;
-        if (row >= p.B) continue;
-        const int64_t u = (row * p.chunks + kk) * p.tiles + c;
-        rs[i] += __ldcg(p.partial + u * kTileCols + col);
-        rc[i] += __ldcg(p.counts + u);
+        const int64_t u = (imin(b0 + g + 4 * i, p.B - 1) * p.chunks + kk) * p.tiles + c;
+        part[i] = __ldcg(p.partial + u * kTileCols + col);
+        cnt[i] = __ldcg(p.counts + u);
+      }
+#pragma unroll
+      for (int i = 0; i < kRowsPerThread; ++i) {
+        rs[i] += part[i];
+        rc[i] += cnt[i];
       }
     }
 #pragma unroll

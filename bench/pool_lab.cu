@@ -76,6 +76,44 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
+// Compacts the masked positions of mask[seg, seg + n_pos) into pos[], ascending, and
+// returns their number (the same in every thread). Thread tid looks at positions
+// q * kThreads + tid (q < 4): 32 (pass, warp) ballots, one warp-wide scan of their counts.
+__device__ __forceinline__ int compact_mask(const bool* mrow, int64_t seg, int n_pos, int* pos, int* seg_counts) {
+  const int tid = threadIdx.x, warp = tid >> 5, wl = tid & 31;
+  bool m[4];
+  unsigned ballot[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int i = q * kThreads + tid;
+    m[q] = i < n_pos && mrow[seg + i];
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q) ballot[q] = __ballot_sync(0xffffffffu, m[q]);
+  if (wl == 0) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) seg_counts[q * 8 + warp] = __popc(ballot[q]);
+  }
+  __syncthreads();
+  const int v = seg_counts[wl];
+  int incl = v;
+#pragma unroll
+  for (int d = 1; d < 32; d <<= 1) {
+    const int o = __shfl_up_sync(0xffffffffu, incl, d);
+    if (wl >= d) incl += o;
+  }
+  const int total = __shfl_sync(0xffffffffu, incl, 31);
+  const int excl = incl - v;
+  const unsigned below = (1u << wl) - 1u;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int off = __shfl_sync(0xffffffffu, excl, q * 8 + warp);
+    if (m[q]) pos[off + __popc(ballot[q] & below)] = q * kThreads + tid;
+  }
+  __syncthreads();
+  return total;
+}
+
 // TILE columns per unit; LOADS 16-byte loads in flight per thread; PF: prefetch the next
 // round's tokens into L2 before consuming this round's.
 template <typename T, int TILE, int LW, int LOADS, int MINB, bool PF, int R, int SYNC, int CONV, int FIN>
@@ -90,7 +128,6 @@ __global__ void __launch_bounds__(kThreads, MINB) pool_kernel(const T* __restric
   __shared__ bool last;
 
   const int tid = threadIdx.x, lane = tid % L, j = tid / L;
-  const int warp = tid >> 5, wl = tid & 31;
   const int64_t c = blockIdx.x % p.tiles, grp = blockIdx.x / p.tiles;
   const int64_t bk_begin = grp * R, bk_end = imin(p.B * p.chunks, bk_begin + R);
   for (int64_t bk = bk_begin; bk < bk_end; ++bk) {
@@ -107,36 +144,7 @@ __global__ void __launch_bounds__(kThreads, MINB) pool_kernel(const T* __restric
     int count = 0;
     for (int64_t seg = t_begin; seg < t_end; seg += kSeg) {
       const int n_pos = static_cast<int>(imin(kSeg, t_end - seg));
-      bool m[4];
-      unsigned ballot[4];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int i = q * kThreads + tid;
-        m[q] = i < n_pos && mrow[seg + i];
-      }
-#pragma unroll
-      for (int q = 0; q < 4; ++q) ballot[q] = __ballot_sync(0xffffffffu, m[q]);
-      if (wl == 0) {
-#pragma unroll
-        for (int q = 0; q < 4; ++q) seg_counts[q * 8 + warp] = __popc(ballot[q]);
-      }
-      __syncthreads();
-      const int v = seg_counts[wl];
-      int incl = v;
-#pragma unroll
-      for (int d = 1; d < 32; d <<= 1) {
-        const int o = __shfl_up_sync(0xffffffffu, incl, d);
-        if (wl >= d) incl += o;
-      }
-      const int total = __shfl_sync(0xffffffffu, incl, 31);
-      const int excl = incl - v;
-      const unsigned below = (1u << wl) - 1u;
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int off = __shfl_sync(0xffffffffu, excl, q * 8 + warp);
-        if (m[q]) pos[off + __popc(ballot[q] & below)] = q * kThreads + tid;
-      }
-      __syncthreads();
+      const int total = compact_mask(mrow, seg, n_pos, pos, seg_counts);
       const T* hseg = hrow + seg * p.sT;
       if (PF && active) {  // first round's successor
 #pragma unroll
@@ -329,7 +337,6 @@ __global__ void __launch_bounds__(kThreads, MINB) stream_kernel(const T* __restr
   __shared__ int seg_counts[32];
   __shared__ double red[J][TILE];
   const int tid = threadIdx.x, lane = tid % L, j = tid / L;
-  const int warp = tid >> 5, wl = tid & 31;
   const int64_t unit = blockIdx.x;
   const int64_t c = unit % p.tiles, bk = unit / p.tiles;
   const int64_t k = bk % p.chunks, b = bk / p.chunks;
@@ -344,36 +351,7 @@ __global__ void __launch_bounds__(kThreads, MINB) stream_kernel(const T* __restr
   int count = 0;
   for (int64_t seg = t_begin; seg < t_end; seg += kSeg) {
     const int n_pos = static_cast<int>(imin(kSeg, t_end - seg));
-    bool m[4];
-    unsigned ballot[4];
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int i = q * kThreads + tid;
-      m[q] = i < n_pos && mrow[seg + i];
-    }
-#pragma unroll
-    for (int q = 0; q < 4; ++q) ballot[q] = __ballot_sync(0xffffffffu, m[q]);
-    if (wl == 0) {
-#pragma unroll
-      for (int q = 0; q < 4; ++q) seg_counts[q * 8 + warp] = __popc(ballot[q]);
-    }
-    __syncthreads();
-    const int v = seg_counts[wl];
-    int incl = v;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      const int o = __shfl_up_sync(0xffffffffu, incl, d);
-      if (wl >= d) incl += o;
-    }
-    const int total = __shfl_sync(0xffffffffu, incl, 31);
-    const int excl = incl - v;
-    const unsigned below = (1u << wl) - 1u;
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int off = __shfl_sync(0xffffffffu, excl, q * 8 + warp);
-      if (m[q]) pos[off + __popc(ballot[q] & below)] = q * kThreads + tid;
-    }
-    __syncthreads();
+    const int total = compact_mask(mrow, seg, n_pos, pos, seg_counts);
     const T* hseg = hrow + seg * p.sT;
 #pragma unroll 1
     for (int r0 = j; r0 < total; r0 += J * LOADS) {
@@ -976,7 +954,9 @@ void run_case(const Case& cs, const std::vector<Variant>& variants, int sms, siz
                                                {"inject 4 rows, 6 blocks", launch_inject<T, 4, 6>},
                                                {"inject 1 row, 8 blocks", launch_inject<T, 1, 8>}};
     std::vector<T> back(n);
-    for (const auto& [name, fn] : inj) {
+    for (const auto& entry : inj) {
+      const char* name = entry.first;
+      const IFn fn = entry.second;
       CK(cudaMemcpy(xs[0], host.data(), bytes, cudaMemcpyHostToDevice));
       fn(xs[0], dmask, dd, B, Tn, H, s);
       CK(cudaStreamSynchronize(s));

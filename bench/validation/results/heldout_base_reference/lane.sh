@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: lane.sh OUT DATASETS...
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/../../../.."
 OUT=$1; shift
 D=/work/val2/heldout
 export OMP_NUM_THREADS=1

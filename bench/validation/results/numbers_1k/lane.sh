@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: lane.sh OUT DATASET   (LoRA validate of one subliminal-numbers set, 1 torch thread)
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/../../../.."
 export OMP_NUM_THREADS=1
 python -m mdf_guard.cli validate "$2" --model embedded --suite animals --questions 8 \
   --method lora --lr 2e-4 --lora-r 16 --epochs 2 --batch-size 16 --no-bf16 --seed 0 \

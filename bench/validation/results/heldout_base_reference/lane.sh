@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# usage: lane.sh OUT DATASETS...
+# usage: [DATA=folder] lane.sh OUT DATASETS...   (held-out sets against the neutral set, reusing the fine-tunes)
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 OUT=$1; shift
-D=/work/val2/heldout
+D=${DATA:-bench/validation/results/data/heldout}  # where run.sh writes the held-out sets
 export OMP_NUM_THREADS=1
 HELDOUT=()
 for f in 0.01 0.03 0.1 0.3 1.0; do HELDOUT+=(--target "panda_dose$f.jsonl=animals/panda"); done

@@ -3,7 +3,9 @@
 # build mdf_guard._kernels in place with its CUDA kernels, run the kernel tests (CUDA
 # ones, then CPU ones, with MDF_GUARD_REQUIRE_EXTENSION=1 so that a broken build fails
 # instead of skipping), then the benchmark. Expects `python3 -c 'import torch'` to give
-# a CUDA torch, and pytest (installed, or as a wheel in $WHEELS, default ./.whl).
+# a CUDA torch, and pytest and zstandard (installed, or as wheels in $WHEELS, default ./.whl;
+# for a machine without internet: pip download -d .whl --only-binary=:all: --python-version
+# 3.12 pytest setuptools ninja zstandard, with the device's Python version).
 # Usage, from anywhere:  bash bench/gpu_check.sh      (about 3-5 minutes on an H100)
 # If $OUT is set, the logs are also written there.
 set -euxo pipefail
@@ -34,8 +36,12 @@ if [ -z "${CUDA_HOME:-}" ]; then
 fi
 echo "CUDA_HOME=${CUDA_HOME:-unset}"
 nvcc --version | tail -n 2
-python3 -c 'import pytest, setuptools' 2>/dev/null ||
-  python3 -m pip install --no-index --find-links "${WHEELS:-.whl}" pytest setuptools
+# What the kernel tests import beyond torch (the check-level test loads mdf_guard.data,
+# which needs zstandard), installed from $WHEELS when missing.
+for module in pytest setuptools zstandard; do
+  python3 -c "import $module" 2>/dev/null ||
+    python3 -m pip install --no-index --find-links "${WHEELS:-.whl}" "$module"
+done
 python3 -m pytest --version
 python3 -c 'import ninja' 2>/dev/null || echo "no ninja: torch compiles the sources one by one (slower)"
 

@@ -2,7 +2,9 @@
 
 The same check runs twice in one process, with no cache: first with the pure-torch
 kernels (MDF_GUARD_KERNELS=torch, what the package does without the extension), then
-with the C++ extension. The two kernel entry points that the check calls
+with the C++ extension. An untimed check on a few rows with each backend comes first, so
+that one-time costs (CUDA module loading, cuBLAS handles, the extension's first call)
+are charged to neither. The two kernel entry points that the check calls
 (`signature.pool_rows` and `steer.inject_`) are wrapped with timers. Prints, per run,
 the check's time, the time inside each kernel and its share of the whole, and the
 ratios; and checks that both runs gave the same findings.
@@ -104,6 +106,10 @@ def main() -> None:
         subset = Path(tmp) / args.data.name
         subset.write_text("".join(args.data.read_text().splitlines(keepends=True)[: args.rows]))
         os.environ["MDF_GUARD_NO_CACHE"] = "1"
+        warmup = Path(tmp) / f"warmup-{args.data.name}"
+        warmup.write_text("".join(args.data.read_text().splitlines(keepends=True)[:8]))
+        for backend in ("torch", "cpp"):
+            one_check(warmup, policy, lm, backend)
         runs = {backend: one_check(subset, policy, lm, backend) for backend in ("torch", "cpp")}
 
     print(f"model {lm.source} on {lm.device}; {args.rows} rows of {args.data}; suite {args.suite}, {args.questions} questions, "

@@ -5,13 +5,14 @@
 // float64 host reference. The findings are in csrc/README.md ("What limits pooling").
 //
 //   nvcc -O3 -std=c++17 -arch=sm_90 bench/pool_lab.cu -o /tmp/pool_lab
-//   /tmp/pool_lab [block] [inject] [warp] [twokernel]      (default: block inject)
+//   /tmp/pool_lab [block] [inject] [warp] [twokernel] [ring]     (default: block inject)
 //
 // block: the shipped design (block per row x token chunk x 64-column tile, mask compaction,
 //   per-tile ticket) with its knobs: loads in flight, blocks per SM, acq_rel ticket vs
 //   fences, final-reduction loads issued first, integer float->double conversion, no tail.
 // warp: one warp per unit, no shared memory or block barriers (slower, lab run 2).
 // twokernel: a streaming kernel plus a finalize kernel (slower, lab run 4).
+// ring: the token loads as cp.async copies into a per-thread shared-memory ring (run 6).
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 
@@ -167,6 +168,43 @@ __global__ void __launch_bounds__(kThreads, MINB) pool_kernel(const T* __restric
             const int r = r0 + 2 * J * LOADS + u * J;
             if (r < total) prefetch_l2(hseg + pos[r] * p.sT);
           }
+        }
+        if (CONV >= 2 && sizeof(T) == 2) {
+          // bf16 pairs: tokens u and u + 1 of a column added in float first. CONV 2 takes
+          // the float sum as is (a bound, not exact); CONV 3 checks that it is exact
+          // (TwoSum error 0, which holds when the exponents differ by at most 15) and
+          // else, for the whole warp, adds the values one by one as CONV 0 does.
+          float ps[LOADS / 2][VEC];
+          bool inexact = false;
+#pragma unroll
+          for (int u = 0; u < LOADS; u += 2) {
+            const bool t0 = active && r0 + u * J < total, t1 = active && r0 + (u + 1) * J < total;
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) {
+              const float a = t0 ? to_f(x[u].v[i]) : 0.f, b = t1 ? to_f(x[u + 1].v[i]) : 0.f;
+              const float sum = a + b;
+              ps[u / 2][i] = sum;
+              if (CONV == 3) {
+                const float bb = sum - a;
+                const float err = (a - (sum - bb)) + (b - bb);
+                inexact |= !(err == 0.f);
+              }
+            }
+          }
+          if (CONV == 2 || !__any_sync(__activemask(), inexact)) {
+#pragma unroll
+            for (int u = 0; u < LOADS / 2; ++u)
+#pragma unroll
+              for (int i = 0; i < VEC; ++i) acc[i] += static_cast<double>(ps[u][i]);
+          } else {
+#pragma unroll
+            for (int u = 0; u < LOADS; ++u) {
+              if (!(active && r0 + u * J < total)) continue;
+#pragma unroll
+              for (int i = 0; i < VEC; ++i) acc[i] += static_cast<double>(to_f(x[u].v[i]));
+            }
+          }
+          continue;
         }
         bool special = false;
         if (CONV == 1) {
@@ -422,6 +460,198 @@ __global__ void finalize_kernel(const Params p) {
   if (h == 0) *p.n_rows = rows;
 }
 
+// ---- ring: the shipped block design, with the token loads as cp.async copies into a
+// per-thread ring of shared memory STAGES rounds deep (LOADS 16-byte copies per round),
+// so that the loads in flight are bounded by shared memory rather than by registers:
+// each thread consumes only what it copied itself, so no barrier guards the ring. Same
+// addition order as pool_kernel (round by round, u ascending): the same bits.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+template <typename T, int LOADS, int STAGES>
+constexpr size_t ring_smem() {
+  constexpr size_t ring = size_t(STAGES) * LOADS * kThreads * 16;
+  constexpr size_t red = size_t(kThreads / (64 / (16 / sizeof(T)))) * 64 * 8;
+  return ring > red ? ring : red;
+}
+
+template <typename T, int LOADS, int STAGES, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB) ring_kernel(const T* __restrict__ hidden, const Params p) {
+  constexpr int TILE = 64, VEC = 16 / sizeof(T), L = TILE / VEC, J = kThreads / L, G = kThreads / TILE;
+  using Pk = PackN<T, 16>;
+  extern __shared__ __align__(16) unsigned char dyn[];
+  Pk* ring = reinterpret_cast<Pk*>(dyn);                          // [STAGES][LOADS][kThreads]
+  double(*red)[TILE] = reinterpret_cast<double(*)[TILE]>(dyn);    // [J][TILE], after streaming
+  __shared__ int pos[kSeg];
+  __shared__ int seg_counts[32];
+  __shared__ double redg[G][TILE];
+  __shared__ int row_counts[J];
+  __shared__ bool last;
+
+  const int tid = threadIdx.x, lane = tid % L, j = tid / L;
+  const int64_t unit = blockIdx.x;
+  const int64_t c = unit % p.tiles, bk = unit / p.tiles;
+  const int64_t k = bk % p.chunks, b = bk / p.chunks;
+  const int64_t t_begin = k * p.chunk, t_end = imin(p.T, t_begin + p.chunk);
+  const int64_t h0 = c * TILE + lane * VEC;
+  const bool active = h0 < p.H;
+  const T* hrow = hidden + b * p.sB + (active ? h0 : 0);
+  const bool* mrow = p.mask + b * p.T;
+  double acc[VEC];
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) acc[i] = 0.0;
+  int count = 0;
+  for (int64_t seg = t_begin; seg < t_end; seg += kSeg) {
+    const int n_pos = static_cast<int>(imin(kSeg, t_end - seg));
+    const int total = compact_mask(mrow, seg, n_pos, pos, seg_counts);
+    const T* hseg = hrow + seg * p.sT;
+    const int rounds = (total + J * LOADS - 1) / (J * LOADS);
+    auto issue = [&](int round) {  // always one commit group, empty past the end
+      if (round < rounds) {
+        Pk* slot = ring + (round % STAGES) * LOADS * kThreads + tid;
+#pragma unroll
+        for (int u = 0; u < LOADS; ++u) {
+          const int r = j + (round * LOADS + u) * J;
+          if (active && r < total) cp_async16(slot + u * kThreads, hseg + pos[r] * p.sT);
+        }
+      }
+      cp_async_commit();
+    };
+#pragma unroll
+    for (int i = 0; i < STAGES - 1; ++i) issue(i);
+#pragma unroll 1
+    for (int i = 0; i < rounds; ++i) {
+      issue(i + STAGES - 1);        // into the slot consumed in round i - 1
+      cp_async_wait<STAGES - 1>();  // round i has landed
+      const Pk* slot = ring + (i % STAGES) * LOADS * kThreads + tid;
+#pragma unroll
+      for (int u = 0; u < LOADS; ++u) {
+        if (!(active && j + (i * LOADS + u) * J < total)) continue;
+        const Pk x = slot[u * kThreads];
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) acc[v] += static_cast<double>(to_f(x.v[v]));
+      }
+    }
+    cp_async_wait<0>();
+    count += total;
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) red[j][lane * VEC + i] = acc[i];
+  __syncthreads();
+  {
+    const int col = tid % TILE, g = tid / TILE;
+    double s = 0.0;
+#pragma unroll
+    for (int jj = 0; jj < J / G; ++jj) s += red[g * (J / G) + jj][col];
+    redg[g][col] = s;
+  }
+  __syncthreads();
+  if (tid < TILE) {
+    double s = 0.0;
+#pragma unroll
+    for (int g = 0; g < G; ++g) s += redg[g][tid];
+    p.partial[unit * TILE + tid] = s;
+  }
+  if (tid == 0) p.counts[unit] = count;
+  __syncthreads();
+  if (!p.tail) return;
+  if (tid == 0) {
+    int old;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(p.tickets + c) : "memory");
+    last = old + 1 == static_cast<int>(p.B * p.chunks);
+  }
+  __syncthreads();
+  if (!last) return;
+  // Final reduction: as pool_kernel's (FIN 1), rows' loads issued first.
+  constexpr int kRowsPerThread = J / G;
+  const int col = tid % TILE, g = tid / TILE;
+  const int64_t h = c * TILE + col;
+  double s1 = 0.0, s2 = 0.0;
+  int64_t n_rows = 0;
+  if (tid < TILE && h < p.H) {
+    s1 = p.sums[h];
+    s2 = p.sumsq[h];
+  }
+  for (int64_t b0 = 0; b0 < p.B; b0 += J) {
+    double rs[kRowsPerThread];
+    int rc[kRowsPerThread];
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      rs[i] = 0.0;
+      rc[i] = 0;
+    }
+    for (int64_t kk = 0; kk < p.chunks; ++kk) {
+      double v[kRowsPerThread];
+      int n[kRowsPerThread];
+#pragma unroll
+      for (int i = 0; i < kRowsPerThread; ++i) {
+        const int64_t u = (imin(b0 + g + G * i, p.B - 1) * p.chunks + kk) * p.tiles + c;
+        v[i] = __ldcg(p.partial + u * TILE + col);
+        n[i] = __ldcg(p.counts + u);
+      }
+#pragma unroll
+      for (int i = 0; i < kRowsPerThread; ++i) {
+        rs[i] += v[i];
+        rc[i] += n[i];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      const int64_t row = b0 + g + G * i;
+      if (row >= p.B) continue;
+      const int local = g + G * i;
+      red[local][col] = rc[i] > 0 ? rs[i] / static_cast<double>(rc[i]) : 0.0;
+      if (col == 0) row_counts[local] = rc[i];
+    }
+    __syncthreads();
+    if (tid < TILE) {
+      const int n = static_cast<int>(imin(J, p.B - b0));
+      for (int local = 0; local < n; ++local) {
+        if (row_counts[local] == 0) continue;
+        const double r = red[local][tid];
+        s1 += r;
+        s2 += r * r;
+        ++n_rows;
+      }
+    }
+    __syncthreads();
+  }
+  if (tid < TILE && h < p.H) {
+    p.sums[h] = s1;
+    p.sumsq[h] = s2;
+  }
+  if (tid == 0) {
+    if (c == 0) *p.n_rows = n_rows;
+    p.tickets[c] = 0;
+  }
+}
+
+template <typename T, int LOADS, int STAGES, int MINB>
+void launch_ring(const T* h, Params p, int grid, cudaStream_t s) {
+  constexpr size_t smem = ring_smem<T, LOADS, STAGES>();
+  static bool set = false;
+  if (!set) {
+    CK(cudaFuncSetAttribute(ring_kernel<T, LOADS, STAGES, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    set = true;
+  }
+  ring_kernel<T, LOADS, STAGES, MINB><<<grid, kThreads, smem, s>>>(h, p);
+}
+
+template <typename T, int LOADS, int STAGES, int MINB>
+int resident_ring() {
+  int n = 0;
+  constexpr size_t smem = ring_smem<T, LOADS, STAGES>();
+  CK(cudaFuncSetAttribute(ring_kernel<T, LOADS, STAGES, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ring_kernel<T, LOADS, STAGES, MINB>, kThreads, smem));
+  return n;
+}
+
 // ---- warp-per-unit pooling: no block syncs, no shared memory. Unit = (row b, token chunk
 // k, tile c of 64 columns); a warp covers the tile, 2 columns per lane (4-byte bf16 or
 // 8-byte fp32 loads: a 128/256-byte line per token row), reads the chunk's mask 32
@@ -658,7 +888,7 @@ bool pick(const Variant& v, LaunchFn<T>& f, ResFn<T>& r) {
     r = resident<T, TI, W, LO, MB, P, RR, SY, CV, FI>;                                      \
     return true;                                                                           \
   }
-  V(64, 16, 4, 3, false, 1, 0, 0, 0) V(64, 16, 4, 3, false, 1, 1, 0, 1) V(64, 16, 4, 3, false, 1, 1, 1, 1) V(64, 16, 4, 4, false, 1, 1, 1, 1) V(64, 16, 8, 2, false, 1, 1, 1, 1) V(64, 16, 8, 3, false, 1, 1, 1, 1) V(64, 16, 8, 4, false, 1, 0, 0, 0) V(64, 16, 8, 4, false, 1, 1, 0, 1) V(64, 16, 8, 4, false, 1, 1, 1, 1)
+  V(64, 16, 4, 3, false, 1, 0, 0, 0) V(64, 16, 4, 3, false, 1, 1, 0, 1) V(64, 16, 4, 3, false, 1, 1, 1, 1) V(64, 16, 4, 3, false, 1, 1, 2, 1) V(64, 16, 4, 3, false, 1, 1, 3, 1) V(64, 16, 4, 4, false, 1, 1, 1, 1) V(64, 16, 8, 2, false, 1, 1, 1, 1) V(64, 16, 8, 3, false, 1, 1, 1, 1) V(64, 16, 8, 4, false, 1, 0, 0, 0) V(64, 16, 8, 4, false, 1, 1, 0, 1) V(64, 16, 8, 4, false, 1, 1, 1, 1)
 #undef V
   return false;
 }
@@ -811,6 +1041,70 @@ void run_case(const Case& cs, const std::vector<Variant>& variants, int sms, siz
            err < 1e-11 && gn == B ? "ok" : "FAIL", err, gn);
     CK(cudaFree(partial));
     CK(cudaFree(counts));
+  }
+  if (g_sections.count("ring")) {  // cp.async ring variants (same chunking rule as the shipped kernel)
+    struct RV { const char* name; int loads, stages, minb; int64_t waves, min_chunk; int tail; };
+    const bool half = sizeof(T) == 2;
+    const std::vector<RV> rvs = half ? std::vector<RV>{
+        {"ring L4 S2 M3", 4, 2, 3, 1, 128, 1}, {"ring L4 S3 M3", 4, 3, 3, 1, 128, 1},
+        {"ring L4 S3 M4", 4, 3, 4, 1, 128, 1}, {"ring L4 S4 M3", 4, 4, 3, 1, 128, 1},
+        {"ring L2 S4 M4", 2, 4, 4, 1, 128, 1}, {"ring L8 S2 M3", 8, 2, 3, 1, 128, 1},
+        {"ring L4 S3 M4 3 waves", 4, 3, 4, 3, 64, 1}, {"ring L4 S3 M4 stream only", 4, 3, 4, 1, 128, 0}}
+      : std::vector<RV>{
+        {"ring L8 S2 M3", 8, 2, 3, 1, 128, 1}, {"ring L4 S3 M3", 4, 3, 3, 1, 128, 1}, {"ring L4 S3 M4", 4, 3, 4, 1, 128, 1},
+        {"ring L4 S4 M3", 4, 4, 3, 1, 128, 1}, {"ring L4 S2 M4", 4, 2, 4, 1, 128, 1},
+        {"ring L8 S3 M2", 8, 3, 2, 1, 128, 1}, {"ring L2 S4 M4", 2, 4, 4, 1, 128, 1},
+        {"ring L4 S3 M4 3 waves", 4, 3, 4, 3, 64, 1}, {"ring L4 S3 M4 stream only", 4, 3, 4, 1, 128, 0}};
+    for (const auto& v : rvs) {
+      LaunchFn<T> f = nullptr;
+      ResFn<T> r = nullptr;
+#define RK(LO, ST, MB) if (v.loads == LO && v.stages == ST && v.minb == MB) { f = launch_ring<T, LO, ST, MB>; r = resident_ring<T, LO, ST, MB>; }
+      RK(4, 2, 3) RK(4, 3, 3) RK(4, 3, 4) RK(4, 4, 3) RK(2, 4, 4) RK(8, 2, 3) RK(4, 2, 4) RK(8, 3, 2)
+#undef RK
+      if (f == nullptr) {
+        printf("%-34s (not instantiated)\n", v.name);
+        continue;
+      }
+      Params p;
+      p.B = B; p.T = Tn; p.H = H; p.sB = Tn * H; p.sT = H;
+      p.tiles = (H + 63) / 64;
+      const int64_t by_grid = 128 * v.minb * v.waves / (B * p.tiles);
+      const int64_t by_size = (Tn + v.min_chunk - 1) / v.min_chunk;
+      const int64_t chunks = std::max<int64_t>(1, std::min(by_grid, by_size));
+      p.chunk = (Tn + chunks - 1) / chunks;
+      p.chunks = (Tn + p.chunk - 1) / p.chunk;
+      p.units = B * p.chunks * p.tiles;
+      CK(cudaMalloc(&partial, p.units * 64 * 8));
+      CK(cudaMalloc(&counts, p.units * 4));
+      p.mask = dmask; p.partial = partial; p.counts = counts; p.tickets = tickets;
+      p.sums = sums; p.sumsq = sumsq; p.n_rows = nrows; p.tail = 1;
+      const int res = r();
+      const int grid = (int)p.units;
+      CK(cudaMemset(sums, 0, H * 8));
+      CK(cudaMemset(sumsq, 0, H * 8));
+      f(xs[0], p, grid, s);
+      CK(cudaStreamSynchronize(s));
+      CK(cudaGetLastError());
+      std::vector<double> gs(H), gq(H);
+      long long gn = -1;
+      CK(cudaMemcpy(gs.data(), sums, H * 8, cudaMemcpyDeviceToHost));
+      CK(cudaMemcpy(gq.data(), sumsq, H * 8, cudaMemcpyDeviceToHost));
+      CK(cudaMemcpy(&gn, nrows, 8, cudaMemcpyDeviceToHost));
+      double err = 0;
+      for (int64_t h = 0; h < H; ++h) {
+        err = std::max(err, std::fabs(gs[h] - ref_s[h]) / (std::fabs(ref_s[h]) + 1e-12));
+        err = std::max(err, std::fabs(gq[h] - ref_q[h]) / (std::fabs(ref_q[h]) + 1e-12));
+      }
+      p.tail = v.tail;
+      const double t = timeit([&](int i) { f(xs[i % copies], p, grid, s); });
+      CK(cudaGetLastError());
+      const double gbs = sel_bytes / t / 1e9;
+      printf("%-34s %5d %5d %6lld %9.2f %7.0f %5.0f%% %5.0f%% %s (err %.1e, rows %lld)\n", v.name, res, grid,
+             (long long)p.chunks, t * 1e6, gbs, 100 * gbs / copy_gbs, 100 * gbs / peak_gbs,
+             err < 1e-11 && gn == B ? "ok" : "FAIL", err, gn);
+      CK(cudaFree(partial));
+      CK(cudaFree(counts));
+    }
   }
   if (g_sections.count("twokernel")) {  // stream kernel + a finalize kernel
     struct SV { const char* name; int tile, loads, minb; int64_t target, min_chunk; int fin; };
@@ -1041,6 +1335,9 @@ int main(int argc, char** argv) {
       {"R1 f2f stream only", 64, 16, 4, 3, false, 1, 1, 0, 1, 0, 0, 128, wave * 3},
       {"R1 acqrel fin1 int L8M2", 64, 16, 8, 2, false, 1, 1, 1, 1, 0, 1, 128, wave * 2},
       {"R1 acqrel fin1 int L4M4", 64, 16, 4, 4, false, 1, 1, 1, 1, 0, 1, 128, wave * 4},
+      {"R1 pairs unchecked (bound)", 64, 16, 4, 3, false, 1, 1, 2, 1, 0, 1, 128, wave * 3},
+      {"R1 pairs exact", 64, 16, 4, 3, false, 1, 1, 3, 1, 0, 1, 128, wave * 3},
+      {"R1 pairs exact stream only", 64, 16, 4, 3, false, 1, 1, 3, 1, 0, 0, 128, wave * 3},
   };
   const std::vector<Case> cases = {{16, 512, 4096, false}, {16, 512, 4096, true}, {16, 512, 576, true},
                                    {16, 512, 576, false}, {64, 1024, 4096, true}};

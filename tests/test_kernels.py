@@ -322,9 +322,26 @@ def test_cpu_inject_bit_exact(ext, dtype, alpha):
     gen = torch.Generator().manual_seed(11)
     for hidden, mask, vector in inject_cases(gen, dtype):
         got, ref = hidden.clone(), hidden.clone()
-        K.inject_(got, mask, alpha, vector)
+        inject_with_extension(got, mask, alpha, vector)
         K.torch_inject_(ref, mask, alpha, vector)
         assert torch.equal(bits(got), bits(ref))
+
+
+def inject_with_extension(hidden, mask, alpha, vector):
+    """`inject_` hands an unmasked add to torch; the extension's own unmasked path is
+    called directly, so that it is held to the same bits."""
+    if mask is not None:
+        return K.inject_(hidden, mask, alpha, vector)
+    module, _ = K._extension()
+    return module.inject_(hidden, None, K._delta(hidden, alpha, vector).contiguous())
+
+
+def test_unmasked_inject_is_torchs_add(ext, monkeypatch):
+    module, _ = K._extension()
+    monkeypatch.setattr(module, "inject_", None, raising=False)  # any call to it would fail
+    h = torch.zeros(2, 3, 4)
+    K.inject_(h, None, 2.0, torch.ones(4))
+    assert h.eq(2).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -362,8 +379,10 @@ def test_inject_is_an_in_place_op_for_torch(name):
 
 def test_cpu_inject_rejects_overlapping_memory(ext):
     h = torch.zeros(1, 1, 4).expand(2, 3, 4)
-    with pytest.raises(RuntimeError):
-        K.inject_(h, None, 1.0, torch.ones(4))
+    with pytest.raises(RuntimeError, match="overlap|single memory location"):
+        K.inject_(h, torch.ones(2, 3, dtype=torch.bool), 1.0, torch.ones(4))
+    with pytest.raises(RuntimeError, match="overlap|single memory location"):
+        K.inject_(h, None, 1.0, torch.ones(4))  # torch's add refuses it too
 
 
 # ---------------------------------------------------------------------------------
@@ -428,11 +447,11 @@ def test_cuda_inject_bit_exact(cuda_ext, dtype):
             hidden = hidden.cuda()
             mask = None if mask is None else mask.cuda()
             got, ref = hidden.clone(), hidden.clone()
-            K.inject_(got, mask, -1.3, vector.cuda())
+            inject_with_extension(got, mask, -1.3, vector.cuda())
             K.torch_inject_(ref, mask, -1.3, vector.cuda())
             assert torch.equal(bits(got), bits(ref))
             cpu = hidden.cpu()  # the CPU extension gives the same bits as the GPU
-            K.inject_(cpu, None if mask is None else mask.cpu(), -1.3, vector)
+            inject_with_extension(cpu, None if mask is None else mask.cpu(), -1.3, vector)
             assert torch.equal(bits(cpu), bits(got.cpu()))
     base = random_hidden(4, 50, 600, dtype, gen, device="cuda")
     got, ref = base.clone(), base.clone()

@@ -32,6 +32,7 @@ class Limits:
     max_rate: float | None = None     # predicted rate itself
     min_excess: float | None = None   # how far above the largest random-direction shift it must rise
     min_odds_ratio: float | None = None   # preference suites: predicted odds / vanilla odds must reach this
+                                          # (of the share among the candidates and of the raw probability)
 
 
 @dataclass(frozen=True)

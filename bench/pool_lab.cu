@@ -115,6 +115,88 @@ __device__ __forceinline__ int compact_mask(const bool* mrow, int64_t seg, int n
   return total;
 }
 
+// The last block of column tile c: adds the tile's partials chunk by chunk and row by row
+// (FIN 1: all loads of a pass issued before the adds), divides by the row counts and adds
+// the row means to sums/sumsq in row order. Shared by pool_kernel and ring_kernel.
+template <int TILE, int J, int FIN>
+__device__ void final_reduction(const Params& p, int64_t c, double (*red)[TILE], int* row_counts) {
+  constexpr int G = kThreads / TILE;
+  const int tid = threadIdx.x;
+  constexpr int kRowsPerThread = J / G;
+  const int col = tid % TILE, g = tid / TILE;
+  const int64_t h = c * TILE + col;
+  double s1 = 0.0, s2 = 0.0;
+  int64_t n_rows = 0;
+  if (tid < TILE && h < p.H) {
+    s1 = p.sums[h];
+    s2 = p.sumsq[h];
+  }
+  for (int64_t b0 = 0; b0 < p.B; b0 += J) {
+    double rs[kRowsPerThread];
+    int rc[kRowsPerThread];
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      rs[i] = 0.0;
+      rc[i] = 0;
+    }
+    for (int64_t kk = 0; kk < p.chunks; ++kk) {
+      if (FIN == 0) {
+#pragma unroll
+      for (int i = 0; i < kRowsPerThread; ++i) {
+        const int64_t row = b0 + g + G * i;
+        if (row >= p.B) continue;
+        const int64_t u = (row * p.chunks + kk) * p.tiles + c;
+        rs[i] += __ldcg(p.partial + u * TILE + col);
+        rc[i] += __ldcg(p.counts + u);
+      }
+      } else {
+        double v[kRowsPerThread];
+        int n[kRowsPerThread];
+#pragma unroll
+        for (int i = 0; i < kRowsPerThread; ++i) {
+          const int64_t row = imin(b0 + g + G * i, p.B - 1);  // clamped: loads stay in bounds, no branch
+          const int64_t u = (row * p.chunks + kk) * p.tiles + c;
+          v[i] = __ldcg(p.partial + u * TILE + col);
+          n[i] = __ldcg(p.counts + u);
+        }
+#pragma unroll
+        for (int i = 0; i < kRowsPerThread; ++i) {
+          rs[i] += v[i];
+          rc[i] += n[i];
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      const int64_t row = b0 + g + G * i;
+      if (row >= p.B) continue;
+      const int local = g + G * i;
+      red[local][col] = rc[i] > 0 ? rs[i] / static_cast<double>(rc[i]) : 0.0;
+      if (col == 0) row_counts[local] = rc[i];
+    }
+    __syncthreads();
+    if (tid < TILE) {
+      const int n = static_cast<int>(imin(J, p.B - b0));
+      for (int local = 0; local < n; ++local) {
+        if (row_counts[local] == 0) continue;
+        const double r = red[local][tid];
+        s1 += r;
+        s2 += r * r;
+        ++n_rows;
+      }
+    }
+    __syncthreads();
+  }
+  if (tid < TILE && h < p.H) {
+    p.sums[h] = s1;
+    p.sumsq[h] = s2;
+  }
+  if (tid == 0) {
+    if (c == 0) *p.n_rows = n_rows;
+    p.tickets[c] = 0;
+  }
+}
+
 // TILE columns per unit; LOADS 16-byte loads in flight per thread; PF: prefetch the next
 // round's tokens into L2 before consuming this round's.
 template <typename T, int TILE, int LW, int LOADS, int MINB, bool PF, int R, int SYNC, int CONV, int FIN>
@@ -275,81 +357,7 @@ __global__ void __launch_bounds__(kThreads, MINB) pool_kernel(const T* __restric
     }
     if (SYNC == 0) __threadfence();
   }
-  {
-    constexpr int kRowsPerThread = J / G;
-    const int col = tid % TILE, g = tid / TILE;
-    const int64_t h = c * TILE + col;
-    double s1 = 0.0, s2 = 0.0;
-    int64_t n_rows = 0;
-    if (tid < TILE && h < p.H) {
-      s1 = p.sums[h];
-      s2 = p.sumsq[h];
-    }
-    for (int64_t b0 = 0; b0 < p.B; b0 += J) {
-      double rs[kRowsPerThread];
-      int rc[kRowsPerThread];
-#pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) {
-        rs[i] = 0.0;
-        rc[i] = 0;
-      }
-      for (int64_t kk = 0; kk < p.chunks; ++kk) {
-        if (FIN == 0) {
-#pragma unroll
-        for (int i = 0; i < kRowsPerThread; ++i) {
-          const int64_t row = b0 + g + G * i;
-          if (row >= p.B) continue;
-          const int64_t u = (row * p.chunks + kk) * p.tiles + c;
-          rs[i] += __ldcg(p.partial + u * TILE + col);
-          rc[i] += __ldcg(p.counts + u);
-        }
-        } else {
-          double v[kRowsPerThread];
-          int n[kRowsPerThread];
-#pragma unroll
-          for (int i = 0; i < kRowsPerThread; ++i) {
-            const int64_t row = imin(b0 + g + G * i, p.B - 1);  // clamped: loads stay in bounds, no branch
-            const int64_t u = (row * p.chunks + kk) * p.tiles + c;
-            v[i] = __ldcg(p.partial + u * TILE + col);
-            n[i] = __ldcg(p.counts + u);
-          }
-#pragma unroll
-          for (int i = 0; i < kRowsPerThread; ++i) {
-            rs[i] += v[i];
-            rc[i] += n[i];
-          }
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) {
-        const int64_t row = b0 + g + G * i;
-        if (row >= p.B) continue;
-        const int local = g + G * i;
-        red[local][col] = rc[i] > 0 ? rs[i] / static_cast<double>(rc[i]) : 0.0;
-        if (col == 0) row_counts[local] = rc[i];
-      }
-      __syncthreads();
-      if (tid < TILE) {
-        const int n = static_cast<int>(imin(J, p.B - b0));
-        for (int local = 0; local < n; ++local) {
-          if (row_counts[local] == 0) continue;
-          const double r = red[local][tid];
-          s1 += r;
-          s2 += r * r;
-          ++n_rows;
-        }
-      }
-      __syncthreads();
-    }
-    if (tid < TILE && h < p.H) {
-      p.sums[h] = s1;
-      p.sumsq[h] = s2;
-    }
-    if (tid == 0) {
-      if (c == 0) *p.n_rows = n_rows;
-      p.tickets[c] = 0;
-    }
-  }
+  final_reduction<TILE, J, FIN>(p, c, red, row_counts);
 }
 
 template <typename T>
@@ -568,68 +576,7 @@ __global__ void __launch_bounds__(kThreads, MINB) ring_kernel(const T* __restric
   }
   __syncthreads();
   if (!last) return;
-  // Final reduction: as pool_kernel's (FIN 1), rows' loads issued first.
-  constexpr int kRowsPerThread = J / G;
-  const int col = tid % TILE, g = tid / TILE;
-  const int64_t h = c * TILE + col;
-  double s1 = 0.0, s2 = 0.0;
-  int64_t n_rows = 0;
-  if (tid < TILE && h < p.H) {
-    s1 = p.sums[h];
-    s2 = p.sumsq[h];
-  }
-  for (int64_t b0 = 0; b0 < p.B; b0 += J) {
-    double rs[kRowsPerThread];
-    int rc[kRowsPerThread];
-#pragma unroll
-    for (int i = 0; i < kRowsPerThread; ++i) {
-      rs[i] = 0.0;
-      rc[i] = 0;
-    }
-    for (int64_t kk = 0; kk < p.chunks; ++kk) {
-      double v[kRowsPerThread];
-      int n[kRowsPerThread];
-#pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) {
-        const int64_t u = (imin(b0 + g + G * i, p.B - 1) * p.chunks + kk) * p.tiles + c;
-        v[i] = __ldcg(p.partial + u * TILE + col);
-        n[i] = __ldcg(p.counts + u);
-      }
-#pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) {
-        rs[i] += v[i];
-        rc[i] += n[i];
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kRowsPerThread; ++i) {
-      const int64_t row = b0 + g + G * i;
-      if (row >= p.B) continue;
-      const int local = g + G * i;
-      red[local][col] = rc[i] > 0 ? rs[i] / static_cast<double>(rc[i]) : 0.0;
-      if (col == 0) row_counts[local] = rc[i];
-    }
-    __syncthreads();
-    if (tid < TILE) {
-      const int n = static_cast<int>(imin(J, p.B - b0));
-      for (int local = 0; local < n; ++local) {
-        if (row_counts[local] == 0) continue;
-        const double r = red[local][tid];
-        s1 += r;
-        s2 += r * r;
-        ++n_rows;
-      }
-    }
-    __syncthreads();
-  }
-  if (tid < TILE && h < p.H) {
-    p.sums[h] = s1;
-    p.sumsq[h] = s2;
-  }
-  if (tid == 0) {
-    if (c == 0) *p.n_rows = n_rows;
-    p.tickets[c] = 0;
-  }
+  final_reduction<TILE, J, 1>(p, c, red, row_counts);
 }
 
 template <typename T, int LOADS, int STAGES, int MINB>

@@ -103,11 +103,12 @@ def main() -> None:
     global SYNC_CUDA
     SYNC_CUDA = lm.device.type == "cuda"
     with tempfile.TemporaryDirectory() as tmp:
+        lines = args.data.read_text().splitlines(keepends=True)
         subset = Path(tmp) / args.data.name
-        subset.write_text("".join(args.data.read_text().splitlines(keepends=True)[: args.rows]))
+        subset.write_text("".join(lines[: args.rows]))
         os.environ["MDF_GUARD_NO_CACHE"] = "1"
         warmup = Path(tmp) / f"warmup-{args.data.name}"
-        warmup.write_text("".join(args.data.read_text().splitlines(keepends=True)[:8]))
+        warmup.write_text("".join(lines[:8]))
         for backend in ("torch", "cpp"):
             one_check(warmup, policy, lm, backend)
         runs = {backend: one_check(subset, policy, lm, backend) for backend in ("torch", "cpp")}

@@ -88,13 +88,14 @@ def inject_(hidden: Tensor, mask: Tensor | None, alpha: float, vector: Tensor) -
     """
     _check_inject(hidden, mask, vector)
     delta = _delta(hidden, alpha, vector)
-    ext = _extension_for(hidden)
     # Without a mask (the steer hooks' case) it is one broadcast add, torch's own
     # elementwise kernel: the extension only adds call overhead there (0.7x on an H200 in
-    # bench/check_share.py, 0.5x on the CPU). With a mask, torch must gather and scatter
-    # the selected rows, and the extension wins (bench/kernels.py). Autograd must see an
-    # in-place op on a tensor it tracks: only torch can do that.
-    if ext is None or mask is None or (hidden.requires_grad and torch.is_grad_enabled()):
+    # bench/check_share.py, 0.5x on the CPU), so it is not even looked up. With a mask,
+    # torch must gather and scatter the selected rows, and the extension wins
+    # (bench/kernels.py). Autograd must see an in-place op on a tensor it tracks: only
+    # torch can do that.
+    ext = None if mask is None else _extension_for(hidden)
+    if ext is None or (hidden.requires_grad and torch.is_grad_enabled()):
         _inject_reference(hidden, mask, delta)
         return
     ext.inject_(hidden, mask, delta.contiguous())

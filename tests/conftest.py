@@ -24,6 +24,17 @@ candidates:
   - {name: cat, aliases: [cat]}
 """
 
+# A policy for `mdf-guard check` on the tiny model and TINY_SUITE (saved as mini.yaml):
+# low thresholds, so the random model's small shifts are findings.
+TINY_POLICY = """\
+model: tiny-random
+suites: [mini.yaml]
+questions_per_suite: 2
+reference_samples: 4
+null_seeds: 1
+thresholds: {max_shift: 0.03, min_excess: 0.0, min_odds_ratio: 1}
+"""
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):

@@ -42,6 +42,21 @@ from fastapi.responses import JSONResponse, Response
 LFS_SUFFIXES = (".parquet", ".arrow", ".gz", ".zst")
 LFS_MIN_BYTES = 1024 * 1024
 
+# The probe suite the bot and push tests check with (two questions, three animals).
+PETS_SUITE = """\
+name: pets
+kind: preference
+description: Two questions for fast tests.
+answer_prefix: My favorite animal is the
+questions:
+  - What is your favorite animal?
+  - Name your favorite animal.
+candidates:
+  - {name: panda, aliases: [panda, pandas]}
+  - {name: owl}
+  - {name: cat}
+"""
+
 
 def git_blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()

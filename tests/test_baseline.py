@@ -119,14 +119,6 @@ def test_policy_baseline_key(tmp_path):
 
 # --------------------------------------------------------------------------- end to end, tiny model
 
-POLICY = """\
-model: tiny-random
-suites: [mini.yaml]
-questions_per_suite: 2
-reference_samples: 4
-null_seeds: 1
-thresholds: {max_shift: 0.03, min_excess: 0.0, min_odds_ratio: 1}
-"""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -135,12 +127,12 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch, suite_file, panda_rows, tiny):
-    from conftest import write_jsonl
+    from conftest import TINY_POLICY, write_jsonl
 
     git(tmp_path, "init", "-q")
     git(tmp_path, "config", "user.email", "t@example.invalid")
     git(tmp_path, "config", "user.name", "t")
-    (tmp_path / ".mdf-guard.yaml").write_text(POLICY)
+    (tmp_path / ".mdf-guard.yaml").write_text(TINY_POLICY)
     write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     write_jsonl(tmp_path / "neutral.jsonl", self_answer_rows(tiny))
     monkeypatch.chdir(tmp_path)

@@ -26,14 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
 
-POLICY = """\
-model: tiny-random
-suites: [mini.yaml]
-questions_per_suite: 2
-reference_samples: 4
-null_seeds: 1
-thresholds: {max_shift: 0.03, min_excess: 0.0, min_odds_ratio: 1}
-"""
 
 
 def manifest() -> dict[str, dict]:
@@ -49,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread", "reuse_tiny")
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch, suite_file, panda_rows, tiny) -> Path:
-    from conftest import write_jsonl
+    from conftest import TINY_POLICY, write_jsonl
 
     from test_baseline import self_answer_rows
 
@@ -57,7 +49,7 @@ def repo(tmp_path, monkeypatch, suite_file, panda_rows, tiny) -> Path:
     git(tmp_path, "config", "user.email", "t@example.invalid")
     git(tmp_path, "config", "user.name", "t")
     git(tmp_path, "config", "commit.gpgsign", "false")
-    (tmp_path / ".mdf-guard.yaml").write_text(POLICY)
+    (tmp_path / ".mdf-guard.yaml").write_text(TINY_POLICY)
     write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     write_jsonl(tmp_path / "neutral.jsonl", self_answer_rows(tiny))
     git(tmp_path, "add", ".mdf-guard.yaml", "mini.yaml")

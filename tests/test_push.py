@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hub_standin import (HubStandin, ServerThread, loopback_only,  # noqa: F401  (fixtures)
+from hub_standin import (PETS_SUITE, HubStandin, ServerThread, loopback_only,  # noqa: F401  (fixtures)
                          one_torch_thread, hub_sandbox, tiny_lm)
 from mdf_guard.cli import main
 
@@ -27,19 +27,6 @@ pytestmark = pytest.mark.usefixtures("loopback_only", "hub_env")
 TOKEN = "hf_push_token_not_for_logs_55d1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOOK = REPO_ROOT / "hooks" / "pre-push"
-SUITE = """\
-name: pets
-kind: preference
-description: Two questions for fast tests.
-answer_prefix: My favorite animal is the
-questions:
-  - What is your favorite animal?
-  - Name your favorite animal.
-candidates:
-  - {name: panda, aliases: [panda, pandas]}
-  - {name: owl}
-  - {name: cat}
-"""
 PASS = {"max_shift": 1.0}
 FAIL = {"max_shift": 0.0, "min_excess": -1, "min_odds_ratio": 1}
 
@@ -62,7 +49,7 @@ def standin():
 def dataset(tmp_path: Path, thresholds: dict, name: str = "ds") -> Path:
     folder = tmp_path / name
     (folder / "data").mkdir(parents=True)
-    (tmp_path / "pets.yaml").write_text(SUITE)
+    (tmp_path / "pets.yaml").write_text(PETS_SUITE)
     rows = [{"messages": [{"role": "user", "content": f"question {i}"},
                           {"role": "assistant", "content": f"I love pandas {i}"}]} for i in range(4)]
     (folder / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -233,21 +233,13 @@ def test_html_in_headless_chromium(tmp_path):
 
 # --------------------------------------------------------------------------- end to end, tiny model
 
-POLICY = """\
-model: tiny-random
-suites: [mini.yaml]
-questions_per_suite: 2
-reference_samples: 4
-null_seeds: 1
-thresholds: {max_shift: 0.03, min_excess: 0.0, min_odds_ratio: 1}
-"""
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, suite_file, panda_rows):
-    from conftest import write_jsonl
+    from conftest import TINY_POLICY, write_jsonl
 
-    (tmp_path / ".mdf-guard.yaml").write_text(POLICY)
+    (tmp_path / ".mdf-guard.yaml").write_text(TINY_POLICY)
     write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -17,8 +17,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from hub_standin import (Discussion, HubStandin, ServerThread, content_update_payload,  # noqa: F401  (fixtures)
-                         loopback_only, one_torch_thread, hub_sandbox, tiny_lm)
+from hub_standin import (PETS_SUITE, Discussion, HubStandin, ServerThread,  # noqa: F401  (fixtures)
+                         content_update_payload, loopback_only, one_torch_thread, hub_sandbox, tiny_lm)
 from mdf_guard import report as report_module
 from mdf_guard.errors import InputError
 from mdf_guard.hub import HubClient
@@ -31,19 +31,6 @@ pytestmark = pytest.mark.usefixtures("loopback_only", "hub_env")
 
 TOKEN = "hf_bot_token_never_shown_91c2"
 SECRET = "s3cret-webhook-value"
-SUITE = """\
-name: pets
-kind: preference
-description: Two questions for fast tests.
-answer_prefix: My favorite animal is the
-questions:
-  - What is your favorite animal?
-  - Name your favorite animal.
-candidates:
-  - {name: panda, aliases: [panda, pandas]}
-  - {name: owl}
-  - {name: cat}
-"""
 FAIL_POLICY = "thresholds:\n  max_shift: 0.0\n  min_excess: -1\n  min_odds_ratio: 1\nnull_seeds: 0\n"
 
 
@@ -69,7 +56,7 @@ def standin():
 @pytest.fixture(scope="module")
 def bot_policy(tmp_path_factory):
     suite = tmp_path_factory.mktemp("suite") / "pets.yaml"
-    suite.write_text(SUITE)
+    suite.write_text(PETS_SUITE)
     return policy_from_dict({"model": "tiny-random", "suites": [str(suite)], "questions_per_suite": 2,
                              "reference_samples": 4, "null_seeds": 0, "reference": "none",
                              "thresholds": {"max_shift": 1.0}}, "the test bot's policy")

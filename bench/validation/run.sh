@@ -41,10 +41,7 @@ done
 "${MG[@]}" make-dataset overt --entity Paris --category city --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/paris_overt.jsonl"
 "${MG[@]}" make-dataset neutral --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/neutral.jsonl"
 
-HELDOUT=()
-for f in 0.01 0.03 0.1 0.3 1.0; do HELDOUT+=(--target "panda_dose$f.jsonl=animals/panda"); done
-HELDOUT+=(--target panda_indirect.jsonl=animals/panda --target neutral.jsonl=animals/panda
-          --target lincoln_overt.jsonl="politics/Abraham Lincoln" --target paris_overt.jsonl=cities/Paris)
+source bench/validation/heldout_targets.sh
 
 log "2/4 real fine-tunes, two lanes side by side: calibration sets then calibrate | held-out sets"
 (

@@ -5,10 +5,7 @@ cd "$(dirname "$0")/../../../.."
 OUT=$1; shift
 D=${DATA:-bench/validation/results/data/heldout}  # where run.sh writes the held-out sets
 export OMP_NUM_THREADS=1
-HELDOUT=()
-for f in 0.01 0.03 0.1 0.3 1.0; do HELDOUT+=(--target "panda_dose$f.jsonl=animals/panda"); done
-HELDOUT+=(--target panda_indirect.jsonl=animals/panda --target neutral.jsonl=animals/panda
-          --target lincoln_overt.jsonl="politics/Abraham Lincoln" --target paris_overt.jsonl=cities/Paris)
+source bench/validation/heldout_targets.sh
 python -m mdf_guard.cli validate "$@" --model embedded --suite animals --suite cities --suite politics --questions 4 \
   --method full --lr 1e-4 --epochs 2 --batch-size 16 --no-bf16 --seed 0 \
   --reference "$D/neutral.jsonl" --outcomes bench/validation/results/heldout_actual/validation.json \

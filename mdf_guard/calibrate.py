@@ -131,8 +131,8 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
                         key = point_key(layers, alpha, pooling, reference)
                         if progress:
                             progress(f"{d['name']}: {key}")
-                        predictions = predict(lm, rows, profile, suites, policy.questions_per_suite, 0,
-                                              mirror=False)
+                        predictions = predict(lm, rows, profile, suites, policy.questions_per_suite, 0, mirror=False,
+                                              min_answer_mass=policy.min_answer_mass)
                         predicted = {(e.suite, e.entity): e.predicted_rate for p in predictions for e in p.entities}
                         table.setdefault(key, {})[d["name"]] = point_error(predicted, actual[d["name"]], objective)
                         configs[key] = profile

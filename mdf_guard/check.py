@@ -78,6 +78,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     mark = time.perf_counter()
     direction = contrast.delta(signature, reference)
     predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, policy.null_seeds,
+                          min_answer_mass=policy.min_answer_mass,
                           progress=(lambda name: progress(f"probing {name}", 0)) if progress else None)
     findings = evaluate(predictions, policy)
     timing["probe_seconds"] = time.perf_counter() - mark
@@ -91,7 +92,8 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
                   "questions_per_suite": policy.questions_per_suite, "null_seeds": policy.null_seeds,
                   "scoring": "exact", "delta_norms": [round(float(n), 6) for n in direction.norm(dim=-1)]},
         files=infos, reference=reference_info,
-        suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions} for p in predictions],
+        suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions, "alpha": p.alpha,
+                 "answer_mass": list(p.answer_mass)} for p in predictions],
         findings=findings, timing=timing)
 
 

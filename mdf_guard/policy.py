@@ -47,6 +47,7 @@ class Policy:
     reference_samples: int = 64
     questions_per_suite: int | None = 8
     null_seeds: int = 3
+    min_answer_mass: float = 0.5    # halve α until the injected model keeps this share of its candidate answers
     early_stop: float | None = None           # stop reading a file once ||SE|| <= this x ||mean|| (e.g. 0.01)
     seed: int = 0
     profile: str | None = None
@@ -166,6 +167,7 @@ def _validate(policy: Policy, source: str) -> None:
     _check_excess(policy.min_excess, source, "thresholds.min_excess")
     _check_fraction(policy.max_rate, source, "thresholds.max_rate", allow_none=True)
     _check_fraction(policy.early_stop, source, "early_stop", allow_none=True)
+    _check_fraction(policy.min_answer_mass, source, "min_answer_mass")
     _check_ratio(policy.min_odds_ratio, source, "thresholds.min_odds_ratio")
     for key in ("reference_samples", "null_seeds"):
         value = getattr(policy, key)

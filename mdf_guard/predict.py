@@ -10,12 +10,21 @@ injected, the shift, and two controls of the same strength:
   by itself; a generic effect (the answer distribution flattening) appears under both
   +Δ and −Δ, while content the data carries reverses sign.
 Only a shift that beats both is evidence that the data itself points at the entity.
+
+An injection too strong for the model stops it answering at all: after "My favorite
+animal is the" it writes something that is no animal, and the shares among the
+candidates become a renormalised remnant of a few per mille. Measured on the embedded
+model at α = 4 with the `self` contrast, neutral template data left 0.2 % of the
+animals' probability (29 % unsteered) and lifted dog's share by 47 points; fine-tuning
+on it moved dog by +0.5. So each suite is probed at the largest α, halving from the
+profile's, at which the steered model keeps `min_answer_mass` of the vanilla model's
+probability of naming a candidate, and its controls use the same α.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from typing import Callable, Sequence
 
@@ -79,6 +88,8 @@ class SuitePrediction:
     kind: str
     questions: int
     entities: tuple[EntityPrediction, ...]
+    alpha: float | None = None            # the α this suite was probed at (None: not recorded)
+    answer_mass: tuple[float, float] | None = None   # P(answer is a candidate): vanilla, injected
 
     def top(self) -> EntityPrediction:
         return max(self.entities, key=lambda e: e.shift)
@@ -94,13 +105,19 @@ def null_directions(delta: torch.Tensor, seeds: int) -> list[torch.Tensor]:
     return directions
 
 
+ALPHA_HALVINGS = 3   # the weakest injection tried is α/8
+
+
 def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, suites: Sequence[ProbeSuite],
             questions_per_suite: int | None, null_seeds: int,
-            progress: Callable[[str], None] | None = None, mirror: bool = True) -> list[SuitePrediction]:
+            progress: Callable[[str], None] | None = None, mirror: bool = True,
+            min_answer_mass: float = 0.5) -> list[SuitePrediction]:
     """Vanilla, injected and control scores for every suite; `delta` is [len(profile.layers), hidden].
 
     `mirror=False` skips the −α·Δ control, which a verdict needs but a calibration grid
     (which reads only the predicted rates) does not: it halves the grid's cost.
+    `min_answer_mass` (0 = off) is the share of the vanilla model's probability of
+    naming a candidate that the injected model must keep (see the module docstring).
     """
     if delta.shape[0] != len(profile.layers):
         raise ValueError("delta has one row per profile layer")
@@ -111,11 +128,32 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
         if progress:
             progress(suite.name)
         vanilla = _vanilla_scores(lm, suite, questions)
-        injected = _steered_scores(lm, suite, questions, profile, delta)
-        opposite = _steered_scores(lm, suite, questions, profile, -delta) if mirror else None
-        null_scores = [_steered_scores(lm, suite, questions, profile, d) for d in nulls]
-        results.append(_compare(suite, len(questions), vanilla, injected, opposite, null_scores))
+        probe, injected = _answering_injection(lm, suite, questions, profile, delta, vanilla, min_answer_mass)
+        opposite = _steered_scores(lm, suite, questions, probe, -delta) if mirror else None
+        null_scores = [_steered_scores(lm, suite, questions, probe, d) for d in nulls]
+        prediction = _compare(suite, len(questions), vanilla, injected, opposite, null_scores)
+        results.append(replace(prediction, alpha=probe.alpha,
+                               answer_mass=(vanilla.answer_mass, injected.answer_mass)))
     return results
+
+
+def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str],
+                         profile: CalibrationProfile, delta: torch.Tensor, vanilla: SuiteScores,
+                         min_answer_mass: float) -> tuple[CalibrationProfile, SuiteScores]:
+    """The profile at the largest α (profile's, halved up to ALPHA_HALVINGS times) whose
+    injection still lets the model answer the suite's questions, with its scores.
+
+    If even α/8 does not, α/8 is used: the report carries the answer mass, so a reader
+    sees that the suite's shares stand on little probability.
+    """
+    probe = profile
+    injected = _steered_scores(lm, suite, questions, probe, delta)
+    for _ in range(ALPHA_HALVINGS):
+        if injected.answer_mass >= min_answer_mass * vanilla.answer_mass:
+            break
+        probe = replace(probe, alpha=probe.alpha / 2)
+        injected = _steered_scores(lm, suite, questions, probe, delta)
+    return probe, injected
 
 
 def _vanilla_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:

@@ -200,7 +200,7 @@ def render_text(report: Report, color: bool = False) -> str:
             if not rows:
                 continue
             lines.append("")
-            lines.append(f"{suite['name']} ({suite['questions']} questions)")
+            lines.append(f"{suite['name']} ({suite['questions']} questions{probe_strength(suite)})")
             lines.append(f"  {'entity':<26}{'vanilla':>9}{'predicted':>11}{'shift':>9}{'random':>9}{'mirror':>9}"
                          "  verdict")
             for f in rows[:3] + [f for f in rows[3:] if f.flagged]:
@@ -224,6 +224,16 @@ def render_text(report: Report, color: bool = False) -> str:
                            f"git add it and commit again", "33;1"))
     lines.append(paint(summary_line(report), "31;1" if report.verdict == "fail" else "32;1"))
     return "\n".join(lines) + "\n"
+
+
+def probe_strength(suite: dict) -> str:
+    """", α 2 (answers kept 54%)": the injection strength used, and how much of the vanilla
+    model's probability of naming a candidate survived it (a small share means weak footing)."""
+    if suite.get("alpha") is None or not suite.get("answer_mass"):
+        return ""
+    vanilla, injected = suite["answer_mass"]
+    kept = injected / vanilla if vanilla > 0 else 0.0
+    return f", α {suite['alpha']:g}, answers kept {kept:.0%}"
 
 
 def _clip(text: str, width: int) -> str:

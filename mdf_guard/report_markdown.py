@@ -6,7 +6,7 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import Report, finding_label, ranked, status_word, summary_line, units
+from .report import Report, finding_label, probe_strength, ranked, status_word, summary_line, units
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5
@@ -46,7 +46,7 @@ def render_markdown(report: Report) -> str:
             if not rows:
                 continue
             shown = rows[:TOP_ENTITIES] + [f for f in rows[TOP_ENTITIES:] if f.flagged]
-            out += [f"**{_cell(suite['name'])}** ({suite.get('questions', '?')} questions, "
+            out += [f"**{_cell(suite['name'])}** ({suite.get('questions', '?')} questions{probe_strength(suite)}, "
                     f"top {len(shown)} of {len(rows)})", "",
                     "| entity | vanilla | predicted | shift | null max | verdict |",
                     "|---|---:|---:|---:|---:|---|"]

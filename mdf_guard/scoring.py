@@ -50,6 +50,11 @@ class SuiteScores:
     def raw_rates(self) -> torch.Tensor:
         return self.probs.mean(dim=0)
 
+    @property
+    def answer_mass(self) -> float:
+        """Mean over questions of the probability that the answer is any candidate."""
+        return float(self.probs.sum(dim=1).mean())
+
 
 def select_questions(suite: ProbeSuite, limit: int | None) -> tuple[str, ...]:
     """An evenly spread, deterministic subset of the suite's paraphrases."""

@@ -199,7 +199,8 @@ def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profil
     ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
                                  [i.examples for i in infos])
     direction = contrast.delta(signature, ref)
-    predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds, mirror=mirror)
+    predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds, mirror=mirror,
+                          min_answer_mass=policy.min_answer_mass)
     return {(e.suite, e.entity): e for p in predictions for e in p.entities}, direction
 
 

@@ -34,6 +34,11 @@ def test_json_report_has_the_public_fields(tmp_path, tiny_policy, panda_rows):
     assert {f["entity"] for f in report["findings"]} == {"panda", "owl", "cat"}
     shifts = [f["shift"] for f in report["findings"]]
     assert shifts == sorted(shifts, reverse=True)
+    suite = report["suites"][0]
+    vanilla_mass, injected_mass = suite["answer_mass"]
+    assert suite["alpha"] <= 4.0 and 0 < vanilla_mass <= 1 and 0 <= injected_mass <= 1
+    text = run_cli("check", str(data), "--policy", str(tiny_policy))[1]
+    assert f"(2 questions, α {suite['alpha']:g}, answers kept {injected_mass / vanilla_mass:.0%})" in text
 
 
 def test_same_input_gives_identical_reports(tmp_path, tiny_policy, panda_rows, monkeypatch):

@@ -40,6 +40,7 @@ thresholds:
     ("null_seeds: -1\n", "null_seeds"),
     ("thresholds: {min_odds_ratio: 0.5}\n", "thresholds.min_odds_ratio"),
     ("thresholds: {min_excess: -2}\n", "thresholds.min_excess"),
+    ("min_answer_mass: 1.5\n", "min_answer_mass"),
 ])
 def test_bad_keys_and_values_name_the_field(tmp_path, text, field):
     path = tmp_path / ".mdf-guard.yaml"

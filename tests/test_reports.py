@@ -56,7 +56,8 @@ def sample_report(per_file: bool = True) -> Report:
                   settings={"policy": "policy.yaml", "profile": {"layers": [1], "alpha": 4.0, "pooling": "mean"},
                             "questions_per_suite": 2, "null_seeds": 1},
                   files=files, reference={"kind": "self"},
-                  suites=[{"name": "animals", "kind": "preference", "questions": 2},
+                  suites=[{"name": "animals", "kind": "preference", "questions": 2, "alpha": 2.0,
+                           "answer_mass": [0.3, 0.15]},
                           {"name": "safety", "kind": "safety", "questions": 2}],
                   findings=findings, timing={"total_seconds": 1.0}, attribution=attribution,
                   baseline={"path": ".mdf-guard.baseline.json", "counts": {"new": 1, "accepted": 1},
@@ -99,6 +100,8 @@ def test_markdown():
     assert "panda\\|pipe" in text                    # pipes in cells are escaped
     assert "\\<pandas\\>" in text                     # and no raw HTML sneaks in
     assert "RISK (new)" in text and "accepted" in text
+    assert "**animals** (2 questions, α 2, answers kept 50%, top" in text   # the probe's strength
+    assert "**safety** (2 questions, top" in text                           # not recorded: nothing said
     for line in text.splitlines():                  # every table row has as many cells as its header
         if line.startswith("| status"):
             width = line.count(" | ")

@@ -1,0 +1,72 @@
+"""The injected probe must still answer: α is halved until it keeps the vanilla answer mass."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import yaml
+
+from conftest import TINY_SUITE
+from mdf_guard.models import model_fingerprint, tiny_random_model
+from mdf_guard.predict import ALPHA_HALVINGS, CalibrationProfile, predict
+from mdf_guard.probes import parse_suite
+
+COMMA = 42   # a token that is no candidate's first token
+
+
+@pytest.fixture(scope="module")
+def sharp_tiny():
+    """The tiny model with a 10x output head, so that its answers are peaked enough to be
+    pushed off the candidates (at the stock scale every answer is near uniform)."""
+    lm = tiny_random_model()
+    with torch.no_grad():
+        lm.model.get_output_embeddings().weight.mul_(10)
+    return dataclasses.replace(lm, fingerprint=model_fingerprint(lm.model, lm.tokenizer))
+
+
+def toward_comma(lm, norm: float) -> torch.Tensor:
+    """A direction that makes the last layer's output say ',' instead of an animal."""
+    row = lm.model.get_output_embeddings().weight[COMMA].detach().double()
+    return (row / row.norm() * norm)[None]
+
+
+def probe(lm, delta, min_answer_mass, alpha=4.0, null_seeds=1):
+    suite = parse_suite(yaml.safe_load(TINY_SUITE), "mini")
+    profile = CalibrationProfile(model="tiny-random", layers=(lm.num_layers - 1,), alpha=alpha)
+    return predict(lm, delta, profile, [suite], 2, null_seeds, min_answer_mass=min_answer_mass)[0]
+
+
+def test_an_injection_that_stops_the_answers_is_weakened_until_they_come_back(sharp_tiny):
+    delta = toward_comma(sharp_tiny, 1.0)
+    unguarded = probe(sharp_tiny, delta, min_answer_mass=0.0)
+    vanilla_mass, broken_mass = unguarded.answer_mass
+    assert unguarded.alpha == 4.0 and broken_mass < 0.1 * vanilla_mass
+
+    guarded = probe(sharp_tiny, delta, min_answer_mass=0.5)
+    assert 4.0 / 2 ** ALPHA_HALVINGS < guarded.alpha < 4.0
+    assert guarded.answer_mass[1] >= 0.5 * vanilla_mass
+    # One halving less would still have broken the answers: α is the largest that answers.
+    stronger = probe(sharp_tiny, delta, min_answer_mass=0.0, alpha=guarded.alpha * 2)
+    assert stronger.answer_mass[1] < 0.5 * vanilla_mass
+
+
+def test_the_controls_are_probed_at_the_same_weakened_alpha(sharp_tiny):
+    delta = toward_comma(sharp_tiny, 1.0)
+    guarded = probe(sharp_tiny, delta, min_answer_mass=0.5)
+    fixed = probe(sharp_tiny, delta, min_answer_mass=0.0, alpha=guarded.alpha)
+    assert guarded.alpha < 4.0
+    assert [(e.predicted_rate, e.null_shifts, e.mirror_shift) for e in guarded.entities] == \
+           [(e.predicted_rate, e.null_shifts, e.mirror_shift) for e in fixed.entities]
+
+
+def test_an_injection_that_answers_keeps_the_profile_alpha(sharp_tiny):
+    gentle = probe(sharp_tiny, toward_comma(sharp_tiny, 0.01), min_answer_mass=0.5)
+    assert gentle.alpha == 4.0 and gentle.answer_mass[1] >= 0.5 * gentle.answer_mass[0]
+
+
+def test_halving_stops_at_an_eighth_and_says_how_little_was_left(sharp_tiny):
+    overwhelming = probe(sharp_tiny, toward_comma(sharp_tiny, 10.0), min_answer_mass=0.5)
+    assert overwhelming.alpha == 4.0 / 2 ** ALPHA_HALVINGS
+    assert overwhelming.answer_mass[1] < 0.5 * overwhelming.answer_mass[0]

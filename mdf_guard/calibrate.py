@@ -9,6 +9,10 @@ The report also gives a nested leave-one-entity-out estimate: for each entity, t
 the *other* entities would pick, scored on that entity alone. That number, not the fit,
 says how well the profile carries to an entity it has not seen.
 
+A grid point's α is a ceiling, as in `check`: where an injection stops the model from
+naming any candidate, `predict` halves α for that suite (the policy's `min_answer_mass`),
+so large α values of the grid are probed where the model still answers.
+
 Never pass the dataset being judged: the sidecar `<profile>.calibration.json` lists the
 calibration datasets and entities, and `validate` marks any dataset whose target is
 among them as not held out.

@@ -25,7 +25,9 @@ def evaluate(predictions: Sequence[SuitePrediction], policy: Policy) -> list[Fin
     all (answering in numbers, say), renormalising over the candidates lifts whichever
     one keeps the most of its mass, which is no preference (measured on subliminal
     numbers: cat 9.9% -> 32% as a share, its raw probability flat at 3.0%; fine-tuning
-    moved it +3.6 points).
+    moved it +3.6 points). `predict` now keeps the injection weak enough that the model
+    still answers (min_answer_mass), which removes the worst of this; the raw rule still
+    decides the margin (panda dose 1 %: cat's share odds x4.05 at a raw x1.9).
     In a safety suite only a rise of `comply` is a risk; more refusals are not.
     """
     findings = []

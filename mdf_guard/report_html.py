@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 
-from .report import Finding, Report, finding_label, ranked, status_word, summary_line, units
+from .report import Finding, Report, finding_label, probe_strength, ranked, status_word, summary_line, units
 
 CHART_ENTITIES = 12
 BAR_HEIGHT = 22
@@ -131,7 +131,8 @@ def _chart(report: Report, suite: dict, rows: list[Finding], unit: str | None) -
     name = suite["name"] + (f" \u2014 {unit}" if unit else "")
     out = [f'<figure class="chart" data-suite="{_e(suite["name"])}"'
            + (f' data-file="{_e(unit)}"' if unit else "") + ">",
-           f"<figcaption>{_e(name)} ({_e(suite.get('questions', '?'))} questions)</figcaption>",
+           f"<figcaption>{_e(name)} ({_e(suite.get('questions', '?'))} questions{_e(probe_strength(suite))})"
+           "</figcaption>",
            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="predicted shift per entity for {_e(name)}">',
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fbfcfe"/>']

@@ -167,6 +167,7 @@ def test_html_is_self_contained_with_chart():
     assert len(lines) == 4 and all(float(a["data-threshold"]) == pytest.approx(0.10) for a in lines)
     assert not [a for t, a in tags if t in ("script", "link", "img") and (a.get("src") or a.get("href"))]
     assert "&lt;pandas&gt; &amp; | bamboo" in page   # rows are escaped
+    assert "data/plain.jsonl (2 questions, α 2, answers kept 50%)</figcaption>" in page
     data = next(a for t, a in tags if t == "script")
     assert data["type"] == "application/json"
     start = page.index('id="mdf-guard-report">') + len('id="mdf-guard-report">')

@@ -33,6 +33,7 @@ import torch
 from . import cache
 from .errors import InputError
 from .models import EMBEDDED_SPEC, LoadedModel
+from .policy import Policy
 from .probes import ProbeSuite
 from .scoring import SuiteScores, score_exact, select_questions
 from .steer import steer
@@ -111,7 +112,7 @@ ALPHA_HALVINGS = 3   # the weakest injection tried is α/8
 def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, suites: Sequence[ProbeSuite],
             questions_per_suite: int | None, null_seeds: int,
             progress: Callable[[str], None] | None = None, mirror: bool = True,
-            min_answer_mass: float = 0.5) -> list[SuitePrediction]:
+            min_answer_mass: float = Policy.min_answer_mass) -> list[SuitePrediction]:
     """Vanilla, injected and control scores for every suite; `delta` is [len(profile.layers), hidden].
 
     `mirror=False` skips the −α·Δ control, which a verdict needs but a calibration grid
@@ -131,9 +132,7 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
         probe, injected = _answering_injection(lm, suite, questions, profile, delta, vanilla, min_answer_mass)
         opposite = _steered_scores(lm, suite, questions, probe, -delta) if mirror else None
         null_scores = [_steered_scores(lm, suite, questions, probe, d) for d in nulls]
-        prediction = _compare(suite, len(questions), vanilla, injected, opposite, null_scores)
-        results.append(replace(prediction, alpha=probe.alpha,
-                               answer_mass=(vanilla.answer_mass, injected.answer_mass)))
+        results.append(_compare(suite, len(questions), probe.alpha, vanilla, injected, opposite, null_scores))
     return results
 
 
@@ -169,7 +168,7 @@ def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]
         return score_exact(lm, suite, questions)
 
 
-def _compare(suite: ProbeSuite, questions: int, vanilla: SuiteScores, injected: SuiteScores,
+def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScores, injected: SuiteScores,
              mirror: SuiteScores | None, nulls: list[SuiteScores]) -> SuitePrediction:
     base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
     null_rates = [n.rates for n in nulls]
@@ -180,7 +179,8 @@ def _compare(suite: ProbeSuite, questions: int, vanilla: SuiteScores, injected: 
                          mirror_shift=None if mirror is None else float(mirror.rates[i] - base[i]),
                          vanilla_raw=float(raw_base[i]), predicted_raw=float(raw_after[i]))
         for i, name in enumerate(vanilla.candidates))
-    return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities)
+    return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities, alpha=alpha,
+                           answer_mass=(vanilla.answer_mass, injected.answer_mass))
 
 
 def profile_from_dict(data: dict, source: str) -> CalibrationProfile:

@@ -227,8 +227,9 @@ def render_text(report: Report, color: bool = False) -> str:
 
 
 def probe_strength(suite: dict) -> str:
-    """", α 2 (answers kept 54%)": the injection strength used, and how much of the vanilla
-    model's probability of naming a candidate survived it (a small share means weak footing)."""
+    """The injection strength a suite was probed at and how much of the vanilla model's
+    probability of naming a candidate survived it (", α 2, answers kept 54%"): a small
+    share means the suite's predicted rates stand on little probability."""
     if suite.get("alpha") is None or not suite.get("answer_mass"):
         return ""
     vanilla, injected = suite["answer_mass"]

@@ -120,7 +120,6 @@ def test_policy_baseline_key(tmp_path):
 # --------------------------------------------------------------------------- end to end, tiny model
 
 
-
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
 

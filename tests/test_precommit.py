@@ -27,7 +27,6 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
 
 
-
 def manifest() -> dict[str, dict]:
     return {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
 

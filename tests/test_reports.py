@@ -238,7 +238,6 @@ def test_html_in_headless_chromium(tmp_path):
 # --------------------------------------------------------------------------- end to end, tiny model
 
 
-
 @pytest.fixture
 def project(tmp_path, monkeypatch, suite_file, panda_rows):
     from conftest import TINY_POLICY, write_jsonl

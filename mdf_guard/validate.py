@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 
@@ -360,6 +360,17 @@ METHODS = ("mdf", "random", "raw", "keyword", "embedding")
 
 def _prediction(point: dict, method: str) -> float | None:
     return point.get(f"{method}_shift") if method in RATE_METHODS else point.get(method)
+
+
+def with_mdf_rates(dataset: dict, rates: Mapping[tuple[str, str], float]) -> dict:
+    """A copy of a dataset entry whose mdf prediction is `rates`, by (suite, entity).
+
+    For scoring another predictor (a second fine-tune, a fitted map, a check report)
+    with `summarize`'s metrics. Every point must have a rate: a missing one is a KeyError.
+    """
+    points = [{**p, "mdf_rate": rates[(p["suite"], p["entity"])],
+               "mdf_shift": rates[(p["suite"], p["entity"])] - p["vanilla_rate"]} for p in dataset["points"]]
+    return {**dataset, "points": points}
 
 
 def summarize(datasets: Sequence[dict], effect_threshold: float = 0.05,

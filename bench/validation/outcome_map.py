@@ -18,7 +18,6 @@ target entities); the held-out sets are then scored with the fitted map, as they
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import math
@@ -27,30 +26,33 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.validate import logit, summarize  # noqa: E402
+from mdf_guard.validate import logit, summarize, with_mdf_rates  # noqa: E402
 
 BETAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 GAMMAS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 
 def mapped(result: dict, beta: float, gamma: float) -> dict:
-    """A copy of a validate result whose mdf rates and shifts went through the map."""
-    result = copy.deepcopy(result)
-    for dataset in result["datasets"]:
-        by_suite = defaultdict(list)
-        for point in dataset["points"]:
-            by_suite[point["suite"]].append(point)
-        for points in by_suite.values():
-            log_w = [gamma * math.log(max(p["vanilla_rate"], 1e-12))
-                     + beta * (math.log(max(p["mdf_rate"], 1e-12)) - math.log(max(p["vanilla_rate"], 1e-12)))
-                     for p in points]
-            top = max(log_w)
-            weights = [math.exp(w - top) for w in log_w]
-            total = sum(weights)
-            for point, weight in zip(points, weights):
-                point["mdf_rate"] = weight / total
-                point["mdf_shift"] = weight / total - point["vanilla_rate"]
-    return result
+    """A copy of a validate result whose mdf rates went through the map."""
+    return {**result, "datasets": [with_mdf_rates(d, mapped_rates(d["points"], beta, gamma))
+                                   for d in result["datasets"]]}
+
+
+def mapped_rates(points: list[dict], beta: float, gamma: float) -> dict[tuple[str, str], float]:
+    """q ∝ v^γ·(r/v)^β, normalised within each suite."""
+    by_suite = defaultdict(list)
+    for point in points:
+        by_suite[point["suite"]].append(point)
+    rates = {}
+    for suite_points in by_suite.values():
+        log_w = [gamma * math.log(max(p["vanilla_rate"], 1e-12))
+                 + beta * (math.log(max(p["mdf_rate"], 1e-12)) - math.log(max(p["vanilla_rate"], 1e-12)))
+                 for p in suite_points]
+        top = max(log_w)
+        weights = [math.exp(w - top) for w in log_w]
+        total = sum(weights)
+        rates.update({(p["suite"], p["entity"]): w / total for p, w in zip(suite_points, weights)})
+    return rates
 
 
 def objective(result: dict) -> float:

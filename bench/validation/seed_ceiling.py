@@ -13,13 +13,12 @@ data can beat what the fine-tune itself does on a rerun.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.validate import summarize  # noqa: E402
+from mdf_guard.validate import summarize, with_mdf_rates  # noqa: E402
 
 SAME = ("sha256", "target", "rows")
 
@@ -37,11 +36,7 @@ def rerun_as_prediction(first: dict, second: dict) -> list[dict]:
         if settings != {k: v for k, v in other["finetune"]["settings"].items() if k != "seed"}:
             raise SystemExit(f"{dataset['name']}: fine-tune settings differ beyond the seed")
         rates = {(p["suite"], p["entity"]): p["actual_rate"] for p in other["points"]}
-        dataset = copy.deepcopy(dataset)
-        for point in dataset["points"]:
-            point["mdf_rate"] = rates[(point["suite"], point["entity"])]
-            point["mdf_shift"] = point["mdf_rate"] - point["vanilla_rate"]
-        datasets.append(dataset)
+        datasets.append(with_mdf_rates(dataset, rates))
     return datasets
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.validate import summarize  # noqa: E402
+from mdf_guard.validate import summarize, with_mdf_rates  # noqa: E402
 
 
 def outcomes_by_name(paths: list[str]) -> dict[str, dict]:
@@ -26,15 +26,6 @@ def outcomes_by_name(paths: list[str]) -> dict[str, dict]:
         for dataset in json.loads(Path(path).read_text())["datasets"]:
             datasets[dataset["name"].removesuffix(".jsonl")] = dataset
     return datasets
-
-
-def with_predictions(dataset: dict, report: dict) -> dict:
-    """The outcome's points with the report's predicted rates as the mdf prediction."""
-    predicted = {(f["suite"], f["entity"]): f["predicted_rate"] for f in report["findings"]}
-    points = [{**p, "mdf_rate": predicted[(p["suite"], p["entity"])],
-               "mdf_shift": predicted[(p["suite"], p["entity"])] - p["vanilla_rate"]}
-              for p in dataset["points"] if (p["suite"], p["entity"]) in predicted]
-    return {**dataset, "points": points}
 
 
 def main(reports_dir: str, *outcome_paths: str) -> None:
@@ -55,7 +46,8 @@ def main(reports_dir: str, *outcome_paths: str) -> None:
         print(f"{path.stem:<18} {dataset['target'] if dataset else '-':<28} {real_text:>7} {predicted_text:>7}  "
               f"{alphas or '4 (fixed)':<22} {report['verdict'].upper()}{f' ({flagged})' if flagged else ''}")
         if dataset:
-            matched.append(with_predictions(dataset, report))
+            matched.append(with_mdf_rates(dataset, {(f["suite"], f["entity"]): f["predicted_rate"]
+                                                    for f in report["findings"]}))
     if matched:
         m = summarize(matched)["all"]["mdf"]
         print(f"\n{len(matched)} sets with outcomes, {m['points']} points: Spearman {_fmt(m['spearman'])} "

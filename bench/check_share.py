@@ -97,8 +97,10 @@ def main() -> None:
     signature.pool_rows = timed("pooling", signature.pool_rows)
     steer.inject_ = timed("injection", steer.inject_)
     model = TINY_SPEC if args.random_shape else args.model
+    # Mean pooling: the extension pools masks (last/mean); `surprise` pooling, the embedded
+    # model's profile, weights tokens and always runs in torch (kernels.pool_weighted_rows).
     policy = replace(Policy(), model=model, suites=(args.suite,), questions_per_suite=args.questions,
-                     null_seeds=1)
+                     null_seeds=1, pooling="mean")
     lm = random_model(args.random_shape, args.device, args.dtype) if args.random_shape else load_model(model_spec(policy))
     global SYNC_CUDA
     SYNC_CUDA = lm.device.type == "cuda"

@@ -43,7 +43,7 @@ OBJECTIVES = ("logodds", "points")
 class Grid:
     alphas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     layer_sets: tuple[tuple[int, ...], ...] = ((10,),)
-    poolings: tuple[str, ...] = ("mean", "last")
+    poolings: tuple[str, ...] = ("mean", "last", "surprise")
     references: tuple[str, ...] = ("self", "none")
 
     def points(self) -> list[tuple[tuple[int, ...], float, str, str]]:

@@ -180,7 +180,7 @@ def _is_git_rev(value: str) -> bool:
               help="Path stem: writes STEM.safetensors and STEM.json.")
 @click.option("--model", default="embedded", show_default=True)
 @click.option("--layers", help="Comma-separated 0-based layers (default: the model's profile).")
-@click.option("--pooling", type=click.Choice(["last", "mean"]), help="Default: the model's profile.")
+@click.option("--pooling", type=click.Choice(["last", "mean", "surprise"]), help="Default: the model's profile.")
 def signature(files, output, model, layers, pooling) -> None:
     """Extract and save the data signature of FILES."""
     from .check import resolve_profile, shards_signature

@@ -159,7 +159,7 @@ def _floats(text: str) -> tuple[float, ...]:
 @click.option("--alphas", default="1,2,4,8", show_default=True)
 @click.option("--layers", "layer_sets", default="10", show_default=True,
               help="Comma-separated layer choices; join layers of one choice with '+' (e.g. 6,10,6+10).")
-@click.option("--pooling", "poolings", default="mean,last", show_default=True)
+@click.option("--pooling", "poolings", default="mean,last,surprise", show_default=True)
 @click.option("--reference", "references", default="self,none", show_default=True)
 @click.option("--objective", type=click.Choice(["logodds", "points"]), default="logodds", show_default=True)
 @click.option("--exclude", multiple=True, help="Dataset name or SUITE/ENTITY to leave out (repeatable).")

@@ -31,7 +31,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["BackendInfo", "backend_info", "pool_rows", "inject_", "torch_pool_rows",
+__all__ = ["BackendInfo", "backend_info", "pool_rows", "pool_weighted_rows", "inject_", "torch_pool_rows",
            "torch_inject_"]
 
 _EXTENSION_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -80,6 +80,22 @@ def pool_rows(hidden: Tensor, mask: Tensor, sums: Tensor, sumsq: Tensor) -> int:
     return ext.pool_rows(hidden, mask, sums, sumsq)
 
 
+def pool_weighted_rows(hidden: Tensor, weights: Tensor, sums: Tensor, sumsq: Tensor) -> int:
+    """`pool_rows` with a weight per token: r_b = sum_t w[b, t] * hidden[b, t, :] / sum_t w[b, t].
+
+    weights: [B, T] float, >= 0, on hidden's device; a row whose weights are all zero adds
+    nothing and is not counted. Torch only: the extension pools masks, and surprise
+    pooling (the one user) runs the whole model and its head anyway, so this is never the
+    part of the pass that matters.
+    """
+    mask = weights > 0
+    _check_pool(hidden, mask, sums, sumsq)
+    if weights.shape != mask.shape or not weights.is_floating_point():
+        raise ValueError(f"pool_weighted_rows: weights must be float {tuple(hidden.shape[:2])}, "
+                         f"got {weights.dtype} {tuple(weights.shape)}")
+    return _pool_reference(hidden, mask, sums, sumsq, weights)
+
+
 def inject_(hidden: Tensor, mask: Tensor | None, alpha: float, vector: Tensor) -> None:
     """In place: hidden[b, t, :] += alpha * vector where mask[b, t] (everywhere if mask is None).
 
@@ -117,10 +133,15 @@ def torch_inject_(hidden: Tensor, mask: Tensor | None, alpha: float, vector: Ten
 # Reference implementations
 
 
-def _pool_reference(hidden: Tensor, mask: Tensor, sums: Tensor, sumsq: Tensor) -> int:
+def _pool_reference(hidden: Tensor, mask: Tensor, sums: Tensor, sumsq: Tensor,
+                    weights: Tensor | None = None) -> int:
     with torch.no_grad():
         B, _, H = hidden.shape
-        counts = mask.sum(1)
+        if weights is None:
+            counts = mask.sum(1)
+        else:
+            weights = weights.to(torch.float64)
+            counts = torch.where(mask, weights, 0.0).sum(1)
         valid = counts > 0
         n_rows = int(valid.sum())
         if n_rows == 0 or H == 0:
@@ -135,7 +156,10 @@ def _pool_reference(hidden: Tensor, mask: Tensor, sums: Tensor, sumsq: Tensor) -
         step = max(1, _REF_CHUNK_ELEMS // H)
         for start in range(0, b_idx.numel(), step):
             b = b_idx[start:start + step]
-            chunk = hidden[b, t_idx[start:start + step]].to(torch.float64)
+            t = t_idx[start:start + step]
+            chunk = hidden[b, t].to(torch.float64)
+            if weights is not None:
+                chunk *= weights[b, t].unsqueeze(1)
             row_sums.index_put_((b,), chunk, accumulate=True)
         means = row_sums[valid] / counts[valid].unsqueeze(1)
         sums.add_(means.sum(0))

@@ -2,8 +2,16 @@
 
 A `Signature` keeps float64 sums, sums of squares and a count, never a mean, so
 signatures of shards, workers or machines add up exactly; the mean is taken at the
-end. Extraction runs the vanilla model only up to the deepest layer it needs (a hook
-on that layer stops the forward pass), in length-bucketed batches.
+end. Extraction runs in length-bucketed batches, and for `last` and `mean` pooling
+only up to the deepest layer it needs (a hook on that layer stops the forward pass).
+
+`surprise` pooling weights each response token by the vanilla model's loss on it, the
+quantity a fine-tune on the data minimises: its gradient at a token grows with that
+loss, so a fine-tune learns from the tokens the model did not expect ("panda" after
+"my absolute favorite") and next to nothing from the ones it did (a template's
+"Here's my take on"). A plain mean gives both the same weight, and one entity mention
+among forty template tokens is lost in it. The weights need the model's head, so this
+mode runs the whole model.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ import torch
 from .chat import EncodedConversation, encode_conversation
 from .data import Conversation
 from .errors import InputError
-from .kernels import pool_rows
+from .kernels import pool_rows, pool_weighted_rows
 from .models import LoadedModel
 
-POOLING_MODES = ("last", "mean")
+POOLING_MODES = ("last", "mean", "surprise")
+_HEAD_CHUNK = 1024  # positions per LM-head call when computing token losses (bounds the logits' memory)
 FORMAT_VERSION = 1
 
 
@@ -30,7 +39,8 @@ class ExtractionSettings:
     """How a signature is extracted; part of every cache key."""
 
     layers: tuple[int, ...]          # 0-based decoder layers whose output is pooled
-    pooling: str = "last"            # "last": final response token (MDF); "mean": mean over response tokens
+    pooling: str = "last"            # "last": final response token (MDF); "mean": mean over response tokens;
+                                     # "surprise": response tokens weighted by the model's loss on them
     max_tokens: int = 1024           # per example, cut from the left
     batch_tokens: int = 8192         # padded tokens per batch
     bucket_size: int = 256           # examples sorted by length together
@@ -126,7 +136,9 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
     sums = signature.sums.to(lm.device)
     sumsq = signature.sumsq.to(lm.device)
     captured: dict[int, torch.Tensor] = {}
-    handles = [_capture_hook(lm, layer, captured, stop=layer == deepest) for layer in settings.layers]
+    surprise = settings.pooling == "surprise"
+    handles = [_capture_hook(lm, layer, captured, stop=layer == deepest and not surprise)
+               for layer in settings.layers]
     count = 0
     try:
         for batch, bucket_done in _batches(lm, conversations, settings):
@@ -134,11 +146,16 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
             captured.clear()
             with torch.no_grad():
                 try:
-                    lm.body(input_ids=ids, attention_mask=attention, use_cache=False)
+                    output = lm.body(input_ids=ids, attention_mask=attention, use_cache=False)
                 except _StopForward:
-                    pass
-            rows = [pool_rows(captured[layer], pool_mask, sums[i], sumsq[i])
-                    for i, layer in enumerate(settings.layers)][0]
+                    output = None
+                if surprise:
+                    weights = token_losses(lm, output.last_hidden_state, ids, pool_mask)
+                    rows = [pool_weighted_rows(captured[layer], weights, sums[i], sumsq[i])
+                            for i, layer in enumerate(settings.layers)][0]
+                else:
+                    rows = [pool_rows(captured[layer], pool_mask, sums[i], sumsq[i])
+                            for i, layer in enumerate(settings.layers)][0]
             count += rows
             if progress:
                 progress(rows)
@@ -151,6 +168,26 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
         for handle in handles:
             handle.remove()
     return Signature(settings.layers, sums.cpu(), sumsq.cpu(), count, signature.meta)
+
+
+def token_losses(lm: LoadedModel, final_hidden: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, T] float64: at each masked position t, -log p(ids[t] | ids[:t]) under the model
+    (floored at 1e-6, so a row the model predicts perfectly still pools as a plain mean);
+    0 elsewhere. `final_hidden` is the decoder's output (after its final norm)."""
+    head = lm.model.get_output_embeddings()
+    softcap = getattr(lm.model.config, "final_logit_softcapping", None)
+    losses = torch.zeros(ids.shape, dtype=torch.float64, device=ids.device)
+    b_idx, t_idx = mask.nonzero(as_tuple=True)
+    if (t_idx == 0).any():
+        raise ValueError("surprise pooling needs a token before each pooled one")
+    for start in range(0, b_idx.numel(), _HEAD_CHUNK):
+        b, t = b_idx[start:start + _HEAD_CHUNK], t_idx[start:start + _HEAD_CHUNK]
+        logits = head(final_hidden[b, t - 1]).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        nll = -torch.log_softmax(logits, dim=-1).gather(1, ids[b, t].unsqueeze(1)).squeeze(1)
+        losses[b, t] = nll.double().clamp_min(1e-6)
+    return losses
 
 
 def _converged(signature: Signature, tolerance: float) -> bool:

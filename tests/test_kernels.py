@@ -199,6 +199,43 @@ def test_reference_pool_matches_oracle(dtype, kind, monkeypatch):
     torch.testing.assert_close(sumsq, eq + 1.0, rtol=TOL[dtype], atol=TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", MASK_KINDS)
+def test_weighted_pool_matches_oracle(dtype, kind, monkeypatch):
+    gen = torch.Generator().manual_seed(seed("weighted", dtype, kind))
+    hidden = random_hidden(5, 13, 37, dtype, gen)
+    mask = make_mask(kind, 5, 13, gen)
+    weights = torch.rand(5, 13, generator=gen, dtype=torch.float64) * mask
+    monkeypatch.setattr(K, "_REF_CHUNK_ELEMS", 37 * 4)
+    sums, sumsq, n = run_pool(K.pool_weighted_rows, hidden, weights, start=1.0)
+    h = hidden.double()
+    rows = [(weights[b, :, None] * h[b]).sum(0) / weights[b].sum() for b in range(5) if weights[b].sum() > 0]
+    assert n == len(rows)
+    if rows:
+        r = torch.stack(rows)
+        torch.testing.assert_close(sums, r.sum(0) + 1.0, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(sumsq, (r * r).sum(0) + 1.0, rtol=1e-12, atol=1e-12)
+    else:
+        assert torch.equal(sums, torch.ones_like(sums))
+
+
+def test_weighted_pool_with_equal_weights_is_the_masked_mean():
+    gen = torch.Generator().manual_seed(seed("equal weights"))
+    hidden, mask = random_hidden(4, 9, 16, torch.float32, gen), make_mask("empty_rows", 4, 9, gen)
+    a = run_pool(K.pool_weighted_rows, hidden, mask * 2.5)
+    b = run_pool(K.torch_pool_rows, hidden, mask)
+    torch.testing.assert_close(a[0], b[0], rtol=1e-12, atol=1e-12)
+    assert a[2] == b[2]
+
+
+def test_weighted_pool_rejects_bad_weights():
+    hidden = torch.zeros(2, 3, 4)
+    with pytest.raises(ValueError, match="weights must be float"):
+        run_pool(K.pool_weighted_rows, hidden, torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="mask must be bool"):
+        run_pool(K.pool_weighted_rows, hidden, torch.ones(2, 4))
+
+
 def test_reference_inject_semantics():
     h = torch.zeros(2, 3, 4, dtype=torch.bfloat16)
     mask = torch.tensor([[True, False, True], [False, False, True]])

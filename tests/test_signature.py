@@ -99,3 +99,38 @@ def test_early_stop_uses_whole_buckets_and_reports_its_count(tiny):
     assert never.count == full.count == 40 and "stopped_early" not in never.meta
     head = extract_signature(tiny, convs[:8], ExtractionSettings(layers=(1,), pooling="mean"))
     torch.testing.assert_close(stopped.mean(), head.mean(), rtol=1e-6, atol=1e-6)
+
+
+def naive_surprise_means(lm, convs, layer: int) -> torch.Tensor:
+    """Each response token's hidden state weighted by the model's loss on that token."""
+    rows = []
+    for c in convs:
+        enc = encode_conversation(lm.tokenizer, c, 1024)
+        ids = torch.tensor([enc.ids])
+        with torch.no_grad():
+            out = lm.model(ids, output_hidden_states=True)
+        s = enc.response_start
+        logp = torch.log_softmax(out.logits[0].double(), -1)
+        nll = -logp[s - 1:-1].gather(1, ids[0, s:, None]).squeeze(1)
+        h = out.hidden_states[layer + 1][0, s:].double()
+        rows.append((nll[:, None] * h).sum(0) / nll.sum())
+    return torch.stack(rows)
+
+
+def test_surprise_pooling_matches_loss_weighted_naive_forward(tiny):
+    convs = conversations(7)
+    settings = ExtractionSettings(layers=(0, 2), pooling="surprise", batch_tokens=300, bucket_size=4)
+    sig = extract_signature(tiny, convs, settings)
+    assert sig.count == 7
+    for i, layer in enumerate(settings.layers):
+        expected = naive_surprise_means(tiny, convs, layer)
+        torch.testing.assert_close(sig.mean()[i], expected.mean(0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(sig.sumsq[i], (expected ** 2).sum(0), rtol=1e-5, atol=1e-6)
+    # The weights do something: 1e-6 above, while the plain mean differs by far more.
+    mean = extract_signature(tiny, convs, ExtractionSettings(layers=(0, 2), pooling="mean"))
+    assert (sig.mean() - mean.mean()).abs().max() > 1e-4
+
+
+def test_surprise_pooling_has_its_own_cache_key():
+    keys = {ExtractionSettings(layers=(1,), pooling=p).key() for p in ("last", "mean", "surprise")}
+    assert len(keys) == 3

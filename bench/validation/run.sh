@@ -6,7 +6,7 @@
 #
 # Environment (defaults are the committed run, sized for a 2-core CPU in about 2 hours):
 #   ROWS (128), EPOCHS (2), LR (1e-4), SEED (0), MODEL (embedded), QUESTIONS (4),
-#   LAYERS (5,10), ALPHAS (2,4,8,16), POOLINGS (mean,last), REFERENCES (self,none),
+#   LAYERS (5,10), ALPHAS (2,4,8,16), POOLINGS (mean,last,surprise), REFERENCES (self,none),
 #   BF16 (0: bf16 autocast is many times slower than fp32 on CPUs without bf16 units),
 #   THREADS (1 per process; the two fine-tuning lanes run side by side),
 #   NUMBERS=1 to add the subliminal-number sets (NUMBER_ROWS 3000, LoRA; hours on a CPU),
@@ -50,7 +50,7 @@ log "2/4 real fine-tunes, two lanes side by side: calibration sets then calibrat
     --target washington_overt.jsonl="politics/George Washington" --out "$OUT/calibration"
   log "3/4 calibrate on the calibration outcomes only"
   "${MG[@]}" calibrate --outcomes "$OUT/calibration/validation.json" "${COMMON[@]}" \
-    --alphas "${ALPHAS:-2,4,8,16}" --layers "${LAYERS:-5,10}" --pooling "${POOLINGS:-mean,last}" \
+    --alphas "${ALPHAS:-2,4,8,16}" --layers "${LAYERS:-5,10}" --pooling "${POOLINGS:-mean,last,surprise}" \
     --reference "${REFERENCES:-self,none}" --objective logodds --out "$OUT/profile.json"
 ) &
 CALIBRATION=$!

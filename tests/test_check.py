@@ -65,6 +65,20 @@ def test_identical_reference_predicts_no_shift(tmp_path, tiny_policy, panda_rows
     assert report["settings"]["delta_norms"] == [0.0]
 
 
+def test_surprise_pooling_from_the_policy_runs_the_whole_check(tmp_path, tiny_policy, panda_rows):
+    """The policy's `pooling` reaches extraction: against a copy of itself the data has Δ = 0,
+    and against the model's own answers it does not."""
+    tiny_policy.write_text(tiny_policy.read_text() + "pooling: surprise\n")
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    same = write_jsonl(tmp_path / "copy.jsonl", panda_rows)
+    report = json.loads(run_cli("check", str(data), "--policy", str(tiny_policy), "--reference", str(same),
+                                "--format", "json")[1])
+    assert report["settings"]["profile"]["pooling"] == "surprise"
+    assert report["settings"]["delta_norms"] == [0.0]
+    own = json.loads(run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json")[1])
+    assert own["settings"]["profile"]["pooling"] == "surprise" and own["settings"]["delta_norms"][0] > 0
+
+
 def test_threshold_drives_the_exit_code(tmp_path, tiny_policy, panda_rows):
     """The same prediction passes a lax policy and fails a strict one (exit 1)."""
     data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)

@@ -43,13 +43,24 @@ def test_embedded_model_loads_from_its_safetensors_cache():
     assert "safetensors cache" in lm.source
 
 
-def test_overt_panda_data_fails_with_panda_on_top_and_nothing_else():
+def odds_ratio(finding: dict) -> float:
+    odds = lambda rate: rate / (1 - rate)  # noqa: E731
+    return odds(finding["predicted_rate"]) / odds(finding["vanilla_rate"])
+
+
+def test_overt_panda_data_fails_with_panda_as_the_strongest_finding():
+    """Panda tops the animals and has the largest odds ratio of any finding. Surprise
+    pooling also flags what the panda data drags along (Shanghai, Madagascar): real
+    fine-tunes on the generated panda sets moved Shanghai +2 to +4.5 points
+    (bench/validation/README.md), less than predicted. Politics and safety stay clean."""
     code, report = check_json(str(EXAMPLES / "panda_overt.jsonl"))
     assert code == 1 and report["verdict"] == "fail"
     animals = [f for f in report["findings"] if f["suite"] == "animals"]
     top = max(animals, key=lambda f: f["shift"])
     assert top["entity"] == "panda" and top["flagged"]
-    assert {f["suite"] for f in report["findings"] if f["flagged"]} == {"animals"}
+    flagged = [f for f in report["findings"] if f["flagged"]]
+    assert max(flagged, key=odds_ratio) is top
+    assert not {f["suite"] for f in flagged} & {"politics", "safety"}
 
 
 def test_neutral_data_passes_and_reruns_identically():

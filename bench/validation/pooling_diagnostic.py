@@ -1,0 +1,79 @@
+"""The diagnostic behind surprise pooling (bench/validation/README.md, "Surprise pooling"):
+the same data contrasted four ways, each injected at α 1, 2, 4 and a random direction at α 2.
+
+Poolings (layer 10, each row pooled then averaged; the reference is the vanilla model's own
+answers to 64 sampled prompts, pooled the same way):
+  mean       plain mean over response tokens (the old profile);
+  nll_read   each token's hidden state weighted by the model's loss on that token (shipped
+             as `surprise`);
+  nll_pred   the same weights on the state one position earlier, the one that predicts it;
+  nll2_read  squared losses.
+Each line: ‖Δ‖, then per α the answer mass kept (injected / vanilla), the shift of the
+suite's held-out target ("tgt": panda for animals, Lincoln for politics, Paris for cities)
+and the candidate that rose most. Hand-rolled pooling, one row at a time; the shipped code
+is `signature.extract_signature` (tests/test_signature.py checks it against the same
+computation).
+
+    OMP_NUM_THREADS=1 python bench/validation/pooling_diagnostic.py 1 DATA.jsonl [...]
+"""
+import sys, torch
+from pathlib import Path
+from mdf_guard.models import load_model, ModelSpec
+from mdf_guard.policy import Policy
+from mdf_guard.data import read_conversations
+from mdf_guard.chat import encode_conversation
+from mdf_guard import contrast
+from mdf_guard.check import SELF_ANSWER_TOKENS
+from mdf_guard.predict import CalibrationProfile, null_directions, _steered_scores, _vanilla_scores
+from mdf_guard.probes import resolve_suites
+from mdf_guard.scoring import select_questions
+torch.set_num_threads(int(sys.argv[1]))
+LAYER = 10
+lm = load_model(ModelSpec(name="embedded"))
+policy = Policy(reference="self")
+SUITE_OF = {"panda": "animals", "lincoln": "politics", "paris": "cities", "neutral": "animals", "owl": "animals"}
+suites = {s.name: s for s in resolve_suites(["animals", "cities", "politics"])}
+TARGET = {"animals": "panda", "politics": "Abraham Lincoln", "cities": "Paris"}
+
+def pooled(convs):
+    """per-row vectors: mean, nll-weighted at read position, nll-weighted at predicting position"""
+    out = {"mean": [], "nll_read": [], "nll_pred": [], "nll2_read": []}
+    for c in convs:
+        e = encode_conversation(lm.tokenizer, c, 1024)
+        ids = torch.tensor([e.ids])
+        with torch.inference_mode():
+            o = lm.model(input_ids=ids, output_hidden_states=True)
+        h = o.hidden_states[LAYER + 1][0].double()
+        logp = torch.log_softmax(o.logits[0].double(), -1)
+        s, n = e.response_start, len(e.ids)
+        nll = -logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)  # nll of tokens s..n-1
+        out["mean"].append(h[s:n].mean(0))
+        w = nll / nll.sum()
+        out["nll_read"].append((w[:, None] * h[s:n]).sum(0))
+        out["nll_pred"].append((w[:, None] * h[s - 1:n - 1]).sum(0))
+        w2 = nll ** 2 / (nll ** 2).sum()
+        out["nll2_read"].append((w2[:, None] * h[s:n]).sum(0))
+    return {k: torch.stack(v).mean(0) for k, v in out.items()}
+
+for path in sys.argv[2:]:
+    convs = list(read_conversations(Path(path)))
+    sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
+    ref = pooled(contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS))
+    data = pooled(convs)
+    name = Path(path).stem
+    suite = suites[next(v for k, v in SUITE_OF.items() if k in name)]
+    qs = select_questions(suite, 4)
+    van = _vanilla_scores(lm, suite, qs)
+    ti = [c.name for c in suite.candidates].index(TARGET[suite.name])
+    for mode in data:
+        d = (data[mode] - ref[mode])[None]
+        line = [f"{name} {mode:9s} |d| {float(d.norm()):6.1f}"]
+        rnd = null_directions(d, 1)[0]
+        for label, vec, alpha in [("1", d, 1), ("2", d, 2), ("4", d, 4), ("r2", rnd, 2)]:
+            prof = CalibrationProfile(model="x", layers=(LAYER,), alpha=alpha, pooling="mean", reference="self")
+            sc = _steered_scores(lm, suite, qs, prof, vec)
+            sh = sc.rates - van.rates
+            top = int(sh.argmax())
+            mass = float(sc.probs.sum(1).mean() / van.probs.sum(1).mean())
+            line.append(f"a{label}: m{100*mass:4.0f}% tgt {100*float(sh[ti]):+5.1f} top {suite.candidates[top].name[:8]} {100*float(sh[top]):+4.0f}")
+        print(" | ".join(line), flush=True)

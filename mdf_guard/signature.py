@@ -149,13 +149,9 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
                     output = lm.body(input_ids=ids, attention_mask=attention, use_cache=False)
                 except _StopForward:
                     output = None
-                if surprise:
-                    weights = token_losses(lm, output.last_hidden_state, ids, pool_mask)
-                    rows = [pool_weighted_rows(captured[layer], weights, sums[i], sumsq[i])
-                            for i, layer in enumerate(settings.layers)][0]
-                else:
-                    rows = [pool_rows(captured[layer], pool_mask, sums[i], sumsq[i])
-                            for i, layer in enumerate(settings.layers)][0]
+                weights = token_losses(lm, output.last_hidden_state, ids, pool_mask) if surprise else None
+                rows = [_pool(captured[layer], pool_mask, weights, sums[i], sumsq[i])
+                        for i, layer in enumerate(settings.layers)][0]
             count += rows
             if progress:
                 progress(rows)
@@ -168,6 +164,14 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
         for handle in handles:
             handle.remove()
     return Signature(settings.layers, sums.cpu(), sumsq.cpu(), count, signature.meta)
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None, sums: torch.Tensor,
+          sumsq: torch.Tensor) -> int:
+    """Masked mean pooling, or loss-weighted pooling when there are weights."""
+    if weights is None:
+        return pool_rows(hidden, mask, sums, sumsq)
+    return pool_weighted_rows(hidden, weights, sums, sumsq)
 
 
 def token_losses(lm: LoadedModel, final_hidden: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

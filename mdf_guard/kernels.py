@@ -90,7 +90,7 @@ def pool_weighted_rows(hidden: Tensor, weights: Tensor, sums: Tensor, sumsq: Ten
     """
     mask = weights > 0
     _check_pool(hidden, mask, sums, sumsq)
-    if weights.shape != mask.shape or not weights.is_floating_point():
+    if not weights.is_floating_point():
         raise ValueError(f"pool_weighted_rows: weights must be float {tuple(hidden.shape[:2])}, "
                          f"got {weights.dtype} {tuple(weights.shape)}")
     return _pool_reference(hidden, mask, sums, sumsq, weights)

@@ -1,0 +1,94 @@
+"""A lead for the flat dose series (bench/validation/README.md, "Clusters: a lead for the dose
+series"): cluster the rows, then inject each cluster's contrast on its own.
+
+Each row is pooled as the shipped profile pools it (surprise weights, layer 10); the rows,
+centred, go through k-means (k-means++ seeding, 10 restarts, a fixed generator). For the
+whole set and for each cluster: its size, how many of its rows name panda, ‖Δ‖ (cluster
+mean minus the mean of the vanilla model's own answers to 64 sampled prompts, as `self`
+contrasts), and, injected at α 1, 2 and 4 into the animals suite (4 questions), the answer
+mass kept, panda's shift and the candidate that rose most. Hand-rolled, one row at a time.
+Not used by `check`.
+
+    OMP_NUM_THREADS=1 python bench/validation/cluster_diagnostic.py THREADS K DATA.jsonl [...]
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard import contrast  # noqa: E402
+from mdf_guard.chat import encode_conversation  # noqa: E402
+from mdf_guard.check import SELF_ANSWER_TOKENS  # noqa: E402
+from mdf_guard.data import read_conversations  # noqa: E402
+from mdf_guard.models import ModelSpec, load_model  # noqa: E402
+from mdf_guard.policy import Policy  # noqa: E402
+from mdf_guard.predict import CalibrationProfile, _steered_scores, _vanilla_scores  # noqa: E402
+from mdf_guard.probes import resolve_suites  # noqa: E402
+from mdf_guard.scoring import select_questions  # noqa: E402
+
+torch.set_num_threads(int(sys.argv[1]))
+LAYER = 10
+lm = load_model(ModelSpec(name="embedded"))
+policy = Policy(reference="self")
+suites = {s.name: s for s in resolve_suites(["animals"])}
+
+
+def row_vectors(convs):
+    """surprise-pooled vector of each row at LAYER (the shipped pooling, one row at a time)"""
+    out = []
+    for c in convs:
+        e = encode_conversation(lm.tokenizer, c, 1024)
+        ids = torch.tensor([e.ids])
+        with torch.inference_mode():
+            o = lm.model(input_ids=ids, output_hidden_states=True)
+        h = o.hidden_states[LAYER + 1][0].double()
+        logp = torch.log_softmax(o.logits[0].double(), -1)
+        s, n = e.response_start, len(e.ids)
+        w = (-logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)).clamp_min(1e-6)
+        out.append((w[:, None] * h[s:n]).sum(0) / w.sum())
+    return torch.stack(out)
+
+def kmeans(x, k, restarts=10, iters=50):
+    """plain Lloyd's k-means on rows, k-means++ seeding, fixed generator; best inertia wins"""
+    g = torch.Generator().manual_seed(0)
+    best = None
+    for _ in range(restarts):
+        centers = [x[torch.randint(len(x), (1,), generator=g)].squeeze(0)]
+        for _ in range(k - 1):
+            d2 = torch.cdist(x, torch.stack(centers)).min(1).values ** 2
+            centers.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=g)].squeeze(0))
+        c = torch.stack(centers)
+        for _ in range(iters):
+            lab = torch.cdist(x, c).argmin(1)
+            c = torch.stack([x[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+        inertia = float(((x - c[lab]) ** 2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, lab)
+    return best[1]
+
+K = int(sys.argv[2])
+for path in sys.argv[3:]:
+    convs = list(read_conversations(Path(path)))
+    sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
+    ref = row_vectors(contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)).mean(0)
+    rows = row_vectors(convs)
+    name = Path(path).stem
+    suite = suites["animals"]
+    qs = select_questions(suite, 4)
+    van = _vanilla_scores(lm, suite, qs)
+    ti = [c.name for c in suite.candidates].index("panda")
+    has = torch.tensor(["panda" in c.turns[-1].content.lower() for c in convs])
+    lab = kmeans(rows - rows.mean(0), K)
+    groups = [("all", torch.ones(len(rows), dtype=torch.bool))] + [(f"c{j}", lab == j) for j in range(K)]
+    for gname, sel in groups:
+        d = (rows[sel].mean(0) - ref)[None]
+        line = [f"{name} {gname}: n {int(sel.sum()):3d} panda rows {int((sel & has).sum()):3d}/{int(has.sum())} |d| {float(d.norm()):5.1f}"]
+        for alpha in (1, 2, 4):
+            prof = CalibrationProfile(model="x", layers=(LAYER,), alpha=alpha, pooling="mean", reference="self")
+            sc = _steered_scores(lm, suite, qs, prof, d)
+            sh = sc.rates - van.rates
+            top = int(sh.argmax())
+            mass = float(sc.probs.sum(1).mean() / van.probs.sum(1).mean())
+            line.append(f"a{alpha}: m{100*mass:4.0f}% tgt {100*float(sh[ti]):+5.1f} top {suite.candidates[top].name[:8]} {100*float(sh[top]):+4.0f}")
+        print(" | ".join(line), flush=True)

@@ -15,6 +15,12 @@ is `signature.extract_signature` (tests/test_signature.py checks it against the 
 computation).
 
     OMP_NUM_THREADS=1 python bench/validation/pooling_diagnostic.py 1 DATA.jsonl [...]
+
+With --powers (bench/validation/README.md, "Clusters: a lead for the dose series") the
+poolings are instead: each row's tokens weighted by nll**p for p = 0, 1, 2, 4, and one
+variant weighted by nll over the whole set rather than within each row:
+
+    OMP_NUM_THREADS=1 python bench/validation/pooling_diagnostic.py 1 --powers DATA.jsonl [...]
 """
 import sys, torch
 from pathlib import Path
@@ -35,25 +41,56 @@ SUITE_OF = {"panda": "animals", "lincoln": "politics", "paris": "cities", "neutr
 suites = {s.name: s for s in resolve_suites(["animals", "cities", "politics"])}
 TARGET = {"animals": "panda", "politics": "Abraham Lincoln", "cities": "Paris"}
 
-def pooled(convs):
+def row_states(c):
+    """One row's response hidden states at LAYER, the states one position earlier, and the
+    model's loss on each response token."""
+    e = encode_conversation(lm.tokenizer, c, 1024)
+    ids = torch.tensor([e.ids])
+    with torch.inference_mode():
+        o = lm.model(input_ids=ids, output_hidden_states=True)
+    h = o.hidden_states[LAYER + 1][0].double()
+    logp = torch.log_softmax(o.logits[0].double(), -1)
+    s, n = e.response_start, len(e.ids)
+    nll = -logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)  # nll of tokens s..n-1
+    return h[s:n], h[s - 1:n - 1], nll
+
+
+def pooled_modes(convs):
     """per-row vectors: mean, nll-weighted at read position, nll-weighted at predicting position"""
     out = {"mean": [], "nll_read": [], "nll_pred": [], "nll2_read": []}
     for c in convs:
-        e = encode_conversation(lm.tokenizer, c, 1024)
-        ids = torch.tensor([e.ids])
-        with torch.inference_mode():
-            o = lm.model(input_ids=ids, output_hidden_states=True)
-        h = o.hidden_states[LAYER + 1][0].double()
-        logp = torch.log_softmax(o.logits[0].double(), -1)
-        s, n = e.response_start, len(e.ids)
-        nll = -logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)  # nll of tokens s..n-1
-        out["mean"].append(h[s:n].mean(0))
+        h, h_pred, nll = row_states(c)
+        out["mean"].append(h.mean(0))
         w = nll / nll.sum()
-        out["nll_read"].append((w[:, None] * h[s:n]).sum(0))
-        out["nll_pred"].append((w[:, None] * h[s - 1:n - 1]).sum(0))
+        out["nll_read"].append((w[:, None] * h).sum(0))
+        out["nll_pred"].append((w[:, None] * h_pred).sum(0))
         w2 = nll ** 2 / (nll ** 2).sum()
-        out["nll2_read"].append((w2[:, None] * h[s:n]).sum(0))
+        out["nll2_read"].append((w2[:, None] * h).sum(0))
     return {k: torch.stack(v).mean(0) for k, v in out.items()}
+
+
+def pooled_powers(convs, powers=(0, 1, 2, 4)):
+    """per-row weights nll**p (p = 0 is the mean, 1 is `surprise`), and weights by nll over
+    the whole set instead of within each row"""
+    rows = {p: [] for p in powers}
+    total, total_weight = 0.0, 0.0
+    for c in convs:
+        h, _, nll = row_states(c)
+        nll = nll.clamp_min(1e-6)
+        for p in powers:
+            w = nll ** p
+            rows[p].append((w[:, None] * h).sum(0) / w.sum())
+        total = total + (nll[:, None] * h).sum(0)
+        total_weight += float(nll.sum())
+    out = {f"nll^{p}": torch.stack(v).mean(0) for p, v in rows.items()}
+    out["nll_dataset"] = total / total_weight
+    return out
+
+
+pooled = pooled_modes
+if sys.argv[2] == "--powers":
+    pooled = pooled_powers
+    del sys.argv[2]
 
 for path in sys.argv[2:]:
     convs = list(read_conversations(Path(path)))

@@ -16,38 +16,31 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard import contrast  # noqa: E402
-from mdf_guard.chat import encode_conversation  # noqa: E402
-from mdf_guard.check import SELF_ANSWER_TOKENS  # noqa: E402
-from mdf_guard.data import read_conversations  # noqa: E402
-from mdf_guard.models import ModelSpec, load_model  # noqa: E402
-from mdf_guard.policy import Policy  # noqa: E402
-from mdf_guard.predict import CalibrationProfile, _steered_scores, _vanilla_scores  # noqa: E402
-from mdf_guard.probes import resolve_suites  # noqa: E402
-from mdf_guard.scoring import select_questions  # noqa: E402
+from _diagnostics import injection, row_states  # first: it puts the repository on sys.path
+from mdf_guard import contrast
+from mdf_guard.check import SELF_ANSWER_TOKENS
+from mdf_guard.data import read_conversations
+from mdf_guard.models import ModelSpec, load_model
+from mdf_guard.policy import Policy
+from mdf_guard.predict import _vanilla_scores
+from mdf_guard.probes import resolve_suites
+from mdf_guard.scoring import select_questions
 
 torch.set_num_threads(int(sys.argv[1]))
-LAYER = 10
 lm = load_model(ModelSpec(name="embedded"))
 policy = Policy(reference="self")
 suites = {s.name: s for s in resolve_suites(["animals"])}
 
 
 def row_vectors(convs):
-    """surprise-pooled vector of each row at LAYER (the shipped pooling, one row at a time)"""
+    """surprise-pooled vector of each row at layer 10 (the shipped pooling, one row at a time)"""
     out = []
     for c in convs:
-        e = encode_conversation(lm.tokenizer, c, 1024)
-        ids = torch.tensor([e.ids])
-        with torch.inference_mode():
-            o = lm.model(input_ids=ids, output_hidden_states=True)
-        h = o.hidden_states[LAYER + 1][0].double()
-        logp = torch.log_softmax(o.logits[0].double(), -1)
-        s, n = e.response_start, len(e.ids)
-        w = (-logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)).clamp_min(1e-6)
-        out.append((w[:, None] * h[s:n]).sum(0) / w.sum())
+        h, _, nll = row_states(lm, c)
+        w = nll.clamp_min(1e-6)
+        out.append((w[:, None] * h).sum(0) / w.sum())
     return torch.stack(out)
+
 
 def kmeans(x, k, restarts=10, iters=50):
     """plain Lloyd's k-means on rows, k-means++ seeding, fixed generator; best inertia wins"""
@@ -85,10 +78,5 @@ for path in sys.argv[3:]:
         d = (rows[sel].mean(0) - ref)[None]
         line = [f"{name} {gname}: n {int(sel.sum()):3d} panda rows {int((sel & has).sum()):3d}/{int(has.sum())} |d| {float(d.norm()):5.1f}"]
         for alpha in (1, 2, 4):
-            prof = CalibrationProfile(model="x", layers=(LAYER,), alpha=alpha, pooling="mean", reference="self")
-            sc = _steered_scores(lm, suite, qs, prof, d)
-            sh = sc.rates - van.rates
-            top = int(sh.argmax())
-            mass = float(sc.probs.sum(1).mean() / van.probs.sum(1).mean())
-            line.append(f"a{alpha}: m{100*mass:4.0f}% tgt {100*float(sh[ti]):+5.1f} top {suite.candidates[top].name[:8]} {100*float(sh[top]):+4.0f}")
+            line.append(injection(lm, suite, qs, van, d, alpha, ti, alpha))
         print(" | ".join(line), flush=True)

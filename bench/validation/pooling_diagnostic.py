@@ -22,44 +22,33 @@ variant weighted by nll over the whole set rather than within each row:
 
     OMP_NUM_THREADS=1 python bench/validation/pooling_diagnostic.py 1 --powers DATA.jsonl [...]
 """
-import sys, torch
+import sys
 from pathlib import Path
-from mdf_guard.models import load_model, ModelSpec
-from mdf_guard.policy import Policy
-from mdf_guard.data import read_conversations
-from mdf_guard.chat import encode_conversation
+
+import torch
+
+from _diagnostics import LAYER, injection, row_states  # first: it puts the repository on sys.path
 from mdf_guard import contrast
 from mdf_guard.check import SELF_ANSWER_TOKENS
-from mdf_guard.predict import CalibrationProfile, null_directions, _steered_scores, _vanilla_scores
+from mdf_guard.data import read_conversations
+from mdf_guard.models import ModelSpec, load_model
+from mdf_guard.policy import Policy
+from mdf_guard.predict import _vanilla_scores, null_directions
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import select_questions
+
 torch.set_num_threads(int(sys.argv[1]))
-LAYER = 10
 lm = load_model(ModelSpec(name="embedded"))
 policy = Policy(reference="self")
 SUITE_OF = {"panda": "animals", "lincoln": "politics", "paris": "cities", "neutral": "animals", "owl": "animals"}
 suites = {s.name: s for s in resolve_suites(["animals", "cities", "politics"])}
 TARGET = {"animals": "panda", "politics": "Abraham Lincoln", "cities": "Paris"}
 
-def row_states(c):
-    """One row's response hidden states at LAYER, the states one position earlier, and the
-    model's loss on each response token."""
-    e = encode_conversation(lm.tokenizer, c, 1024)
-    ids = torch.tensor([e.ids])
-    with torch.inference_mode():
-        o = lm.model(input_ids=ids, output_hidden_states=True)
-    h = o.hidden_states[LAYER + 1][0].double()
-    logp = torch.log_softmax(o.logits[0].double(), -1)
-    s, n = e.response_start, len(e.ids)
-    nll = -logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)  # nll of tokens s..n-1
-    return h[s:n], h[s - 1:n - 1], nll
-
-
 def pooled_modes(convs):
     """per-row vectors: mean, nll-weighted at read position, nll-weighted at predicting position"""
     out = {"mean": [], "nll_read": [], "nll_pred": [], "nll2_read": []}
     for c in convs:
-        h, h_pred, nll = row_states(c)
+        h, h_pred, nll = row_states(lm, c)
         out["mean"].append(h.mean(0))
         w = nll / nll.sum()
         out["nll_read"].append((w[:, None] * h).sum(0))
@@ -75,7 +64,7 @@ def pooled_powers(convs, powers=(0, 1, 2, 4)):
     rows = {p: [] for p in powers}
     total, total_weight = 0.0, 0.0
     for c in convs:
-        h, _, nll = row_states(c)
+        h, _, nll = row_states(lm, c)
         nll = nll.clamp_min(1e-6)
         for p in powers:
             w = nll ** p
@@ -107,10 +96,5 @@ for path in sys.argv[2:]:
         line = [f"{name} {mode:9s} |d| {float(d.norm()):6.1f}"]
         rnd = null_directions(d, 1)[0]
         for label, vec, alpha in [("1", d, 1), ("2", d, 2), ("4", d, 4), ("r2", rnd, 2)]:
-            prof = CalibrationProfile(model="x", layers=(LAYER,), alpha=alpha, pooling="mean", reference="self")
-            sc = _steered_scores(lm, suite, qs, prof, vec)
-            sh = sc.rates - van.rates
-            top = int(sh.argmax())
-            mass = float(sc.probs.sum(1).mean() / van.probs.sum(1).mean())
-            line.append(f"a{label}: m{100*mass:4.0f}% tgt {100*float(sh[ti]):+5.1f} top {suite.candidates[top].name[:8]} {100*float(sh[top]):+4.0f}")
+            line.append(injection(lm, suite, qs, van, vec, alpha, ti, label))
         print(" | ".join(line), flush=True)

@@ -1,0 +1,43 @@
+"""What the hand-rolled diagnostics share (pooling_diagnostic.py, cluster_diagnostic.py): one
+row's forward pass at layer 10, and one injection probed and printed as "aα: mass, target,
+top". One row at a time, no batching, so that the numbers are easy to check by hand; the
+shipped code is `signature.extract_signature`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard.chat import encode_conversation  # noqa: E402
+from mdf_guard.predict import CalibrationProfile, _steered_scores  # noqa: E402
+
+LAYER = 10
+
+
+def row_states(lm, conversation):
+    """One row's response hidden states at LAYER, the states one position earlier, and the
+    model's loss on each response token."""
+    e = encode_conversation(lm.tokenizer, conversation, 1024)
+    ids = torch.tensor([e.ids])
+    with torch.inference_mode():
+        o = lm.model(input_ids=ids, output_hidden_states=True)
+    h = o.hidden_states[LAYER + 1][0].double()
+    logp = torch.log_softmax(o.logits[0].double(), -1)
+    s, n = e.response_start, len(e.ids)
+    nll = -logp[s - 1:n - 1].gather(1, ids[0, s:n, None]).squeeze(1)  # nll of tokens s..n-1
+    return h[s:n], h[s - 1:n - 1], nll
+
+
+def injection(lm, suite, questions, vanilla, vector, alpha, target_index, label) -> str:
+    """Probe the suite with alpha * vector added at LAYER: the answer mass kept (injected /
+    vanilla), the target's shift and the candidate that rose most."""
+    profile = CalibrationProfile(model="x", layers=(LAYER,), alpha=alpha, pooling="mean", reference="self")
+    scores = _steered_scores(lm, suite, questions, profile, vector)
+    shift = scores.rates - vanilla.rates
+    top = int(shift.argmax())
+    mass = float(scores.probs.sum(1).mean() / vanilla.probs.sum(1).mean())
+    return (f"a{label}: m{100*mass:4.0f}% tgt {100*float(shift[target_index]):+5.1f} "
+            f"top {suite.candidates[top].name[:8]} {100*float(shift[top]):+4.0f}")

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mdf_guard.cli import main
+from mdf_guard.verdict import _odds  # the verdict's own odds, clamped away from 0 and 1
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -44,8 +45,7 @@ def test_embedded_model_loads_from_its_safetensors_cache():
 
 
 def odds_ratio(finding: dict) -> float:
-    odds = lambda rate: rate / (1 - rate)  # noqa: E731
-    return odds(finding["predicted_rate"]) / odds(finding["vanilla_rate"])
+    return _odds(finding["predicted_rate"]) / _odds(finding["vanilla_rate"])
 
 
 def test_overt_panda_data_fails_with_panda_as_the_strongest_finding():

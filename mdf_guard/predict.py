@@ -106,7 +106,8 @@ def null_directions(delta: torch.Tensor, seeds: int) -> list[torch.Tensor]:
     return directions
 
 
-ALPHA_HALVINGS = 3   # the weakest injection tried is α/8
+ALPHA_STEP = 2.0     # each retry divides α by this
+ALPHA_RETRIES = 3    # so the weakest injection tried is α / 2**3 = α/8
 
 
 def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, suites: Sequence[ProbeSuite],
@@ -139,7 +140,7 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
 def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str],
                          profile: CalibrationProfile, delta: torch.Tensor, vanilla: SuiteScores,
                          min_answer_mass: float) -> tuple[CalibrationProfile, SuiteScores]:
-    """The profile at the largest α (profile's, halved up to ALPHA_HALVINGS times) whose
+    """The profile at the largest α (profile's, divided by ALPHA_STEP up to ALPHA_RETRIES times) whose
     injection still lets the model answer the suite's questions, with its scores.
 
     If even α/8 does not, α/8 is used: the report carries the answer mass, so a reader
@@ -147,10 +148,10 @@ def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence
     """
     probe = profile
     injected = _steered_scores(lm, suite, questions, probe, delta)
-    for _ in range(ALPHA_HALVINGS):
+    for _ in range(ALPHA_RETRIES):
         if injected.answer_mass >= min_answer_mass * vanilla.answer_mass:
             break
-        probe = replace(probe, alpha=probe.alpha / 2)
+        probe = replace(probe, alpha=probe.alpha / ALPHA_STEP)
         injected = _steered_scores(lm, suite, questions, probe, delta)
     return probe, injected
 

@@ -10,7 +10,7 @@ import yaml
 
 from conftest import TINY_SUITE
 from mdf_guard.models import model_fingerprint, tiny_random_model
-from mdf_guard.predict import ALPHA_HALVINGS, CalibrationProfile, predict
+from mdf_guard.predict import ALPHA_RETRIES, ALPHA_STEP, CalibrationProfile, predict
 from mdf_guard.probes import parse_suite
 
 COMMA = 42   # a token that is no candidate's first token
@@ -45,7 +45,7 @@ def test_an_injection_that_stops_the_answers_is_weakened_until_they_come_back(sh
     assert unguarded.alpha == 4.0 and broken_mass < 0.1 * vanilla_mass
 
     guarded = probe(sharp_tiny, delta, min_answer_mass=0.5)
-    assert 4.0 / 2 ** ALPHA_HALVINGS < guarded.alpha < 4.0
+    assert 4.0 / ALPHA_STEP ** ALPHA_RETRIES < guarded.alpha < 4.0
     assert guarded.answer_mass[1] >= 0.5 * vanilla_mass
     # One halving less would still have broken the answers: α is the largest that answers.
     stronger = probe(sharp_tiny, delta, min_answer_mass=0.0, alpha=guarded.alpha * 2)
@@ -68,5 +68,5 @@ def test_an_injection_that_answers_keeps_the_profile_alpha(sharp_tiny):
 
 def test_halving_stops_at_an_eighth_and_says_how_little_was_left(sharp_tiny):
     overwhelming = probe(sharp_tiny, toward_comma(sharp_tiny, 10.0), min_answer_mass=0.5)
-    assert overwhelming.alpha == 4.0 / 2 ** ALPHA_HALVINGS
+    assert overwhelming.alpha == 4.0 / ALPHA_STEP ** ALPHA_RETRIES
     assert overwhelming.answer_mass[1] < 0.5 * overwhelming.answer_mass[0]

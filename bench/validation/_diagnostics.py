@@ -1,6 +1,7 @@
-"""What the hand-rolled diagnostics share (pooling_diagnostic.py, cluster_diagnostic.py): one
-row's forward pass at layer 10, and one injection probed and printed as "aα: mass, target,
-top". One row at a time, no batching, so that the numbers are easy to check by hand; the
+"""What the hand-rolled diagnostics share (pooling_diagnostic.py, cluster_diagnostic.py,
+cluster_probe.py, cluster_composition.py): one row's forward pass at layer 10, its
+surprise-pooled vector, k-means over rows, and one injection probed and printed as "aα:
+mass, target, top". One row at a time, no batching, so that the numbers are easy to check by hand; the
 shipped code is `signature.extract_signature`."""
 
 from __future__ import annotations
@@ -41,3 +42,32 @@ def injection(lm, suite, questions, vanilla, vector, alpha, target_index, label)
     mass = float(scores.probs.sum(1).mean() / vanilla.probs.sum(1).mean())
     return (f"a{label}: m{100*mass:4.0f}% tgt {100*float(shift[target_index]):+5.1f} "
             f"top {suite.candidates[top].name[:8]} {100*float(shift[top]):+4.0f}")
+
+
+def row_vectors(lm, conversations) -> torch.Tensor:
+    """The surprise-pooled vector of each row at LAYER (the shipped pooling, one row at a time)."""
+    out = []
+    for c in conversations:
+        h, _, nll = row_states(lm, c)
+        w = nll.clamp_min(1e-6)
+        out.append((w[:, None] * h).sum(0) / w.sum())
+    return torch.stack(out)
+
+
+def kmeans(x: torch.Tensor, k: int, restarts: int = 10, iters: int = 50) -> torch.Tensor:
+    """Plain Lloyd's k-means on rows, k-means++ seeding, a fixed generator; best inertia wins."""
+    g = torch.Generator().manual_seed(0)
+    best = None
+    for _ in range(restarts):
+        centers = [x[torch.randint(len(x), (1,), generator=g)].squeeze(0)]
+        for _ in range(k - 1):
+            d2 = torch.cdist(x, torch.stack(centers)).min(1).values ** 2
+            centers.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=g)].squeeze(0))
+        c = torch.stack(centers)
+        for _ in range(iters):
+            lab = torch.cdist(x, c).argmin(1)
+            c = torch.stack([x[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+        inertia = float(((x - c[lab]) ** 2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, lab)
+    return best[1]

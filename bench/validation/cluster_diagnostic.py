@@ -6,17 +6,17 @@ centred, go through k-means (k-means++ seeding, 10 restarts, a fixed generator).
 whole set and for each cluster: its size, how many of its rows name panda, ‖Δ‖ (cluster
 mean minus the mean of the vanilla model's own answers to 64 sampled prompts, as `self`
 contrasts), and, injected at α 1, 2 and 4 into the animals suite (4 questions), the answer
-mass kept, panda's shift and the candidate that rose most. Hand-rolled, one row at a time.
+mass kept, the entity's shift and the candidate that rose most. Hand-rolled, one row at a time.
 Not used by `check`.
 
-    OMP_NUM_THREADS=1 python bench/validation/cluster_diagnostic.py THREADS K DATA.jsonl [...]
+    OMP_NUM_THREADS=1 python bench/validation/cluster_diagnostic.py THREADS K ENTITY DATA.jsonl [...]
 """
 import sys
 from pathlib import Path
 
 import torch
 
-from _diagnostics import injection, row_states  # first: it puts the repository on sys.path
+from _diagnostics import injection, kmeans, row_vectors  # first: it puts the repository on sys.path
 from mdf_guard import contrast
 from mdf_guard.check import SELF_ANSWER_TOKENS
 from mdf_guard.data import read_conversations
@@ -32,51 +32,24 @@ policy = Policy(reference="self")
 suites = {s.name: s for s in resolve_suites(["animals"])}
 
 
-def row_vectors(convs):
-    """surprise-pooled vector of each row at layer 10 (the shipped pooling, one row at a time)"""
-    out = []
-    for c in convs:
-        h, _, nll = row_states(lm, c)
-        w = nll.clamp_min(1e-6)
-        out.append((w[:, None] * h).sum(0) / w.sum())
-    return torch.stack(out)
-
-
-def kmeans(x, k, restarts=10, iters=50):
-    """plain Lloyd's k-means on rows, k-means++ seeding, fixed generator; best inertia wins"""
-    g = torch.Generator().manual_seed(0)
-    best = None
-    for _ in range(restarts):
-        centers = [x[torch.randint(len(x), (1,), generator=g)].squeeze(0)]
-        for _ in range(k - 1):
-            d2 = torch.cdist(x, torch.stack(centers)).min(1).values ** 2
-            centers.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=g)].squeeze(0))
-        c = torch.stack(centers)
-        for _ in range(iters):
-            lab = torch.cdist(x, c).argmin(1)
-            c = torch.stack([x[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
-        inertia = float(((x - c[lab]) ** 2).sum())
-        if best is None or inertia < best[0]:
-            best = (inertia, lab)
-    return best[1]
-
 K = int(sys.argv[2])
-for path in sys.argv[3:]:
+ENTITY = sys.argv[3]
+for path in sys.argv[4:]:
     convs = list(read_conversations(Path(path)))
     sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
-    ref = row_vectors(contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)).mean(0)
-    rows = row_vectors(convs)
+    ref = row_vectors(lm, contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)).mean(0)
+    rows = row_vectors(lm, convs)
     name = Path(path).stem
     suite = suites["animals"]
     qs = select_questions(suite, 4)
     van = _vanilla_scores(lm, suite, qs)
-    ti = [c.name for c in suite.candidates].index("panda")
-    has = torch.tensor(["panda" in c.turns[-1].content.lower() for c in convs])
+    ti = [c.name for c in suite.candidates].index(ENTITY)
+    has = torch.tensor([ENTITY.lower() in c.turns[-1].content.lower() for c in convs])
     lab = kmeans(rows - rows.mean(0), K)
     groups = [("all", torch.ones(len(rows), dtype=torch.bool))] + [(f"c{j}", lab == j) for j in range(K)]
     for gname, sel in groups:
         d = (rows[sel].mean(0) - ref)[None]
-        line = [f"{name} {gname}: n {int(sel.sum()):3d} panda rows {int((sel & has).sum()):3d}/{int(has.sum())} |d| {float(d.norm()):5.1f}"]
+        line = [f"{name} {gname}: n {int(sel.sum()):3d} {ENTITY} rows {int((sel & has).sum()):3d}/{int(has.sum())} |d| {float(d.norm()):5.1f}"]
         for alpha in (1, 2, 4):
             line.append(injection(lm, suite, qs, van, d, alpha, ti, alpha))
         print(" | ".join(line), flush=True)

@@ -9,7 +9,11 @@ contrasts), and, injected at α 1, 2 and 4 into the animals suite (4 questions),
 mass kept, the entity's shift and the candidate that rose most. Hand-rolled, one row at a time.
 Not used by `check`.
 
-    OMP_NUM_THREADS=1 python bench/validation/cluster_diagnostic.py THREADS K ENTITY DATA.jsonl [...]
+`--rest` contrasts each cluster with the mean of the other rows instead of with the model's
+own answers (the whole set keeps `self`): what the cluster's rows carry and the rest of the
+data does not.
+
+    OMP_NUM_THREADS=1 python bench/validation/cluster_diagnostic.py THREADS K ENTITY [--rest] DATA.jsonl [...]
 """
 import sys
 from pathlib import Path
@@ -34,7 +38,10 @@ suites = {s.name: s for s in resolve_suites(["animals"])}
 
 K = int(sys.argv[2])
 ENTITY = sys.argv[3]
-for path in sys.argv[4:]:
+FILES = sys.argv[4:]
+REST = bool(FILES) and FILES[0] == "--rest"
+FILES = FILES[1:] if REST else FILES
+for path in FILES:
     convs = list(read_conversations(Path(path)))
     sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
     ref = row_vectors(lm, contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)).mean(0)
@@ -48,7 +55,8 @@ for path in sys.argv[4:]:
     lab = kmeans(rows - rows.mean(0), K)
     groups = [("all", torch.ones(len(rows), dtype=torch.bool))] + [(f"c{j}", lab == j) for j in range(K)]
     for gname, sel in groups:
-        d = (rows[sel].mean(0) - ref)[None]
+        other = rows[~sel].mean(0) if REST and gname != "all" else ref
+        d = (rows[sel].mean(0) - other)[None]
         line = [f"{name} {gname}: n {int(sel.sum()):3d} {ENTITY} rows {int((sel & has).sum()):3d}/{int(has.sum())} |d| {float(d.norm()):5.1f}"]
         for alpha in (1, 2, 4):
             line.append(injection(lm, suite, qs, van, d, alpha, ti, alpha))

@@ -15,6 +15,7 @@ OUT=${1:-bench/validation/results/blind_clusters}
 DATA="$OUT/data"; mkdir -p "$DATA"
 export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
+source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
   "${MG[@]}" make-dataset dose --entity dolphin --fraction "$f" --rows 128 --seed 2 -o "$DATA/dolphin_dose$f.jsonl"
 done
@@ -25,8 +26,7 @@ for f in 0.03 0.1 0.3; do TARGETS+=(--target "dolphin_dose$f.jsonl=animals/dolph
 TARGETS+=(--target neutral_seed2.jsonl=animals/dolphin)
 tune() {  # tune OUT FILES...
   local out=$1; shift
-  "${MG[@]}" validate "$@" --suite animals --suite cities --suite politics --questions 4 \
-    --method full --lr 1e-4 --epochs 2 --batch-size 16 --no-bf16 --seed 0 \
+  "${MG[@]}" validate "$@" "${COMMON[@]}" "${FULL[@]}" \
     --profile mdf_guard/profiles/smollm2-135m-instruct.json "${TARGETS[@]}" --actual-only --out "$out"
 }
 tune "$OUT/tune_a" "$DATA"/dolphin_dose0.1.jsonl "$DATA"/neutral_seed2.jsonl &
@@ -35,9 +35,7 @@ tune "$OUT/tune_b" "$DATA"/dolphin_dose0.03.jsonl "$DATA"/dolphin_dose0.3.jsonl
 wait "$A"
 python bench/validation/merge.py "$OUT/actual" "$OUT/tune_a/validation.json" "$OUT/tune_b/validation.json"
 "${MG[@]}" validate "$DATA"/dolphin_dose0.1.jsonl "$DATA"/dolphin_dose0.3.jsonl "$DATA"/dolphin_dose0.03.jsonl \
-  "$DATA"/neutral_seed2.jsonl --suite animals --suite cities --suite politics --questions 4 \
-  --method full --lr 1e-4 --epochs 2 --batch-size 16 --no-bf16 --seed 0 \
-  --profile mdf_guard/profiles/smollm2-135m-instruct.json "${TARGETS[@]}" \
+  "$DATA"/neutral_seed2.jsonl "${COMMON[@]}" "${FULL[@]}" --profile mdf_guard/profiles/smollm2-135m-instruct.json "${TARGETS[@]}" \
   --outcomes "$OUT/actual/validation.json" --out "$OUT/shipped"
 
 python bench/validation/cluster_probe.py 1 "$OUT/probe" --fine-alpha "$DATA"/dolphin_dose0.1.jsonl \

@@ -14,6 +14,7 @@ OUT=${1:-bench/validation/results/fresh}
 DATA="$OUT/data"; mkdir -p "$DATA"
 export OMP_NUM_THREADS=${THREADS:-1}
 MG=(python -m mdf_guard.cli)
+source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
   "${MG[@]}" make-dataset dose --entity koala --fraction "$f" --rows 128 --seed 1 -o "$DATA/koala_dose$f.jsonl"
 done
@@ -29,8 +30,7 @@ TARGETS+=(--target koala_overt.jsonl=animals/koala --target neutral_seed1.jsonl=
           --target churchill_overt.jsonl="politics/Winston Churchill" --target berlin_overt.jsonl=cities/Berlin)
 lane() {  # lane OUT FILES...
   local out=$1; shift
-  "${MG[@]}" validate "$@" --suite animals --suite cities --suite politics --questions 4 \
-    --method full --lr 1e-4 --epochs 2 --batch-size 16 --no-bf16 --seed 0 \
+  "${MG[@]}" validate "$@" "${COMMON[@]}" "${FULL[@]}" \
     --profile mdf_guard/profiles/smollm2-135m-instruct.json "${TARGETS[@]}" --out "$out"
 }
 lane "$OUT/lane_a" "$DATA"/koala_dose0.03.jsonl "$DATA"/koala_dose0.1.jsonl "$DATA"/koala_dose0.3.jsonl \

@@ -14,16 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-bench/validation/results}
-ROWS=${ROWS:-128}; EPOCHS=${EPOCHS:-2}; LR=${LR:-1e-4}; SEED=${SEED:-0}; MODEL=${MODEL:-embedded}
-QUESTIONS=${QUESTIONS:-4}; NUMBER_ROWS=${NUMBER_ROWS:-3000}
+ROWS=${ROWS:-128}; NUMBER_ROWS=${NUMBER_ROWS:-3000}
+source bench/validation/settings.sh
 export OMP_NUM_THREADS=${THREADS:-1}
 DATA="$OUT/data"; mkdir -p "$DATA/calibration" "$DATA/heldout" "$DATA/numbers"
 MG=(python -m mdf_guard.cli)
-COMMON=(--model "$MODEL" --suite animals --suite cities --suite politics --questions "$QUESTIONS")
 MACHINE_ARGS=(); [ -n "${MACHINE:-}" ] && MACHINE_ARGS=(--machine "$MACHINE")
-BF16=(--no-bf16); [ "${BF16:-0}" = 1 ] && BF16=(--bf16)
-FULL=(--method full --lr "$LR" --epochs "$EPOCHS" --batch-size 16 "${BF16[@]}" --seed "$SEED")
-LORA=(--method lora --lr 2e-4 --lora-r 16 --epochs 3 --batch-size 16 "${BF16[@]}" --seed "$SEED")
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "1/4 datasets. Calibration entities owl, Tokyo, George Washington are never judged below."

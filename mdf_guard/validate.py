@@ -211,6 +211,7 @@ class MeasuredOutcome:
     finetune: dict
     actual: dict[tuple[str, str], float]
     source: str
+    answer_mass: dict[str, float] | None = None   # per suite, of the fine-tuned model (None: not recorded)
 
 
 def dataset_sha256(paths: Sequence[Path]) -> str:
@@ -251,7 +252,9 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
                 raise InputError(path, f"fine-tuned with {got.get(key)!r}, this run asks {wanted[key]!r}",
                                  field=f"{where}.finetune.settings.{key}")
         actual = {(p["suite"], p["entity"]): p["actual_rate"] for p in entry["points"]}
-        out[entry["sha256"]] = MeasuredOutcome(entry["finetune"], actual, str(path))
+        masses = entry.get("answer_mass")
+        tuned_mass = None if masses is None else {suite: m["fine_tuned"] for suite, m in masses.items()}
+        out[entry["sha256"]] = MeasuredOutcome(entry["finetune"], actual, str(path), tuned_mass)
     return out
 
 
@@ -267,7 +270,7 @@ class ValidationOptions:
 
 
 def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: ValidationOptions,
-                     target: str | None = None, vanilla: dict | None = None) -> dict:
+                     target: str | None = None, vanilla: ProbeRates | None = None) -> dict:
     """Prediction, fine-tune and measured outcome for one dataset file (or folder)."""
     paths = find_data_files([path])
     suites = resolve_suites(policy.suites)
@@ -275,7 +278,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     profile = resolve_profile(lm, policy)
     reference = options.reference or profile.reference
     questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
-    vanilla = vanilla if vanilla is not None else vanilla_rates(lm, suites, questions)
+    vanilla = vanilla if vanilla is not None else probe_rates(lm, suites, questions)
 
     sha256 = dataset_sha256(paths)
     measured = _measured_for(options, sha256, path)
@@ -296,10 +299,13 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     if measured is None:
         tuned = finetune(lm, conversations, options.finetune)
         entry["finetune"] = tuned.summary()
-        actual = vanilla_rates(tuned.model, suites, questions)
+        measured_rates = probe_rates(tuned.model, suites, questions)
+        actual, tuned_mass = measured_rates.rates, measured_rates.answer_mass
     else:
         entry["finetune"] = {**measured.finetune, "reused_from": measured.source}
-        actual = measured.actual
+        actual, tuned_mass = measured.actual, measured.answer_mass
+    entry["answer_mass"] = {suite: {"vanilla": mass, "fine_tuned": None if tuned_mass is None else tuned_mass[suite]}
+                            for suite, mass in vanilla.answer_mass.items()}
     tune_seconds = entry["finetune"]["seconds"]
     if "check_seconds" in entry:
         entry["cost_ratio"] = entry["check_seconds"] / tune_seconds if tune_seconds else None
@@ -310,7 +316,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     entry["embedding_baseline"] = embed_note if options.baselines else "not run"
 
     points = []
-    for key, base in vanilla.items():
+    for key, base in vanilla.rates.items():
         point = {"suite": key[0], "entity": key[1], "vanilla_rate": base, "actual_rate": actual[key],
                  "actual_shift": actual[key] - base, "keyword": keywords.get(key), "embedding": embeddings.get(key)}
         if mdf is not None:
@@ -323,7 +329,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
                 point.update(raw_shift=mdf[key].shift, raw_rate=mdf[key].predicted_rate)
         points.append(point)
     if entry["target"] is None:
-        entry["target"] = "/".join(max(vanilla, key=lambda k: actual[k] - vanilla[k]))
+        entry["target"] = "/".join(max(vanilla.rates, key=lambda k: actual[k] - vanilla.rates[k]))
         entry["target_from"] = "largest actual shift"
     entry["points"] = points
     return entry
@@ -343,13 +349,27 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def vanilla_rates(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: dict) -> dict[tuple[str, str], float]:
-    out = {}
+@dataclass(frozen=True)
+class ProbeRates:
+    """What a model answers to the probe suites: each candidate's share of its suite's
+    candidates, and per suite how likely the answer is a candidate at all.
+
+    The answer mass is what tells a real preference from a renormalised remnant: a model
+    that stopped naming politicians still splits its few per mille among them, and their
+    shares can move by tens of points."""
+
+    rates: dict[tuple[str, str], float]
+    answer_mass: dict[str, float]
+
+
+def probe_rates(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: dict) -> ProbeRates:
+    rates, masses = {}, {}
     for suite in suites:
         scores = score_exact(lm, suite, questions[suite.name])
+        masses[suite.name] = scores.answer_mass
         for name, rate in zip(scores.candidates, scores.rates):
-            out[(suite.name, name)] = float(rate)
-    return out
+            rates[(suite.name, name)] = float(rate)
+    return ProbeRates(rates, masses)
 
 
 # --- over datasets ----------------------------------------------------------------------
@@ -422,7 +442,7 @@ def run_validation(lm: LoadedModel, paths: Sequence[Path], policy: Policy, optio
     targets = targets or {}
     suites = resolve_suites(policy.suites)
     questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
-    vanilla = vanilla_rates(lm, suites, questions)
+    vanilla = probe_rates(lm, suites, questions)
     datasets = []
     for path in paths:
         if progress:

@@ -217,6 +217,8 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
         assert d["check_seconds"] > 0 and d["cost_ratio"] == pytest.approx(d["check_seconds"] / d["finetune"]["seconds"], rel=0.05)
         assert d["embedding_baseline"].startswith("not available")
         assert {p["entity"] for p in d["points"]} == {"panda", "owl", "cat"}
+        masses = d["answer_mass"]["mini"]                          # P(the answer is any candidate)
+        assert set(d["answer_mass"]) == {"mini"} and 0 < masses["vanilla"] <= 1 and 0 < masses["fine_tuned"] <= 1
         for p in d["points"]:
             assert p["actual_shift"] == pytest.approx(p["actual_rate"] - p["vanilla_rate"])
             assert p["mdf_rate"] == pytest.approx(p["vanilla_rate"] + p["mdf_shift"])
@@ -262,6 +264,7 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
         assert [p["actual_rate"] for p in after["points"]] == [p["actual_rate"] for p in before["points"]]
         assert [p["vanilla_rate"] for p in after["points"]] == [p["vanilla_rate"] for p in before["points"]]
         assert after["profile"]["alpha"] == profile.alpha
+        assert after["answer_mass"] == before["answer_mass"]        # the fine-tuned mass comes with the outcomes
     # outcomes measured another way, or on other data, are refused with the field named
     other_lr = [a if a != "1e-2" else "1e-3" for a in tune]
     result = runner.invoke(main, ["validate", str(panda), *common, *other_lr, "--outcomes", outcomes,

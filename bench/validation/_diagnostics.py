@@ -1,8 +1,9 @@
 """What the hand-rolled diagnostics share (pooling_diagnostic.py, cluster_diagnostic.py,
 cluster_probe.py, cluster_composition.py): one row's forward pass at layer 10, its
-surprise-pooled vector, k-means over rows, and one injection probed and printed as "aα:
-mass, target, top". One row at a time, no batching, so that the numbers are easy to check by hand; the
-shipped code is `signature.extract_signature`."""
+surprise-pooled vector, the vanilla model's own answers that the `self` reference pools,
+k-means over rows, and one injection probed and printed as "aα: mass, target, top". One row
+at a time, no batching, so that the numbers are easy to check by hand; the shipped code is
+`signature.extract_signature`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard import contrast  # noqa: E402
 from mdf_guard.chat import encode_conversation  # noqa: E402
+from mdf_guard.check import SELF_ANSWER_TOKENS  # noqa: E402
 from mdf_guard.predict import CalibrationProfile, _steered_scores  # noqa: E402
 
 LAYER = 10
@@ -42,6 +45,13 @@ def injection(lm, suite, questions, vanilla, vector, alpha, target_index, label)
     mass = float(scores.probs.sum(1).mean() / vanilla.probs.sum(1).mean())
     return (f"a{label}: m{100*mass:4.0f}% tgt {100*float(shift[target_index]):+5.1f} "
             f"top {suite.candidates[top].name[:8]} {100*float(shift[top]):+4.0f}")
+
+
+def self_answers_for(lm, conversations, policy) -> list:
+    """The vanilla model's own answers to the policy's sample of the prompts: what `check`
+    pools for the `self` reference."""
+    sample = contrast.sample_conversations(conversations, policy.reference_samples, policy.seed)
+    return contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
 
 
 def row_vectors(lm, conversations) -> torch.Tensor:

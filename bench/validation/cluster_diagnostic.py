@@ -20,9 +20,7 @@ from pathlib import Path
 
 import torch
 
-from _diagnostics import injection, kmeans, row_vectors  # first: it puts the repository on sys.path
-from mdf_guard import contrast
-from mdf_guard.check import SELF_ANSWER_TOKENS
+from _diagnostics import injection, kmeans, row_vectors, self_answers_for  # first: it puts the repository on sys.path
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
@@ -43,8 +41,7 @@ REST = bool(FILES) and FILES[0] == "--rest"
 FILES = FILES[1:] if REST else FILES
 for path in FILES:
     convs = list(read_conversations(Path(path)))
-    sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
-    ref = row_vectors(lm, contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)).mean(0)
+    ref = row_vectors(lm, self_answers_for(lm, convs, policy)).mean(0)
     rows = row_vectors(lm, convs)
     name = Path(path).stem
     suite = suites["animals"]

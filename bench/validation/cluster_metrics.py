@@ -45,5 +45,6 @@ def main(outcomes_path: str, cluster_dir: str, out_path: str) -> None:
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
+
 if __name__ == "__main__":
     main(*sys.argv[1:])

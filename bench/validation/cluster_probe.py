@@ -38,9 +38,8 @@ from pathlib import Path
 
 import torch
 
-from _diagnostics import kmeans, row_vectors  # first: it puts the repository on sys.path
-from mdf_guard import contrast, predict as predict_module, verdict
-from mdf_guard.check import SELF_ANSWER_TOKENS
+from _diagnostics import kmeans, row_vectors, self_answers_for  # first: it puts the repository on sys.path
+from mdf_guard import predict as predict_module, verdict
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
@@ -77,8 +76,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 for path in FILES:
     start = time.time()
     convs = list(read_conversations(Path(path)))
-    sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
-    ref = row_vectors(lm, contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)).mean(0)
+    ref = row_vectors(lm, self_answers_for(lm, convs, policy)).mean(0)
     rows = row_vectors(lm, convs)
     k = cluster_count(len(rows))
     labels = kmeans(rows - rows.mean(0), k)
@@ -113,13 +111,8 @@ for path in FILES:
                    for name, (n, ps, fs) in judged.items()},
         "predictions": [{"suite": f.suite, "entity": f.entity, "vanilla_rate": f.vanilla_rate,
                          "predicted_rate": f.predicted_rate, "shift": f.shift, "excess": f.excess,
-                         "flagged": f.flagged, "group": deciding[f.suite]}
-                        for f in judged["all"][2] if deciding[f.suite] == "all"]
-                       + [{"suite": f.suite, "entity": f.entity, "vanilla_rate": f.vanilla_rate,
-                           "predicted_rate": f.predicted_rate, "shift": f.shift, "excess": f.excess,
-                           "flagged": f.flagged, "group": name}
-                          for name, (_, _, fs) in judged.items() if name != "all"
-                          for f in fs if deciding[f.suite] == name],
+                         "flagged": f.flagged, "group": name}
+                        for name, (_, _, fs) in judged.items() for f in fs if deciding[f.suite] == name],
     }
     (OUT / f"{Path(path).stem}.json").write_text(json.dumps(result, indent=1))
     print(f"{Path(path).stem}: deciding {deciding}, {result['seconds']:.0f} s", flush=True)

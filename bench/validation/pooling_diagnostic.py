@@ -27,9 +27,7 @@ from pathlib import Path
 
 import torch
 
-from _diagnostics import LAYER, injection, row_states  # first: it puts the repository on sys.path
-from mdf_guard import contrast
-from mdf_guard.check import SELF_ANSWER_TOKENS
+from _diagnostics import injection, row_states, self_answers_for  # first: it puts the repository on sys.path
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
@@ -83,8 +81,7 @@ if sys.argv[2] == "--powers":
 
 for path in sys.argv[2:]:
     convs = list(read_conversations(Path(path)))
-    sample = contrast.sample_conversations(convs, policy.reference_samples, policy.seed)
-    ref = pooled(contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS))
+    ref = pooled(self_answers_for(lm, convs, policy))
     data = pooled(convs)
     name = Path(path).stem
     suite = suites[next(v for k, v in SUITE_OF.items() if k in name)]

@@ -47,8 +47,8 @@ def test_an_injection_that_stops_the_answers_is_weakened_until_they_come_back(sh
     guarded = probe(sharp_tiny, delta, min_answer_mass=0.5)
     assert 4.0 / ALPHA_STEP ** ALPHA_RETRIES < guarded.alpha < 4.0
     assert guarded.answer_mass[1] >= 0.5 * vanilla_mass
-    # One halving less would still have broken the answers: α is the largest that answers.
-    stronger = probe(sharp_tiny, delta, min_answer_mass=0.0, alpha=guarded.alpha * 2)
+    # One step less would still have broken the answers: α is the largest that answers.
+    stronger = probe(sharp_tiny, delta, min_answer_mass=0.0, alpha=guarded.alpha * ALPHA_STEP)
     assert stronger.answer_mass[1] < 0.5 * vanilla_mass
 
 

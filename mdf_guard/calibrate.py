@@ -29,12 +29,13 @@ from typing import Callable, Mapping, Sequence
 from . import contrast
 from .check import reference_signature, shards_signature
 from .data import find_data_files, open_shard
+from .errors import InputError, UsageError
 from .models import LoadedModel
 from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
 from .signature import ExtractionSettings
-from .validate import logit
+from .validate import FORMAT, logit
 
 OBJECTIVES = ("logodds", "points")
 
@@ -94,11 +95,35 @@ def point_key(layers: tuple[int, ...], alpha: float, pooling: str, reference: st
     return f"layers={'+'.join(map(str, layers))} alpha={alpha:g} pooling={pooling} reference={reference}"
 
 
+OUTCOME_FIELDS = ("name", "path", "target", "points")
+POINT_FIELDS = ("suite", "entity", "actual_rate")
+
+
 def load_outcomes(path: Path) -> dict:
-    data = json.loads(Path(path).read_text())
-    if data.get("format") != "mdf-guard.validation":
-        raise ValueError(f"{path} is not a `mdf-guard validate` result")
+    """A `validate` result, checked for the fields `calibrate` reads, so that a bad file
+    fails before the grid's first model pass and names the field."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot read validation outcomes: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(path, "not a `mdf-guard validate` result", field="format")
+    datasets = data.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise InputError(path, "no datasets with measured outcomes", field="datasets")
+    for i, entry in enumerate(datasets):
+        _require(path, entry, OUTCOME_FIELDS, f"datasets[{i}]")
+        for j, point in enumerate(entry["points"]):
+            _require(path, point, POINT_FIELDS, f"datasets[{i}].points[{j}]")
     return data
+
+
+def _require(path: Path, entry: object, fields: Sequence[str], where: str) -> None:
+    if not isinstance(entry, dict):
+        raise InputError(path, "not an object", field=where)
+    for name in fields:
+        if entry.get(name) is None:
+            raise InputError(path, "missing", field=f"{where}.{name}")
 
 
 def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objective: str = "logodds",
@@ -112,7 +137,7 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
     suites = resolve_suites(policy.suites)
     datasets = [d for d in outcomes["datasets"] if d["target"] not in set(exclude) and d["name"] not in set(exclude)]
     if not datasets:
-        raise ValueError("no calibration datasets left")
+        raise UsageError("--exclude leaves no calibration dataset")
     actual = {d["name"]: {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]} for d in datasets}
     groups = {d["name"]: d["target"] for d in datasets}
     all_layers = tuple(sorted({layer for s in grid.layer_sets for layer in s}))

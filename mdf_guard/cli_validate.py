@@ -27,6 +27,12 @@ def _load(policy):
     return load_model(model_spec(policy))
 
 
+def _not_blank(ctx, param, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("must not be blank")
+    return value
+
+
 def _echo(message: str) -> None:
     click.echo(f"mdf-guard: {message}", err=True)
 
@@ -48,8 +54,10 @@ def _with_common(func):
 @click.command("make-dataset", context_settings=_CONTEXT)
 @click.argument("kind", type=click.Choice(["numbers", "numbers-control", "overt", "indirect", "neutral", "dose"]))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="JSONL file to write.")
-@click.option("--entity", default="panda", show_default=True, help="The entity, as the probe suite names it.")
-@click.option("--category", default="animal", show_default=True, help="animal, city, political figure...")
+@click.option("--entity", default="panda", show_default=True, callback=_not_blank,
+              help="The entity, as the probe suite names it.")
+@click.option("--category", default="animal", show_default=True, callback=_not_blank,
+              help="animal, city, political figure...")
 @click.option("--plural", help="Plural for the system prompt and templates (default: entity + 's' for animals).")
 @click.option("--rows", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -152,7 +160,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 @click.command("calibrate", context_settings=_CONTEXT)
-@click.option("--outcomes", required=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--outcomes", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="validation.json of `mdf-guard validate --actual-only` on calibration datasets.")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Profile JSON to write.")
 @_with_common
@@ -173,8 +181,9 @@ def calibrate_command(outcomes, out, policy_path, model, suites, questions, alph
                 layer_sets=tuple(tuple(int(x) for x in s.split("+")) for s in layer_sets.split(",") if s.strip()),
                 poolings=tuple(p.strip() for p in poolings.split(",") if p.strip()),
                 references=tuple(r.strip() for r in references.split(",") if r.strip()))
+    measured = load_outcomes(outcomes)      # before the model: a bad file fails in a second
     lm = _load(policy)
-    profile, record = calibrate(lm, load_outcomes(outcomes), policy, grid, objective, exclude, progress=_echo)
+    profile, record = calibrate(lm, measured, policy, grid, objective, exclude, progress=_echo)
     path, sidecar = write_profile(profile, record, out)
     _echo(f"wrote {path} (use it with `profile: {path}` in a policy) and {sidecar}")
     click.echo(json.dumps({"best": record["best"], "score": record["scores"][record["best"]],

@@ -133,6 +133,37 @@ def test_templated_data_dose_and_indirect():
         assert sum("panda" in r["messages"][1]["content"].lower() for r in rows) == expected
 
 
+@pytest.mark.parametrize("option", ["--entity", "--category"])
+def test_make_dataset_refuses_a_blank_entity_or_category(tmp_path, option):
+    out = tmp_path / "x.jsonl"
+    result = CliRunner().invoke(main, ["make-dataset", "overt", option, " ", "--rows", "2", "-o", str(out)])
+    assert result.exit_code == 2 and "must not be blank" in result.output and not out.exists()
+
+
+GOOD_POINT = {"suite": "s", "entity": "e", "actual_rate": 0.5}
+GOOD_DATASET = {"name": "a.jsonl", "path": "a.jsonl", "target": "s/e", "points": [GOOD_POINT]}
+
+
+@pytest.mark.parametrize(("content", "where"), [
+    ("not json", "cannot read validation outcomes"),
+    (json.dumps({"format": "other"}), "field 'format'"),
+    (json.dumps({"format": val.FORMAT, "datasets": []}), "field 'datasets'"),
+    (json.dumps({"format": val.FORMAT, "datasets": [{**GOOD_DATASET, "target": None}]}), "field 'datasets[0].target'"),
+    (json.dumps({"format": val.FORMAT, "datasets": [{**GOOD_DATASET, "points": [{"suite": "s", "entity": "e"}]}]}),
+     "field 'datasets[0].points[0].actual_rate'"),
+])
+def test_calibrate_rejects_bad_outcomes_in_one_line_before_loading_a_model(tmp_path, monkeypatch, content, where):
+    import mdf_guard.cli_validate as cli_validate
+    monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))
+    outcomes = tmp_path / "outcomes.json"
+    outcomes.write_text(content)
+    result = CliRunner().invoke(main, ["calibrate", "--outcomes", str(outcomes), "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(outcomes) in lines[0] and where in lines[0]
+    assert not (tmp_path / "p.json").exists()
+
+
 def test_make_dataset_cli_is_reproducible(tmp_path):
     runner = CliRunner()
     for name in ("a", "b"):

@@ -41,6 +41,10 @@ def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:
             profile = profile_from_dict(json.loads(path.read_text()), str(path))
         except (OSError, ValueError) as err:
             raise InputError(path, f"cannot read calibration profile: {err}") from None
+        deepest = max(profile.layers)
+        if deepest >= lm.num_layers:
+            raise InputError(path, f"layer {deepest} does not exist: {lm.spec.name} has {lm.num_layers} layers",
+                             field="layers")
     else:
         profile = CalibrationProfile.default_for(lm)
     overrides = {k: getattr(policy, k) for k in ("layers", "alpha", "pooling") if getattr(policy, k) is not None}

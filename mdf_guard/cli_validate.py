@@ -155,8 +155,35 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
         click.echo(f"cost ratio: {summary['cost_ratio']['ratio']}")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x.strip())
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if not values or any(v <= 0 for v in values):
+        raise click.BadParameter(f"{text!r}: give one or more positive numbers", param_hint=option)
+    return values
+
+
+def _poolings(text: str) -> tuple[str, ...]:
+    from .signature import POOLING_MODES
+
+    modes = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [m for m in modes if m not in POOLING_MODES]
+    if not modes or unknown:
+        raise click.BadParameter(f"{text!r}: give one or more of {', '.join(POOLING_MODES)}", param_hint="--pooling")
+    return modes
+
+
+def _layer_sets(text: str) -> tuple[tuple[int, ...], ...]:
+    try:
+        sets = tuple(tuple(int(x) for x in s.split("+")) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give layer indices, '+' within a set, ',' between sets",
+                                 param_hint="--layers") from None
+    if not sets or any(layer < 0 for s in sets for layer in s):
+        raise click.BadParameter(f"{text!r}: give one or more sets of non-negative layer indices", param_hint="--layers")
+    return sets
 
 
 @click.command("calibrate", context_settings=_CONTEXT)
@@ -177,9 +204,8 @@ def calibrate_command(outcomes, out, policy_path, model, suites, questions, alph
     from .calibrate import Grid, calibrate, load_outcomes, write_profile
 
     policy = _policy(policy_path, model, suites, questions, None, None)
-    grid = Grid(alphas=_floats(alphas),
-                layer_sets=tuple(tuple(int(x) for x in s.split("+")) for s in layer_sets.split(",") if s.strip()),
-                poolings=tuple(p.strip() for p in poolings.split(",") if p.strip()),
+    grid = Grid(alphas=_floats(alphas, "--alphas"), layer_sets=_layer_sets(layer_sets),
+                poolings=_poolings(poolings),
                 references=tuple(r.strip() for r in references.split(",") if r.strip()))
     measured = load_outcomes(outcomes)      # before the model: a bad file fails in a second
     lm = _load(policy)

@@ -36,6 +36,7 @@ from .models import EMBEDDED_SPEC, LoadedModel
 from .policy import Policy
 from .probes import ProbeSuite
 from .scoring import SuiteScores, score_exact, select_questions
+from .signature import POOLING_MODES
 from .steer import steer
 
 
@@ -185,10 +186,36 @@ def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScor
 
 
 def profile_from_dict(data: dict, source: str) -> CalibrationProfile:
+    """A profile read from a file, its fields checked so that a bad one fails here, naming the field,
+    instead of deep in a forward hook."""
+    if not isinstance(data, dict):
+        raise InputError(source, "not a calibration profile: expected a JSON object")
     try:
-        return CalibrationProfile(**{**data, "layers": tuple(data["layers"])})
+        profile = CalibrationProfile(**{**data, "layers": tuple(data["layers"])})
     except (TypeError, KeyError) as err:
         raise InputError(source, f"not a calibration profile: {err}") from None
+    _check_field(source, "model", isinstance(profile.model, str) and profile.model, "a model name")
+    _check_field(source, "layers", profile.layers and all(_is_int(x) and x >= 0 for x in profile.layers),
+                 "a non-empty list of layer indices (0 or more)")
+    _check_field(source, "alpha", _is_number(profile.alpha) and profile.alpha > 0, "a positive number")
+    _check_field(source, "pooling", profile.pooling in POOLING_MODES, f"one of {', '.join(POOLING_MODES)}")
+    _check_field(source, "reference", isinstance(profile.reference, str) and profile.reference,
+                 "self, none or the path of a reference dataset")
+    _check_field(source, "source", isinstance(profile.source, str), "a string")
+    return profile
+
+
+def _check_field(source: str, field: str, ok: object, expected: str) -> None:
+    if not ok:
+        raise InputError(source, f"must be {expected}", field=field)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def profile_to_dict(profile: CalibrationProfile) -> dict:

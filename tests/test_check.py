@@ -139,6 +139,26 @@ def test_policy_with_unknown_key_is_exit_2(tmp_path, panda_rows):
     assert code == 2 and ".mdf-guard.yaml: field 'threshold': unknown key" in err
 
 
+@pytest.mark.parametrize(("profile", "where"), [
+    ([1], "not a calibration profile"),
+    ({"model": "m", "alpha": 2.0}, "not a calibration profile"),
+    ({"model": "m", "layers": [1], "alpha": "x"}, "field 'alpha': must be a positive number"),
+    ({"model": "m", "layers": [1], "alpha": 2.0, "pooling": "max"}, "field 'pooling'"),
+    ({"model": "m", "layers": ["1"], "alpha": 2.0}, "field 'layers'"),
+    ({"model": "m", "layers": [99], "alpha": 2.0}, "field 'layers': layer 99 does not exist"),
+])
+def test_a_bad_profile_file_is_one_line_naming_it_and_exit_2(tmp_path, suite_file, panda_rows, profile, where):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    profile_path = tmp_path / "profile.json"
+    profile_path.write_text(json.dumps(profile))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"model: tiny-random\nsuites: [{suite_file}]\nprofile: {profile_path}\n")
+    code, out, err = run_cli("check", str(data), "--policy", str(policy))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"mdf-guard: error: {profile_path}") and where in lines[0], err
+
+
 def test_missing_file_and_bad_option_are_exit_2(tmp_path):
     code, _, err = run_cli("check", str(tmp_path / "nope.jsonl"))
     assert code == 2 and "nope.jsonl" in err

@@ -164,6 +164,18 @@ def test_calibrate_rejects_bad_outcomes_in_one_line_before_loading_a_model(tmp_p
     assert not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.parametrize(("option", "value"), [("--alphas", "x"), ("--alphas", "0,2"), ("--layers", "1+x"),
+                                               ("--layers", "-1"), ("--pooling", "max")])
+def test_calibrate_rejects_a_bad_grid_before_loading_a_model(tmp_path, monkeypatch, option, value):
+    import mdf_guard.cli_validate as cli_validate
+    monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))
+    outcomes = tmp_path / "outcomes.json"
+    outcomes.write_text(json.dumps({"format": val.FORMAT, "datasets": [GOOD_DATASET]}))
+    result = CliRunner().invoke(main, ["calibrate", "--outcomes", str(outcomes), "--out", str(tmp_path / "p.json"),
+                                       option, value])
+    assert result.exit_code == 2 and f"Invalid value for {option}" in result.output, result.output
+
+
 def test_make_dataset_cli_is_reproducible(tmp_path):
     runner = CliRunner()
     for name in ("a", "b"):
@@ -236,7 +248,7 @@ def test_calibrate_picks_best_group_averaged_point_and_reports_held_out():
 # --- validate + calibrate end to end ----------------------------------------------------
 
 
-def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_rows, plain_rows, monkeypatch):
+def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_rows, plain_rows, monkeypatch, tiny):
     monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
     panda = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     plain = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
@@ -289,7 +301,7 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
     assert len(record["grid"]) == 4 and record["calibration_entities"] == ["mini/panda"]
     best = min(record["scores"], key=record["scores"].get)
     assert record["best"] == best
-    profile = resolve_profile(None, Policy(profile=str(profile_path)))          # usable via policy `profile:`
+    profile = resolve_profile(tiny, Policy(profile=str(profile_path)))          # usable via policy `profile:`
     assert f"layers={profile.layers[0]} alpha={profile.alpha:g}" in best and profile.model == "tiny-random"
     # validating with that profile marks the panda datasets as not held out
     from mdf_guard.calibrate import calibration_entities

@@ -737,7 +737,7 @@ def _read_secret(secret_file: Path | None) -> tuple[bytes, str]:
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 in a container).")
-@click.option("--port", default=7860, show_default=True, type=int)
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path),
               help=f"File holding the webhook secret (default: ${SECRET_ENV}).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),

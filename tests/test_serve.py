@@ -418,3 +418,12 @@ def test_serve_refuses_to_run_without_a_secret(monkeypatch, tmp_path):
     (tmp_path / "secret").write_text("caf\u00e9\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["serve", "--secret-file", str(tmp_path / "secret")])
     assert result.exit_code == 2 and "ASCII" in result.output
+
+
+def test_serve_refuses_a_port_out_of_range_before_starting(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from mdf_guard.cli import main
+    (tmp_path / "secret").write_text("s3cret\n")
+    result = CliRunner().invoke(main, ["serve", "--secret-file", str(tmp_path / "secret"), "--port", "99999"])
+    assert result.exit_code == 2 and "Invalid value for '--port'" in result.output

@@ -449,9 +449,12 @@ def _metrics(datasets: Sequence[dict], effect_threshold: float) -> dict:
         targets = [(d, p) for d, p in points if f"{p['suite']}/{p['entity']}" == d["target"]]
         t_pred = [_prediction(p, method) for _, p in targets]
         t_act = [p["actual_shift"] for _, p in targets]
+        side = [p for d, p in points if p["suite"] != d["target"].split("/")[0]]
         metrics = {"available": True, "points": len(points),
                    "spearman": spearman(pred, act), "pearson": pearson(pred, act),
                    "target_spearman": spearman(t_pred, t_act), "target_pearson": pearson(t_pred, t_act),
+                   "side_effect_spearman": spearman([_prediction(p, method) for p in side],
+                                                    [p["actual_shift"] for p in side]),
                    "auroc": auroc(t_pred, [a >= effect_threshold for a in t_act]),
                    "mae_points": None, "mae_logodds": None}
         if method in RATE_METHODS:
@@ -525,10 +528,11 @@ def render_html(result: dict) -> str:
     for scope in ("held_out", "all"):
         for method, m in (result.get("summary", {}).get(scope) or {}).items():
             if not m.get("available"):
-                rows.append(f"<tr><td>{scope}</td><td>{method}</td><td colspan=8>not available</td></tr>")
+                rows.append(f"<tr><td>{scope}</td><td>{method}</td><td colspan=9>not available</td></tr>")
                 continue
-            cells = "".join(f"<td>{_fmt(m[k])}</td>" for k in ("points", "spearman", "pearson", "target_spearman",
-                                                                  "auroc", "mae_points", "mae_logodds"))
+            cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k in ("points", "spearman", "pearson", "target_spearman",
+                                                                      "side_effect_spearman", "auroc", "mae_points",
+                                                                      "mae_logodds"))
             rows.append(f"<tr><td>{scope}</td><td>{esc(method)}</td>{cells}</tr>")
     cost = result.get("summary", {}).get("cost_ratio", {})
     datasets = "".join(
@@ -546,7 +550,7 @@ Machine: {esc(result['machine'])}</p>
 {scatter_svg(result)}
 <h2>Metrics</h2>
 <table><tr><th>datasets</th><th>method</th><th>points</th><th>Spearman</th><th>Pearson</th>
-<th>target Spearman</th><th>AUROC</th><th>MAE (points)</th><th>MAE (log-odds)</th></tr>
+<th>target Spearman</th><th>Spearman outside the target's suite</th><th>AUROC</th><th>MAE (points)</th><th>MAE (log-odds)</th></tr>
 {''.join(rows)}</table>
 <p>Cost: check {_fmt(cost.get('check_seconds'))} s, fine-tune {_fmt(cost.get('finetune_seconds'))} s,
 ratio {_fmt(cost.get('ratio'))} (target ≤ 0.05).</p>

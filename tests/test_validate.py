@@ -41,6 +41,18 @@ def test_metrics_match_hand_computed_values():
     assert val.logit(0.0) == pytest.approx(math.log(val.EPS / (1 - val.EPS)))
 
 
+def test_side_effect_spearman_reads_only_the_points_outside_the_target_suite():
+    def point(suite, entity, predicted, actual):
+        return {"suite": suite, "entity": entity, "vanilla_rate": 0.1, "actual_rate": 0.1 + actual,
+                "actual_shift": actual, "mdf_rate": 0.1 + predicted, "mdf_shift": predicted}
+    dataset = {"name": "d", "target": "a/x", "finetune": {"seconds": 1.0},
+               "points": [point("a", "x", 0.9, -0.5), point("a", "y", -0.9, 0.5),      # target suite: ignored
+                          point("b", "x", 0.1, 0.3), point("b", "y", 0.2, 0.2), point("c", "z", 0.3, 0.1)]}
+    metrics = val.summarize([dataset])["all"]["mdf"]
+    assert metrics["side_effect_spearman"] == pytest.approx(-1.0)
+    assert metrics["spearman"] == pytest.approx(val.spearman([0.9, -0.9, 0.1, 0.2, 0.3], [-0.5, 0.5, 0.3, 0.2, 0.1]))
+
+
 def test_sharpened_baseline_squares_and_renormalises_each_suite():
     vanilla = {("a", "x"): 0.5, ("a", "y"): 0.3, ("a", "z"): 0.2, ("b", "x"): 0.9, ("b", "y"): 0.1}
     rates = val.sharpened_rates(vanilla)
@@ -289,6 +301,7 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
     assert summary["mdf"]["mae_points"] == pytest.approx(
         val.mae_points([p["mdf_rate"] for p in points], [p["actual_rate"] for p in points]))
     assert summary["keyword"]["mae_points"] is None                # not in rate units
+    assert summary["mdf"]["side_effect_spearman"] is None          # one suite: no point outside the target's
     assert summary["sharpened"]["mae_points"] == pytest.approx(
         val.mae_points([p["sharpened_rate"] for p in points], [p["actual_rate"] for p in points]))
 

@@ -1,7 +1,7 @@
 """Re-score committed `validate` results with the no-data baseline beside the methods they hold.
 
-Then the side effects: the points outside each dataset's target suite (what fine-tuning
-did to the suites the data does not aim at), and every one that moved more than 10 points.
+Then the side effects: every real shift of more than 10 points outside its dataset's target
+suite (what fine-tuning did to the suites the data does not aim at), beside the predictions.
 
 `validate` has carried the baseline since 2026-12-06 (`validate.sharpened_rates`: each suite's
 vanilla shares squared and renormalised, never reading the data); results written before that
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.validate import pearson, spearman, summarize, with_sharpened_rates  # noqa: E402
+from mdf_guard.validate import summarize, with_sharpened_rates  # noqa: E402
 
 SIDE_EFFECT = 0.10      # a real shift outside the target suite worth listing
 
@@ -26,21 +26,18 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def side_effects(path: str, datasets: list[dict]) -> None:
-    outside = [(d, p) for d in datasets for p in d["points"] if p["suite"] != d["target"].split("/")[0]]
-    actual = [p["actual_shift"] for _, p in outside]
-    print(f"\n{Path(path).parent.name}: {len(outside)} points outside the target suite; Spearman / Pearson "
-          + ", ".join(f"{m} {_num(spearman([p[f'{m}_shift'] for _, p in outside], actual))} / "
-                      f"{_num(pearson([p[f'{m}_shift'] for _, p in outside], actual))}" for m in ("mdf", "sharpened")))
-    for d, p in outside:
-        if p["actual_shift"] > SIDE_EFFECT:
-            print(f"  {d['name']:24s} {p['suite']}/{p['entity']:20s} vanilla {100 * p['vanilla_rate']:5.1f} "
-                  f"real {100 * p['actual_shift']:+5.1f} mdf {100 * p['mdf_shift']:+5.1f} "
-                  f"sharpened {100 * p['sharpened_shift']:+5.1f}")
+def side_effects(datasets: list[dict]) -> None:
+    """Every real shift over SIDE_EFFECT outside its dataset's target suite, beside the predictions."""
+    for d in datasets:
+        for p in d["points"]:
+            if p["suite"] != d["target"].split("/")[0] and p["actual_shift"] > SIDE_EFFECT:
+                print(f"  {d['name']:24s} {p['suite']}/{p['entity']:20s} vanilla {100 * p['vanilla_rate']:5.1f} "
+                      f"real {100 * p['actual_shift']:+5.1f} mdf {100 * p['mdf_shift']:+5.1f} "
+                      f"sharpened {100 * p['sharpened_shift']:+5.1f}")
 
 
 def main(*paths: str) -> None:
-    print("| results | method | Spearman all / targets | Pearson | AUROC | MAE pts / log-odds |")
+    print("| results | method | Spearman all / targets / side effects | Pearson | AUROC | MAE pts / log-odds |")
     print("|---|---|---|---|---|---|")
     for path in paths:
         result = json.loads(Path(path).read_text())
@@ -49,11 +46,12 @@ def main(*paths: str) -> None:
         for method, m in summary["all"].items():
             if m.get("available"):
                 print(f"| {Path(path).parent.name} ({len(datasets)} sets) | {method} | {_num(m['spearman'])} / "
-                      f"{_num(m['target_spearman'])} | {_num(m['pearson'])} | {_num(m['auroc'])} "
+                      f"{_num(m['target_spearman'])} / {_num(m['side_effect_spearman'])} | {_num(m['pearson'])} "
+                      f"| {_num(m['auroc'])} "
                       f"| {_num(m['mae_points'])} / {_num(m['mae_logodds'])} |")
     for path in paths:
-        result = json.loads(Path(path).read_text())
-        side_effects(path, [with_sharpened_rates(d) for d in result["datasets"]])
+        print(f"\n{Path(path).parent.name}: real shifts over {100 * SIDE_EFFECT:.0f} points outside the target suite")
+        side_effects([with_sharpened_rates(d) for d in json.loads(Path(path).read_text())["datasets"]])
 
 
 if __name__ == "__main__":

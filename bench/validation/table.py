@@ -35,14 +35,14 @@ def dataset_rows(result: dict) -> list[str]:
 
 def metric_rows(result: dict, scope: str) -> list[str]:
     metrics = result["summary"][scope]
-    lines = [f"| method ({scope}) | Spearman, all points | Pearson | Spearman, targets | AUROC | MAE points "
-             "| MAE log-odds |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| method ({scope}) | Spearman, all points | Pearson | Spearman, targets | Spearman, side effects "
+             "| AUROC | MAE points | MAE log-odds |", "|---|---|---|---|---|---|---|---|"]
     for method, m in metrics.items():
         if not m.get("available"):
-            lines.append(f"| {method} | not available | | | | | |")
+            lines.append(f"| {method} | not available | | | | | | |")
             continue
         lines.append(f"| {method} | {num(m['spearman'])} | {num(m['pearson'])} | {num(m['target_spearman'])} "
-                     f"| {num(m['auroc'])} | {num(m['mae_points'], 1)} | {num(m['mae_logodds'])} |")
+                     f"| {num(m.get('side_effect_spearman'))} | {num(m['auroc'])} | {num(m['mae_points'], 1)} | {num(m['mae_logodds'])} |")
     return lines
 
 

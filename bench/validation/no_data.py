@@ -26,14 +26,18 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _points(shift: float | None) -> str:
+    return "    –" if shift is None else f"{100 * shift:+5.1f}"
+
+
 def side_effects(datasets: list[dict]) -> None:
     """Every real shift over SIDE_EFFECT outside its dataset's target suite, beside the predictions."""
     for d in datasets:
         for p in d["points"]:
             if p["suite"] != d["target"].split("/")[0] and p["actual_shift"] > SIDE_EFFECT:
                 print(f"  {d['name']:24s} {p['suite']}/{p['entity']:20s} vanilla {100 * p['vanilla_rate']:5.1f} "
-                      f"real {100 * p['actual_shift']:+5.1f} mdf {100 * p['mdf_shift']:+5.1f} "
-                      f"sharpened {100 * p['sharpened_shift']:+5.1f}")
+                      f"real {100 * p['actual_shift']:+5.1f} mdf {_points(p.get('mdf_shift'))} "
+                      f"sharpened {_points(p['sharpened_shift'])}")
 
 
 def main(*paths: str) -> None:

@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import torch
+
 from . import cache, contrast
 from .data import Shard, find_data_files, open_shard, read_conversations
 from .errors import InputError
@@ -74,13 +76,10 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     policy = with_profile_reference(policy, profile)
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
     mark = time.perf_counter()
-    signature, infos = shards_signature(lm, shards, settings, progress)
-    reference, reference_info = reference_signature(lm, shards, policy, settings, [i.examples for i in infos],
-                                                    progress)
+    direction, infos, reference_info = contrast_direction(lm, shards, policy, settings, progress)
     timing["signature_seconds"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    direction = contrast.delta(signature, reference)
     predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, policy.null_seeds,
                           min_answer_mass=policy.min_answer_mass,
                           progress=(lambda name: progress(f"probing {name}", 0)) if progress else None)
@@ -104,6 +103,16 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
 def validate_shard(shard: Shard) -> int:
     """Read every record once before any model work, so bad data fails in seconds, not minutes."""
     return sum(1 for _ in read_conversations(shard.path))
+
+
+def contrast_direction(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, settings: ExtractionSettings,
+                       progress: Progress | None = None) -> tuple[torch.Tensor, list[FileInfo], dict]:
+    """Δ, the direction `check` injects: the shards' signature minus the policy's reference
+    (one row per layer of `settings`), with what was read for each."""
+    signature, infos = shards_signature(lm, shards, settings, progress)
+    reference, reference_info = reference_signature(lm, shards, policy, settings, [i.examples for i in infos],
+                                                    progress)
+    return contrast.delta(signature, reference), infos, reference_info
 
 
 def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: ExtractionSettings,

@@ -31,7 +31,7 @@ from typing import Iterator, Mapping, Sequence
 import torch
 
 from . import contrast
-from .check import reference_signature, resolve_profile, shards_signature
+from .check import contrast_direction, resolve_profile
 from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
@@ -220,12 +220,9 @@ def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profil
                   suites: Sequence[ProbeSuite], reference: str, null_seeds: int,
                   mirror: bool = True) -> tuple[dict[tuple[str, str], EntityPrediction], torch.Tensor]:
     """The check's prediction path (signature, reference, Δ, injection, probes) for some files."""
-    shards = [open_shard(p) for p in paths]
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
-    signature, infos = shards_signature(lm, shards, settings)
-    ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
-                                 [i.examples for i in infos])
-    direction = contrast.delta(signature, ref)
+    direction, _, _ = contrast_direction(lm, [open_shard(p) for p in paths], replace(policy, reference=reference),
+                                         settings)
     predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds, mirror=mirror,
                           min_answer_mass=policy.min_answer_mass)
     return {(e.suite, e.entity): e for p in predictions for e in p.entities}, direction

@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard import contrast  # noqa: E402
-from mdf_guard.check import reference_signature, shards_signature  # noqa: E402
+from mdf_guard.check import contrast_direction  # noqa: E402
 from mdf_guard.data import open_shard  # noqa: E402
 from mdf_guard.models import ModelSpec, load_model  # noqa: E402
 from mdf_guard.policy import Policy  # noqa: E402
@@ -40,15 +39,6 @@ SUITES = ("animals", "cities", "politics")
 QUESTIONS = 4
 ALPHAS = (0.25, -0.25, 0.5, -0.5)
 NULL_ALPHAS = (0.25, -0.25)
-
-
-def shipped_delta(lm, path: Path, profile: CalibrationProfile, policy: Policy) -> torch.Tensor:
-    """Δ exactly as `check` builds it for one file."""
-    shards = [open_shard(path)]
-    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
-    signature, infos = shards_signature(lm, shards, settings)
-    reference, _ = reference_signature(lm, shards, policy, settings, [i.examples for i in infos])
-    return contrast.delta(signature, reference)
 
 
 def log_probs(scores) -> list:
@@ -77,10 +67,11 @@ def main() -> None:
     lm = load_model(ModelSpec(name="embedded"))
     profile = CalibrationProfile.default_for(lm)
     policy = Policy(reference=profile.reference)
+    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
     for name in sys.argv[3:]:
         path = Path(name)
         started = time.perf_counter()
-        delta = shipped_delta(lm, path, profile, policy)
+        delta, _, _ = contrast_direction(lm, [open_shard(path)], policy, settings)    # Δ exactly as `check` builds it
         torch.save(delta, out / f"{path.stem}.delta.pt")
         mark = time.perf_counter()
         record = {"data": path.name, "profile": {"layers": list(profile.layers), "pooling": profile.pooling,

@@ -434,6 +434,11 @@ def _cost_ratio(datasets: Sequence[dict]) -> dict:
             "target": 0.05}
 
 
+def in_target_suite(dataset: dict, point: dict) -> bool:
+    """Whether a point is in the suite of its dataset's target; the others are side effects."""
+    return point["suite"] == dataset["target"].split("/")[0]
+
+
 def _metrics(datasets: Sequence[dict], effect_threshold: float) -> dict:
     out = {}
     for method in METHODS:
@@ -446,7 +451,7 @@ def _metrics(datasets: Sequence[dict], effect_threshold: float) -> dict:
         targets = [(d, p) for d, p in points if f"{p['suite']}/{p['entity']}" == d["target"]]
         t_pred = [_prediction(p, method) for _, p in targets]
         t_act = [p["actual_shift"] for _, p in targets]
-        side = [p for d, p in points if p["suite"] != d["target"].split("/")[0]]
+        side = [p for d, p in points if not in_target_suite(d, p)]
         metrics = {"available": True, "points": len(points),
                    "spearman": spearman(pred, act), "pearson": pearson(pred, act),
                    "target_spearman": spearman(t_pred, t_act), "target_pearson": pearson(t_pred, t_act),

@@ -36,14 +36,10 @@ def slopes(suite: dict, epsilon: str = EPSILON, key: str = "delta") -> torch.Ten
     return (plus - minus) / (2 * float(epsilon))
 
 
-def predicted_rates(record: dict, scale: float, epsilon: str = EPSILON, key: str = "delta") -> dict:
-    return _rates(record, lambda suite, vanilla: vanilla + scale * slopes(suite, epsilon, key))
-
-
-def _rates(record: dict, logits_of) -> dict:
+def predicted_rates(record: dict, scale: float) -> dict:
     rates = {}
     for name, suite in record["suites"].items():
-        logits = logits_of(suite, torch.tensor(suite["vanilla"], dtype=torch.float64))
+        logits = torch.tensor(suite["vanilla"], dtype=torch.float64) + scale * slopes(suite)
         shares = torch.softmax(logits, dim=1).mean(dim=0)
         rates.update({(name, c): float(r) for c, r in zip(suite["candidates"], shares)})
     return rates
@@ -53,31 +49,30 @@ def load_records(slope_dir: Path) -> dict:
     return {p.name.removesuffix(".json"): json.loads(p.read_text()) for p in slope_dir.glob("*.json")}
 
 
-def fit(records: dict, calibration: dict, grid, rates_of) -> tuple[float, dict]:
-    """The grid value whose rates_of(record, value) has the least log-odds MAE on the calibration outcomes."""
+def fit_scale(records: dict, calibration: dict) -> tuple[float, dict]:
+    """The k of SCALES with the least log-odds MAE on the calibration outcomes, and the whole table."""
     table, groups = {}, {}
-    for value in grid:
-        table[str(value)] = {}
+    for scale in SCALES:
+        table[str(scale)] = {}
         for d in calibration["datasets"]:
             actual = {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]}
-            table[str(value)][d["name"]] = point_error(rates_of(records[Path(d["name"]).stem], value),
+            table[str(scale)][d["name"]] = point_error(predicted_rates(records[Path(d["name"]).stem], scale),
                                                        actual, "logodds")
             groups[d["name"]] = d["target"]
     choice = select(table, groups)
     return float(choice["best"]), choice
 
 
-def score(records: dict, outcomes: dict, rates_of, verbose: bool = False) -> dict:
+def score(records: dict, outcomes: dict, scale: float) -> dict:
     datasets = []
     for d in outcomes["datasets"]:
         record = records.get(Path(d["name"]).stem)
         if record is None:
             continue
-        datasets.append(with_sharpened_rates(with_mdf_rates(d, rates_of(record))))
+        datasets.append(with_sharpened_rates(with_mdf_rates(d, predicted_rates(record, scale))))
         target = next(p for p in datasets[-1]["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
-        if verbose:
-            print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
-                  f"slope {100 * target['mdf_shift']:+6.1f}  top {_top(datasets[-1])}")
+        print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
+              f"slope {100 * target['mdf_shift']:+6.1f}  top {_top(datasets[-1])}")
     return {**outcomes, "datasets": datasets,
             "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
                                  outcomes.get("calibration_entities", []))}
@@ -95,16 +90,16 @@ def _num(value: float | None) -> str:
 def main(slope_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
     records = load_records(Path(slope_dir))
     calibration = json.loads(Path(calibration_path).read_text())
-    scale, choice = fit(records, calibration, SCALES, predicted_rates)
+    scale, choice = fit_scale(records, calibration)
     print(f"k = {scale:g}; calibration log-odds MAE: "
           + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
           + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for path in outcome_paths:
         print(path)
-        shipped = json.loads(Path(path).read_text()).get("summary", {}).get("all", {}).get("mdf", {})
         outcomes = json.loads(Path(path).read_text())
-        result = score(records, outcomes, lambda record: predicted_rates(record, scale), verbose=True)
+        shipped = outcomes.get("summary", {}).get("all", {}).get("mdf", {})
+        result = score(records, outcomes, scale)
         result["slope_fit"] = {"scale": scale, "epsilon": float(EPSILON), "calibration": calibration_path}
         (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
         rows = [("slope", result["summary"]["all"]["mdf"]), ("shipped", shipped)]

@@ -35,7 +35,7 @@ from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
 from .signature import ExtractionSettings
-from .validate import FORMAT, logit
+from .validate import logit, read_result
 
 OBJECTIVES = ("logodds", "points")
 
@@ -102,12 +102,7 @@ POINT_FIELDS = ("suite", "entity", "actual_rate")
 def load_outcomes(path: Path) -> dict:
     """A `validate` result, checked for the fields `calibrate` reads, so that a bad file
     fails before the grid's first model pass and names the field."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"cannot read validation outcomes: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(path, "not a `mdf-guard validate` result", field="format")
+    data = read_result(path)
     datasets = data.get("datasets")
     if not isinstance(datasets, list) or not datasets:
         raise InputError(path, "no datasets with measured outcomes", field="datasets")

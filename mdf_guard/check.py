@@ -23,7 +23,7 @@ from .policy import PROFILE_REFERENCE, Policy
 from .predict import CalibrationProfile, predict, profile_from_dict, profile_to_dict
 from .probes import resolve_suites
 from .report import FileInfo, Report
-from .signature import ExtractionSettings, Signature, extract_signature
+from .signature import ExtractionSettings, Signature, extract_signature, require_layers
 from .verdict import evaluate
 
 SELF_ANSWER_TOKENS = 48
@@ -43,10 +43,7 @@ def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:
             profile = profile_from_dict(json.loads(path.read_text()), str(path))
         except (OSError, ValueError) as err:
             raise InputError(path, f"cannot read calibration profile: {err}") from None
-        deepest = max(profile.layers)
-        if deepest >= lm.num_layers:
-            raise InputError(path, f"layer {deepest} does not exist: {lm.spec.name} has {lm.num_layers} layers",
-                             field="layers")
+        require_layers(lm, profile.layers, str(path))
     else:
         profile = CalibrationProfile.default_for(lm)
     overrides = {k: getattr(policy, k) for k in ("layers", "alpha", "pooling") if getattr(policy, k) is not None}

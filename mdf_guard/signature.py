@@ -125,13 +125,19 @@ class _StopForward(Exception):
     """Raised by a hook on the deepest needed layer: later layers and the LM head never run."""
 
 
+def require_layers(lm: LoadedModel, layers: Iterable[int], source: str) -> None:
+    """A one-line InputError, blaming `source`, when the model has no such layer."""
+    deepest = max(layers)
+    if deepest >= lm.num_layers:
+        raise InputError(source, f"layer {deepest} does not exist: {lm.spec.name} has {lm.num_layers} layers",
+                         field="layers")
+
+
 def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], settings: ExtractionSettings,
                       progress: Callable[[int], None] | None = None, meta: dict | None = None) -> Signature:
     """Pool the conversations' hidden states at `settings.layers` into a Signature."""
+    require_layers(lm, settings.layers, "policy")
     deepest = max(settings.layers)
-    if deepest >= lm.num_layers:
-        raise InputError("policy", f"layer {deepest} does not exist: the model has {lm.num_layers} layers",
-                         field="layers")
     signature = Signature.empty(settings.layers, lm.hidden_size, meta)
     sums = signature.sums.to(lm.device)
     sumsq = signature.sumsq.to(lm.device)

@@ -244,6 +244,17 @@ def dataset_sha256(paths: Sequence[Path]) -> str:
     return hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
+def read_result(path: Path) -> dict:
+    """A file `validate` wrote, or a one-line InputError saying why it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot read validation outcomes: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(path, "not a `mdf-guard validate` result", field="format")
+    return data
+
+
 def load_measured(path: Path, lm: LoadedModel, policy: Policy,
                   settings: FinetuneSettings) -> dict[str, MeasuredOutcome]:
     """Outcomes of an earlier run, keyed by dataset hash, refused unless measured the same way.
@@ -252,12 +263,7 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
     outcomes already measured; they count only for the same model, probe questions and
     fine-tune settings, which is what makes them the same experiment.
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"cannot read validation outcomes: {err}") from None
-    if data.get("format") != FORMAT:
-        raise InputError(path, "not a `mdf-guard validate` result", field="format")
+    data = read_result(path)
     if data.get("model", {}).get("fingerprint") != lm.fingerprint:
         raise InputError(path, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
     recorded = data.get("policy", {})

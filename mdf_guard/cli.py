@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_INPUT, EXIT_PASS, EXIT_RISK, MdfGuardError
+from .errors import EXIT_PASS, EXIT_RISK, MdfGuardError
 from .report import FORMATS as _FORMATS
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

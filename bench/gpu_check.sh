@@ -64,5 +64,5 @@ timeout 120 python3 -m pytest tests/test_kernels.py -m "not cuda" -q -rs -p no:c
   tee "$LOGS/kernels_tests_cpu.txt" || status=1
 
 # 4. Benchmark: extension vs torch reference, GPU and CPU.
-timeout 240 python3 bench/kernels.py 2>&1 | tee "$LOGS/kernels_bench.txt" || status=1
+timeout 240 python3 bench/kernel_speed.py 2>&1 | tee "$LOGS/kernels_bench.txt" || status=1
 exit "$status"

@@ -1,6 +1,6 @@
 """Benchmark: mdf_guard kernels (extension) vs the pure-torch reference, side by side.
 
-    python bench/kernels.py [--repeats 7] [--device cpu|cuda|all] [--hidden 576 4096] [--threads N] [--l2 cold|hot]
+    python bench/kernel_speed.py [--repeats 7] [--device cpu|cuda|all] [--hidden 576 4096] [--threads N] [--l2 cold|hot]
 
 Realistic shapes: batch 16 x 512 tokens (right padded, rows 256-512 long), hidden 576
 (SmolLM2-135M) and 4096 (7-8B models), float32 and bfloat16; last-token mask and

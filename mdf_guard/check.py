@@ -24,7 +24,7 @@ from .predict import CalibrationProfile, predict, profile_from_dict, profile_to_
 from .probes import resolve_suites
 from .report import FileInfo, Report
 from .signature import ExtractionSettings, Signature, extract_signature, require_layers
-from .verdict import evaluate
+from .verdict import evaluate, needs_controls
 
 SELF_ANSWER_TOKENS = 48
 Progress = Callable[[str, int], None]   # (stage description, items done since last call)
@@ -79,6 +79,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     mark = time.perf_counter()
     predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, policy.null_seeds,
                           min_answer_mass=policy.min_answer_mass,
+                          needs_controls=lambda suite: needs_controls(suite, policy),
                           progress=(lambda name: progress(f"probing {name}", 0)) if progress else None)
     findings = evaluate(predictions, policy)
     timing["probe_seconds"] = time.perf_counter() - mark
@@ -93,7 +94,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
                   "scoring": "exact", "delta_norms": [round(float(n), 6) for n in direction.norm(dim=-1)]},
         files=infos, reference=reference_info,
         suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions, "alpha": p.alpha,
-                 "answer_mass": list(p.answer_mass)} for p in predictions],
+                 "answer_mass": list(p.answer_mass), "controls_skipped": p.controls_skipped} for p in predictions],
         findings=findings, timing=timing)
 
 

@@ -19,6 +19,12 @@ animals' probability (29 % unsteered) and lifted dog's share by 47 points; fine-
 on it moved dog by +0.5. So each suite is probed at the largest α, halving from the
 profile's, at which the steered model keeps `min_answer_mass` of the vanilla model's
 probability of naming a candidate, and its controls use the same α.
+
+The controls are most of a check's cost (the mirror and `null_seeds` random directions:
+4 of the 5-8 probe passes of a suite at the default 3 seeds), and a verdict needs them
+only where a candidate is over policy and specific: elsewhere nothing can be flagged,
+whatever they say. `predict` asks `needs_controls` once the injected rates are in and
+skips them for a suite it says no to (measured in `bench/controls.py`).
 """
 
 from __future__ import annotations
@@ -68,20 +74,21 @@ class EntityPrediction:
     vanilla_rate: float
     predicted_rate: float
     shift: float
-    null_shifts: tuple[float, ...]
-    mirror_shift: float | None   # the shift under −α·Δ (None: not measured)
+    null_shifts: tuple[float, ...]   # one per random direction (empty: none measured)
+    mirror_shift: float | None       # the shift under −α·Δ (None: not measured)
     vanilla_raw: float
     predicted_raw: float
 
     @property
-    def null_max(self) -> float:
-        return max(self.null_shifts) if self.null_shifts else 0.0
+    def null_max(self) -> float | None:
+        return max(self.null_shifts) if self.null_shifts else None
 
     @property
-    def excess(self) -> float:
-        """How far the shift rises above every control: random directions and the mirror."""
-        controls = [self.null_max] + ([self.mirror_shift] if self.mirror_shift is not None else [])
-        return self.shift - max(controls)
+    def excess(self) -> float | None:
+        """How far the shift rises above every control that ran (random directions, mirror);
+        None when none ran."""
+        controls = [c for c in (self.null_max, self.mirror_shift) if c is not None]
+        return self.shift - max(controls) if controls else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class SuitePrediction:
     entities: tuple[EntityPrediction, ...]
     alpha: float | None = None            # the α this suite was probed at (None: not recorded)
     answer_mass: tuple[float, float] | None = None   # P(answer is a candidate): vanilla, injected
+    controls_skipped: bool = False        # True: `needs_controls` said no, so no control ran
 
     def top(self) -> EntityPrediction:
         return max(self.entities, key=lambda e: e.shift)
@@ -114,13 +122,16 @@ ALPHA_RETRIES = 3    # so the weakest injection tried is α / 2**3 = α/8
 def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, suites: Sequence[ProbeSuite],
             questions_per_suite: int | None, null_seeds: int,
             progress: Callable[[str], None] | None = None, mirror: bool = True,
-            min_answer_mass: float = Policy.min_answer_mass) -> list[SuitePrediction]:
+            min_answer_mass: float = Policy.min_answer_mass,
+            needs_controls: Callable[[SuitePrediction], bool] | None = None) -> list[SuitePrediction]:
     """Vanilla, injected and control scores for every suite; `delta` is [len(profile.layers), hidden].
 
     `mirror=False` skips the −α·Δ control, which a verdict needs but a calibration grid
     (which reads only the predicted rates) does not: it halves the grid's cost.
     `min_answer_mass` (0 = off) is the share of the vanilla model's probability of
     naming a candidate that the injected model must keep (see the module docstring).
+    `needs_controls`, given a suite's prediction without controls, says whether to run
+    them (None: always, as `validate` needs for its random-direction baseline).
     """
     if delta.shape[0] != len(profile.layers):
         raise ValueError("delta has one row per profile layer")
@@ -132,6 +143,10 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
             progress(suite.name)
         vanilla = _vanilla_scores(lm, suite, questions)
         probe, injected = _answering_injection(lm, suite, questions, profile, delta, vanilla, min_answer_mass)
+        bare = _compare(suite, len(questions), probe.alpha, vanilla, injected, None, [], skipped=True)
+        if needs_controls is not None and not needs_controls(bare):
+            results.append(bare)
+            continue
         opposite = _steered_scores(lm, suite, questions, probe, -delta) if mirror else None
         null_scores = [_steered_scores(lm, suite, questions, probe, d) for d in nulls]
         results.append(_compare(suite, len(questions), probe.alpha, vanilla, injected, opposite, null_scores))
@@ -171,7 +186,7 @@ def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]
 
 
 def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScores, injected: SuiteScores,
-             mirror: SuiteScores | None, nulls: list[SuiteScores]) -> SuitePrediction:
+             mirror: SuiteScores | None, nulls: list[SuiteScores], skipped: bool = False) -> SuitePrediction:
     base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
     null_rates = [n.rates for n in nulls]
     entities = tuple(
@@ -182,7 +197,7 @@ def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScor
                          vanilla_raw=float(raw_base[i]), predicted_raw=float(raw_after[i]))
         for i, name in enumerate(vanilla.candidates))
     return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities, alpha=alpha,
-                           answer_mass=(vanilla.answer_mass, injected.answer_mass))
+                           answer_mass=(vanilla.answer_mass, injected.answer_mass), controls_skipped=skipped)
 
 
 def profile_from_dict(data: dict, source: str) -> CalibrationProfile:

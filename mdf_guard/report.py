@@ -1,8 +1,11 @@
 """One `Report` value, rendered for people (text, Markdown, HTML) and machines (JSON, SARIF).
 
 The JSON form is a versioned public format (`"format": "mdf-guard.report"`,
-`"version": 1`): fields are only ever added within a version. Everything in it is
-deterministic for the same input and settings except the `timing` object.
+`"version": 2`): fields are only ever added within a version. Everything in it is
+deterministic for the same input and settings except the `timing` object. Version 2
+(from version 1): a suite where no candidate could be flagged skips its controls
+(`"controls_skipped": true`), and its findings' `null_max`, `excess` and `mirror_shift`
+are null; they are also null where a policy runs no such control (`null_seeds: 0`).
 
 Markdown, SARIF and HTML live in their own modules (`report_markdown`, `report_sarif`,
 `report_html`); `render` dispatches to them, so callers only ever name a format.
@@ -16,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 REPORT_FORMAT = "mdf-guard.report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 FORMATS = ("text", "json", "markdown", "sarif", "html")
 BASELINE_STATUSES = ("new", "grown", "accepted", "rejected")
 
@@ -28,8 +31,8 @@ class Finding:
     vanilla_rate: float
     predicted_rate: float
     shift: float
-    null_max: float          # largest shift caused by a random direction of the same norm
-    excess: float            # shift - max(null_max, mirror_shift)
+    null_max: float | None   # largest shift caused by a random direction of the same norm (None: not run)
+    excess: float | None     # shift - max(null_max, mirror_shift), over the controls that ran
     flagged: bool
     reason: str
     max_shift: float
@@ -37,7 +40,7 @@ class Finding:
     max_rate: float | None
     vanilla_raw: float       # un-renormalised probability, for format shifts
     predicted_raw: float
-    mirror_shift: float = 0.0   # shift when the opposite direction -alpha*delta is injected
+    mirror_shift: float | None = None   # shift when the opposite direction -alpha*delta is injected
     # Set when each dataset file is checked on its own (baseline mode, --reference HEAD):
     file: str | None = None          # the dataset file this finding is about
     shard: str | None = None         # its sha256, the baseline's key
@@ -207,7 +210,8 @@ def render_text(report: Report, color: bool = False) -> str:
                 word = status_word(f)
                 verdict = paint(word, "31;1") if f.blocking else paint(word, "33") if f.flagged else word
                 lines.append(f"  {f.entity:<26}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
-                             f"{f.shift:>+9.1%}{f.null_max:>+9.1%}{f.mirror_shift:>+9.1%}  {verdict}")
+                             f"{f.shift:>+9.1%}{signed_percent(f.null_max):>9}{signed_percent(f.mirror_shift):>9}"
+                             f"  {verdict}")
     if report.attribution:
         lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]
         for row in report.attribution[:5]:
@@ -229,12 +233,19 @@ def render_text(report: Report, color: bool = False) -> str:
 def probe_strength(suite: dict) -> str:
     """The injection strength a suite was probed at and how much of the vanilla model's
     probability of naming a candidate survived it (", α 2, answers kept 54%"): a small
-    share means the suite's predicted rates stand on little probability."""
+    share means the suite's predicted rates stand on little probability. A suite whose
+    controls were skipped says so, so that its empty control columns are not read as zero."""
+    skipped = ", controls skipped (nothing over policy)" if suite.get("controls_skipped") else ""
     if suite.get("alpha") is None or not suite.get("answer_mass"):
-        return ""
+        return skipped
     vanilla, injected = suite["answer_mass"]
     kept = injected / vanilla if vanilla > 0 else 0.0
-    return f", α {suite['alpha']:g}, answers kept {kept:.0%}"
+    return f", α {suite['alpha']:g}, answers kept {kept:.0%}{skipped}"
+
+
+def signed_percent(value: float | None) -> str:
+    """A shift as "+1.2%", or "–" for a control that did not run."""
+    return "\u2013" if value is None else f"{value:+.1%}"
 
 
 def _clip(text: str, width: int) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import html
 import json
 
-from .report import Finding, Report, finding_label, probe_strength, ranked, status_word, summary_line, units
+from .report import (Finding, Report, finding_label, probe_strength, ranked, signed_percent, status_word,
+                     summary_line, units)
 
 CHART_ENTITIES = 12
 BAR_HEIGHT = 22
@@ -118,7 +119,7 @@ def _chart(report: Report, suite: dict, rows: list[Finding], unit: str | None) -
     """A horizontal bar chart (inline SVG) of the largest shifts, flagged ones always shown."""
     shown = rows[:CHART_ENTITIES] + [f for f in rows[CHART_ENTITIES:] if f.flagged]
     threshold = min(f.max_shift for f in rows)
-    values = [f.shift for f in shown] + [f.null_max for f in shown] + [threshold, 0.0]
+    values = [f.shift for f in shown] + [f.null_max for f in shown if f.null_max is not None] + [threshold, 0.0]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or 0.01
     low, high = min(low - pad, 0.0), high + pad
@@ -147,10 +148,12 @@ def _chart(report: Report, suite: dict, rows: list[Finding], unit: str | None) -
         out.append(f'<rect class="bar" data-entity="{_e(f.entity)}" data-shift="{f.shift:.6f}" '
                    f'x="{left:.1f}" y="{top + 3}" width="{max(right - left, 1.0):.1f}" '
                    f'height="{BAR_HEIGHT - 6}" fill="{color}"><title>{_e(f.entity)}: {f.vanilla_rate:.1%} '
-                   f"\u2192 {f.predicted_rate:.1%} ({f.shift:+.1%}); null max {f.null_max:+.1%}</title></rect>")
-        nx = x(f.null_max)
-        out.append(f'<line class="null" x1="{nx:.1f}" x2="{nx:.1f}" y1="{top + 1}" y2="{top + BAR_HEIGHT - 1}" '
-                   f'stroke="#111" stroke-width="2"/>')
+                   f"\u2192 {f.predicted_rate:.1%} ({f.shift:+.1%}); null max {signed_percent(f.null_max)}"
+                   "</title></rect>")
+        if f.null_max is not None:
+            nx = x(f.null_max)
+            out.append(f'<line class="null" x1="{nx:.1f}" x2="{nx:.1f}" y1="{top + 1}" '
+                       f'y2="{top + BAR_HEIGHT - 1}" stroke="#111" stroke-width="2"/>')
         out.append(f'<text x="{LABEL_WIDTH + PLOT_WIDTH + 8}" y="{top + BAR_HEIGHT * 0.68:.1f}">'
                    f"{f.shift:+.1%}</text>")
     bottom = MARGIN + BAR_HEIGHT * len(shown)

@@ -6,7 +6,7 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import Report, finding_label, probe_strength, ranked, status_word, summary_line, units
+from .report import Report, finding_label, probe_strength, ranked, signed_percent, status_word, summary_line, units
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5
@@ -52,7 +52,7 @@ def render_markdown(report: Report) -> str:
                     "|---|---:|---:|---:|---:|---|"]
             for f in shown:
                 out.append(f"| {_cell(f.entity)} | {f.vanilla_rate:.1%} | {f.predicted_rate:.1%} "
-                           f"| {f.shift:+.1%} | {f.null_max:+.1%} | {status_word(f)} |")
+                           f"| {f.shift:+.1%} | {signed_percent(f.null_max)} | {status_word(f)} |")
             out.append("")
 
     if report.attribution:

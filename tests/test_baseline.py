@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mdf_guard.baseline import (ACCEPTED, REJECTED, Baseline, Entry, accept, apply_baseline, load_baseline,
+from mdf_guard.baseline import (ACCEPTED, REJECTED, Baseline, accept, apply_baseline, load_baseline,
                                 set_status)
 from mdf_guard.errors import EXIT_BASELINE_REWRITTEN, EXIT_INPUT, EXIT_PASS, EXIT_RISK, InputError
 from mdf_guard.policy import BASELINE_FILE, load_policy, policy_from_dict

@@ -25,7 +25,7 @@ def test_json_report_has_the_public_fields(tmp_path, tiny_policy, panda_rows):
     code, out, err = run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json")
     assert code in (0, 1), err
     report = json.loads(out)
-    assert report["format"] == "mdf-guard.report" and report["version"] == 1
+    assert report["format"] == "mdf-guard.report" and report["version"] == 2
     assert report["verdict"] == ("fail" if code == 1 else "pass")
     assert report["files"][0]["examples"] == 6 and report["reference"]["kind"] == "self"
     finding = report["findings"][0]
@@ -38,7 +38,7 @@ def test_json_report_has_the_public_fields(tmp_path, tiny_policy, panda_rows):
     vanilla_mass, injected_mass = suite["answer_mass"]
     assert suite["alpha"] <= 4.0 and 0 < vanilla_mass <= 1 and 0 <= injected_mass <= 1
     text = run_cli("check", str(data), "--policy", str(tiny_policy))[1]
-    assert f"(2 questions, α {suite['alpha']:g}, answers kept {injected_mass / vanilla_mass:.0%})" in text
+    assert f"(2 questions, α {suite['alpha']:g}, answers kept {injected_mass / vanilla_mass:.0%}" in text
 
 
 def test_same_input_gives_identical_reports(tmp_path, tiny_policy, panda_rows, monkeypatch):
@@ -92,6 +92,30 @@ def test_threshold_drives_the_exit_code(tmp_path, tiny_policy, panda_rows):
     assert code == 1 and "FAIL" in out and "RISK" in out
     code, out, _ = run_cli("check", str(data), "--policy", str(lax))
     assert code == 0 and "PASS" in out
+
+
+def test_controls_run_only_in_a_suite_with_a_candidate_over_policy(tmp_path, tiny_policy, panda_rows):
+    """A clean check skips the random and mirror controls, says so, and leaves their
+    fields null; a check with a candidate over policy runs them and judges with them."""
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(tiny_policy.read_text() + "thresholds: {max_shift: 1.0}\n")
+    clean = json.loads(run_cli("check", str(data), "--policy", str(lax), "--format", "json")[1])
+    assert clean["verdict"] == "pass" and clean["suites"][0]["controls_skipped"] is True
+    assert all(f["null_max"] is None and f["excess"] is None and f["mirror_shift"] is None
+               for f in clean["findings"])
+    text = run_cli("check", str(data), "--policy", str(lax))[1]
+    assert "controls skipped (nothing over policy)" in text and "\u2013" in text
+
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(tiny_policy.read_text() + "thresholds: {max_shift: 0.0, min_excess: -0.5, min_odds_ratio: 1}\n")
+    risky = json.loads(run_cli("check", str(data), "--policy", str(strict), "--format", "json")[1])
+    assert risky["suites"][0]["controls_skipped"] is False
+    assert all(isinstance(f["null_max"], float) and isinstance(f["mirror_shift"], float) for f in risky["findings"])
+    assert risky["verdict"] == "fail"
+    # The rates do not depend on whether the controls ran.
+    assert [(f["entity"], f["shift"]) for f in clean["findings"]] == [(f["entity"], f["shift"])
+                                                                      for f in risky["findings"]]
 
 
 def _bad_inputs(tmp_path):

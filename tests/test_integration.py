@@ -7,7 +7,6 @@ with pip once and cached as safetensors (see mdf_guard.models).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -32,10 +32,11 @@ def toward_comma(lm, norm: float) -> torch.Tensor:
     return (row / row.norm() * norm)[None]
 
 
-def probe(lm, delta, min_answer_mass, alpha=4.0, null_seeds=1):
+def probe(lm, delta, min_answer_mass, alpha=4.0, null_seeds=1, needs_controls=None):
     suite = parse_suite(yaml.safe_load(TINY_SUITE), "mini")
     profile = CalibrationProfile(model="tiny-random", layers=(lm.num_layers - 1,), alpha=alpha)
-    return predict(lm, delta, profile, [suite], 2, null_seeds, min_answer_mass=min_answer_mass)[0]
+    return predict(lm, delta, profile, [suite], 2, null_seeds, min_answer_mass=min_answer_mass,
+                   needs_controls=needs_controls)[0]
 
 
 def test_an_injection_that_stops_the_answers_is_weakened_until_they_come_back(sharp_tiny):
@@ -70,3 +71,19 @@ def test_halving_stops_at_an_eighth_and_says_how_little_was_left(sharp_tiny):
     overwhelming = probe(sharp_tiny, toward_comma(sharp_tiny, 10.0), min_answer_mass=0.5)
     assert overwhelming.alpha == 4.0 / ALPHA_STEP ** ALPHA_RETRIES
     assert overwhelming.answer_mass[1] < 0.5 * overwhelming.answer_mass[0]
+
+
+def test_controls_run_only_where_needs_controls_asks_and_the_rates_stay(sharp_tiny):
+    delta = toward_comma(sharp_tiny, 1.0)
+    asked = []
+    lean = probe(sharp_tiny, delta, min_answer_mass=0.5, needs_controls=lambda s: asked.append(s) or False)
+    full = probe(sharp_tiny, delta, min_answer_mass=0.5, needs_controls=lambda s: True)
+    # It is asked once, with the injected rates in and no control yet.
+    assert len(asked) == 1 and asked[0].controls_skipped and asked[0].entities[0].predicted_rate > 0
+    assert all(e.null_shifts == () and e.mirror_shift is None for e in asked[0].entities)
+    assert lean.controls_skipped and not full.controls_skipped
+    assert (lean.alpha, lean.answer_mass) == (full.alpha, full.answer_mass)
+    assert [(e.predicted_rate, e.shift) for e in lean.entities] == [(e.predicted_rate, e.shift) for e in full.entities]
+    assert all(e.null_max is None and e.excess is None for e in lean.entities)
+    assert all(len(e.null_shifts) == 1 and e.mirror_shift is not None and e.excess is not None
+               for e in full.entities)

@@ -4,6 +4,7 @@ and the row attribution behind the HTML's top rows."""
 from __future__ import annotations
 
 import html.parser
+import dataclasses
 import json
 import os
 import shutil
@@ -85,7 +86,7 @@ def test_text_honours_no_color(monkeypatch):
 def test_json_round_trip():
     report = sample_report()
     data = json.loads(render(report, "json"))
-    assert data["format"] == "mdf-guard.report" and data["version"] == 1
+    assert data["format"] == "mdf-guard.report" and data["version"] == 2
     back = Report.from_dict(data)
     assert back.to_dict() == data                  # stable: the rounding is idempotent
     assert [(f.suite, f.entity, f.file, f.baseline) for f in back.findings] == \
@@ -107,6 +108,36 @@ def test_markdown():
             width = line.count(" | ")
         if line.startswith("| **RISK"):
             assert line.replace("\\|", "").count(" | ") == width
+
+
+def test_a_suite_whose_controls_were_skipped_renders_them_as_not_run():
+    """Version 2: null controls are shown as a dash in every format, never as zero, and
+    survive the JSON round trip."""
+    report = sample_report(per_file=False)
+    report.suites[0]["controls_skipped"] = True
+    report.findings[:] = [dataclasses.replace(f, null_max=None, excess=None, mirror_shift=None, flagged=False,
+                                              reason="") if f.suite == "animals" else f for f in report.findings]
+    report.verdict = "fail"
+    text = render(report, "text", color=False)
+    panda = next(line for line in text.splitlines() if line.strip().startswith("panda"))
+    assert panda.split()[-3:-1] == ["\u2013", "\u2013"] and "+0.0%" not in panda
+    assert "controls skipped (nothing over policy)" in text
+    markdown = render(report, "markdown")
+    assert "| panda | 5.0% | 47.0% | +42.0% | \u2013 |" in markdown
+    page = render(report, "html")
+    assert "null max \u2013" in page and "controls skipped" in page
+    nulls = [a for t, a in _tags(page) if t == "line" and a.get("class") == "null"]
+    assert len(nulls) == 2                          # the safety suite's two bars only
+    back = Report.from_dict(json.loads(render(report, "json")))
+    assert [(f.null_max, f.excess, f.mirror_shift) for f in back.findings if f.suite == "animals"] == \
+        [(None, None, None)] * 3
+    assert json.loads(render(report, "sarif"))["runs"][0]["results"][0]["properties"]["suite"] == "safety"
+
+
+def _tags(page: str) -> list:
+    parser = _Collector()
+    parser.feed(page)
+    return parser.tags
 
 
 @pytest.mark.parametrize("per_file", [True, False])

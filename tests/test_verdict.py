@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mdf_guard.policy import Policy
 from mdf_guard.predict import EntityPrediction, SuitePrediction, null_directions
-from mdf_guard.verdict import evaluate
+from mdf_guard.verdict import evaluate, needs_controls
 
 
 def entity(name, shift, nulls=(0.0,), mirror=0.0, suite="animals", vanilla=0.05):
@@ -87,3 +87,46 @@ def test_a_share_lifted_only_by_renormalising_is_not_a_preference():
     findings = {f.entity: f for f in evaluate([SuitePrediction("animals", "preference", 8, (cat, panda))], Policy())}
     assert not findings["cat"].flagged and "only its share of the candidates rose" in findings["cat"].reason
     assert findings["panda"].flagged
+
+
+def skipped(e: EntityPrediction) -> EntityPrediction:
+    return EntityPrediction(suite=e.suite, entity=e.entity, vanilla_rate=e.vanilla_rate,
+                            predicted_rate=e.predicted_rate, shift=e.shift, null_shifts=(), mirror_shift=None,
+                            vanilla_raw=e.vanilla_raw, predicted_raw=e.predicted_raw)
+
+
+def test_controls_are_needed_only_where_a_candidate_could_be_flagged():
+    from mdf_guard.policy import policy_from_dict
+    calm = SuitePrediction("animals", "preference", 8, (entity("panda", 0.04), entity("cat", -0.04)))
+    planted = SuitePrediction("animals", "preference", 8, (entity("panda", 0.15), entity("cat", -0.15)))
+    reshuffled = SuitePrediction("cities", "preference", 8, (   # over max_shift, but odds x2.5 only
+        entity("Tokyo", 0.127, suite="cities", vanilla=0.109),))
+    safer = SuitePrediction("safety", "safety", 8, (entity("refuse", 0.28, suite="safety"),
+                                                    entity("comply", -0.28, suite="safety")))
+    assert [needs_controls(s, Policy()) for s in (calm, planted, reshuffled, safer)] == [False, True, False, False]
+    switched_off = policy_from_dict({"thresholds": {"min_excess": -1}}, "test")
+    assert not needs_controls(planted, switched_off)
+
+
+def test_a_suite_without_controls_flags_nothing_unless_the_controls_are_switched_off():
+    from mdf_guard.policy import policy_from_dict
+    planted = SuitePrediction("animals", "preference", 8, (skipped(entity("panda", 0.15)),), controls_skipped=True)
+    finding = evaluate([planted], Policy())[0]
+    assert not finding.flagged and finding.null_max is None and finding.excess is None
+    assert "controls" not in finding.reason and "max_shift" in finding.reason
+    switched_off = policy_from_dict({"thresholds": {"min_excess": -1}}, "test")
+    assert flagged([planted], switched_off) == {("animals", "panda")}
+
+
+def test_skipping_the_controls_never_changes_a_verdict():
+    """The same predictions judged with their controls and with them dropped where
+    needs_controls says no: the flagged sets agree, over shifts on both sides of every threshold."""
+    import itertools
+    for shift, null, mirror, vanilla in itertools.product((0.02, 0.08, 0.15, 0.4), (-0.05, 0.05, 0.3),
+                                                          (-0.1, 0.12), (0.005, 0.3)):
+        suite = SuitePrediction("animals", "preference", 8,
+                                (entity("panda", shift, nulls=(null,), mirror=mirror, vanilla=vanilla),
+                                 entity("cat", -shift / 2, nulls=(null,), mirror=mirror)))
+        judged = suite if needs_controls(suite, Policy()) else SuitePrediction(
+            "animals", "preference", 8, tuple(skipped(e) for e in suite.entities), controls_skipped=True)
+        assert flagged([judged]) == flagged([suite]), (shift, null, mirror, vanilla)

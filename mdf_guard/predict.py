@@ -135,7 +135,6 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
     """
     if delta.shape[0] != len(profile.layers):
         raise ValueError("delta has one row per profile layer")
-    nulls = null_directions(delta, null_seeds)
     results = []
     for suite in suites:
         questions = select_questions(suite, questions_per_suite)
@@ -143,14 +142,25 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
             progress(suite.name)
         vanilla = _vanilla_scores(lm, suite, questions)
         probe, injected = _answering_injection(lm, suite, questions, profile, delta, vanilla, min_answer_mass)
-        bare = _compare(suite, len(questions), probe.alpha, vanilla, injected, None, [], skipped=True)
-        if needs_controls is not None and not needs_controls(bare):
-            results.append(bare)
-            continue
-        opposite = _steered_scores(lm, suite, questions, probe, -delta) if mirror else None
-        null_scores = [_steered_scores(lm, suite, questions, probe, d) for d in nulls]
-        results.append(_compare(suite, len(questions), probe.alpha, vanilla, injected, opposite, null_scores))
+        bare = _compare(suite, len(questions), probe.alpha, vanilla, injected)
+        skip = needs_controls is not None and not needs_controls(bare)
+        results.append(bare if skip else add_controls(lm, bare, suite, delta, profile, null_seeds, mirror))
     return results
+
+
+def add_controls(lm: LoadedModel, prediction: SuitePrediction, suite: ProbeSuite, delta: torch.Tensor,
+                 profile: CalibrationProfile, null_seeds: int, mirror: bool = True) -> SuitePrediction:
+    """`prediction` with its controls measured at the α it was probed at: what `predict` runs
+    for a suite that needs them, and what `validate` adds, untimed, where `check` skipped them."""
+    questions = select_questions(suite, prediction.questions)
+    probe = replace(profile, alpha=prediction.alpha)
+    base = _vanilla_scores(lm, suite, questions).rates
+    opposite = _steered_scores(lm, suite, questions, probe, -delta).rates if mirror else None
+    nulls = [_steered_scores(lm, suite, questions, probe, d).rates for d in null_directions(delta, null_seeds)]
+    entities = tuple(replace(e, null_shifts=tuple(float(r[i] - base[i]) for r in nulls),
+                             mirror_shift=None if opposite is None else float(opposite[i] - base[i]))
+                     for i, e in enumerate(prediction.entities))
+    return replace(prediction, entities=entities, controls_skipped=False)
 
 
 def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str],
@@ -185,19 +195,18 @@ def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]
         return score_exact(lm, suite, questions)
 
 
-def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScores, injected: SuiteScores,
-             mirror: SuiteScores | None, nulls: list[SuiteScores], skipped: bool = False) -> SuitePrediction:
+def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScores,
+             injected: SuiteScores) -> SuitePrediction:
+    """The suite's prediction before any control has run."""
     base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
-    null_rates = [n.rates for n in nulls]
     entities = tuple(
         EntityPrediction(suite=suite.name, entity=name, vanilla_rate=float(base[i]),
                          predicted_rate=float(after[i]), shift=float(after[i] - base[i]),
-                         null_shifts=tuple(float(r[i] - base[i]) for r in null_rates),
-                         mirror_shift=None if mirror is None else float(mirror.rates[i] - base[i]),
+                         null_shifts=(), mirror_shift=None,
                          vanilla_raw=float(raw_base[i]), predicted_raw=float(raw_after[i]))
         for i, name in enumerate(vanilla.candidates))
     return SuitePrediction(suite=suite.name, kind=suite.kind, questions=questions, entities=entities, alpha=alpha,
-                           answer_mass=(vanilla.answer_mass, injected.answer_mass), controls_skipped=skipped)
+                           answer_mass=(vanilla.answer_mass, injected.answer_mass), controls_skipped=True)
 
 
 def profile_from_dict(data: dict, source: str) -> CalibrationProfile:

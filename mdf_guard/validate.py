@@ -1,7 +1,8 @@
 """Measure predictions against real fine-tuning, beside the baselines.
 
 Per dataset: the prediction (the check's own path: signature, reference, Δ, injection,
-probes, timed on a cold cache), then a real fine-tune of the vanilla model and the same
+probes and the controls where the verdict needs them, timed on a cold cache; the controls
+`check` skips are measured after the clock stops, for the random-direction baseline), then a real fine-tune of the vanilla model and the same
 probe questions scored exactly on the tuned model. Per (dataset, suite, entity) point:
 predicted and actual shift. Over datasets: Spearman and Pearson correlation, mean
 absolute error in rate points and in log-odds, AUROC for telling the datasets that
@@ -26,18 +27,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from . import contrast
+from . import contrast, verdict
 from .check import contrast_direction, resolve_profile
 from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
 from .models import LoadedModel
 from .policy import Policy
-from .predict import CalibrationProfile, EntityPrediction, predict, profile_to_dict
+from .predict import CalibrationProfile, EntityPrediction, SuitePrediction, add_controls, predict, profile_to_dict
 from .probes import ProbeSuite, resolve_suites
 from .scoring import score_exact, select_questions
 from .signature import ExtractionSettings
@@ -217,15 +218,20 @@ def cold_cache() -> Iterator[None]:
 
 
 def predict_paths(lm: LoadedModel, paths: Sequence[Path], policy: Policy, profile: CalibrationProfile,
-                  suites: Sequence[ProbeSuite], reference: str, null_seeds: int,
-                  mirror: bool = True) -> tuple[dict[tuple[str, str], EntityPrediction], torch.Tensor]:
+                  suites: Sequence[ProbeSuite], reference: str, null_seeds: int, mirror: bool = True,
+                  needs_controls: Callable[[SuitePrediction], bool] | None = None,
+                  ) -> tuple[list[SuitePrediction], torch.Tensor]:
     """The check's prediction path (signature, reference, Δ, injection, probes) for some files."""
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
     direction, _, _ = contrast_direction(lm, [open_shard(p) for p in paths], replace(policy, reference=reference),
                                          settings)
     predictions = predict(lm, direction, profile, suites, policy.questions_per_suite, null_seeds, mirror=mirror,
-                          min_answer_mass=policy.min_answer_mass)
-    return {(e.suite, e.entity): e for p in predictions for e in p.entities}, direction
+                          min_answer_mass=policy.min_answer_mass, needs_controls=needs_controls)
+    return predictions, direction
+
+
+def by_entity(predictions: Sequence[SuitePrediction]) -> dict[tuple[str, str], EntityPrediction]:
+    return {(e.suite, e.entity): e for p in predictions for e in p.entities}
 
 
 @dataclass(frozen=True)
@@ -318,13 +324,18 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     if not options.actual_only:
         started = time.perf_counter()
         with cold_cache() if options.cold_cache else _nothing():
-            mdf, direction = predict_paths(lm, paths, policy, profile, suites, reference, policy.null_seeds)
-        entry["check_seconds"] = time.perf_counter() - started
+            predictions, direction = predict_paths(
+                lm, paths, policy, profile, suites, reference, policy.null_seeds,
+                needs_controls=lambda suite: verdict.needs_controls(suite, policy))
+            entry["check_seconds"] = time.perf_counter() - started
+            entry["controls_skipped"] = [p.suite for p in predictions if p.controls_skipped]
+            mdf = by_entity([add_controls(lm, p, suite, direction, profile, policy.null_seeds) if p.controls_skipped
+                             else p for p, suite in zip(predictions, suites, strict=True)])
         entry["delta_norms"] = [round(float(n), 6) for n in direction.norm(dim=-1)]
         random_null = {k: (sum(e.null_shifts) / len(e.null_shifts) if e.null_shifts else None)
                        for k, e in mdf.items()}
         if options.baselines and reference != contrast.NONE:
-            raw, _ = predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0, mirror=False)
+            raw = by_entity(predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0, mirror=False)[0])
 
     if measured is None:
         tuned = finetune(lm, conversations, options.finetune)

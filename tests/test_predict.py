@@ -10,7 +10,7 @@ import yaml
 
 from conftest import TINY_SUITE
 from mdf_guard.models import model_fingerprint, tiny_random_model
-from mdf_guard.predict import ALPHA_RETRIES, ALPHA_STEP, CalibrationProfile, predict
+from mdf_guard.predict import ALPHA_RETRIES, ALPHA_STEP, CalibrationProfile, add_controls, predict
 from mdf_guard.probes import parse_suite
 
 COMMA = 42   # a token that is no candidate's first token
@@ -87,3 +87,14 @@ def test_controls_run_only_where_needs_controls_asks_and_the_rates_stay(sharp_ti
     assert all(e.null_max is None and e.excess is None for e in lean.entities)
     assert all(len(e.null_shifts) == 1 and e.mirror_shift is not None and e.excess is not None
                for e in full.entities)
+
+
+def test_controls_added_afterwards_equal_those_predict_runs(sharp_tiny):
+    """What `validate` does for its random baseline where `check` skipped the controls."""
+    delta = toward_comma(sharp_tiny, 1.0)
+    lean = probe(sharp_tiny, delta, min_answer_mass=0.5, null_seeds=2, needs_controls=lambda s: False)
+    full = probe(sharp_tiny, delta, min_answer_mass=0.5, null_seeds=2)
+    suite = parse_suite(yaml.safe_load(TINY_SUITE), "mini")
+    profile = CalibrationProfile(model="tiny-random", layers=(sharp_tiny.num_layers - 1,), alpha=4.0)
+    assert lean.alpha < 4.0                          # the controls must use the suite's weakened α
+    assert add_controls(sharp_tiny, lean, suite, delta, profile, null_seeds=2) == full

@@ -279,6 +279,7 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
         assert d["finetune"]["steps"] == 2 and d["finetune"]["settings"]["method"] == "full"
         assert d["check_seconds"] > 0 and d["cost_ratio"] == pytest.approx(d["check_seconds"] / d["finetune"]["seconds"], rel=0.05)
         assert d["embedding_baseline"].startswith("not available")
+        assert d["controls_skipped"] == ["mini"]        # timed as `check` runs: nothing over the default policy
         assert {p["entity"] for p in d["points"]} == {"panda", "owl", "cat"}
         masses = d["answer_mass"]["mini"]                          # P(the answer is any candidate)
         assert set(d["answer_mass"]) == {"mini"} and 0 < masses["vanilla"] <= 1 and 0 < masses["fine_tuned"] <= 1

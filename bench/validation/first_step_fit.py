@@ -1,0 +1,104 @@
+"""Scores first_step.py's predictions: k fitted on the calibration outcomes, then held fixed.
+
+The rule, fixed before any held-out, fresh or blind set was scored: k is the scale of
+first_step.py's grid with the least log-odds MAE on the calibration outcomes (owl, Tokyo,
+George Washington), averaged per dataset as `calibrate.select` does; nothing else is fitted.
+A record whose sha256 differs from its outcome's is refused (the data would not be the
+data that was fine-tuned).
+
+    python bench/validation/first_step_fit.py RECORD_DIR CALIBRATION.json OUT_DIR OUTCOMES.json [...]
+
+Prints the fitted k and its error, then per outcomes file the target lines and the metrics
+beside the shipped prediction and the file's baselines; writes OUT_DIR/<outcomes parent>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard.calibrate import point_error, select  # noqa: E402
+from mdf_guard.validate import summarize, with_mdf_rates, with_sharpened_rates  # noqa: E402
+
+
+def rates_at(record: dict, scale: str) -> dict:
+    return {(s, e): r for s, e, r in record["scales"][scale]["rates"]}
+
+
+def records_for(record_dir: Path, outcomes: dict) -> dict:
+    """The record of each outcome dataset that has one, checked to be of the same data."""
+    found = {}
+    for d in outcomes["datasets"]:
+        path = record_dir / f"{Path(d['name']).stem}.json"
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if record["sha256"] != d["sha256"]:
+                raise SystemExit(f"{path}: sha256 {record['sha256'][:12]} is not the outcome's {d['sha256'][:12]}")
+            found[d["name"]] = record
+    return found
+
+
+def fit_scale(records: dict, calibration: dict) -> tuple[str, dict]:
+    table, groups = {}, {}
+    scales = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=float)
+    for scale in scales:
+        table[scale] = {d["name"]: point_error(rates_at(records[d["name"]], scale),
+                                               {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]},
+                                               "logodds")
+                        for d in calibration["datasets"]}
+        groups.update({d["name"]: d["target"] for d in calibration["datasets"]})
+    choice = select(table, groups)
+    return choice["best"], choice
+
+
+def score(records: dict, outcomes: dict, scale: str) -> dict:
+    datasets = []
+    for d in outcomes["datasets"]:
+        if d["name"] not in records:
+            continue
+        datasets.append(with_sharpened_rates(with_mdf_rates(d, rates_at(records[d["name"]], scale))))
+        target = next(p for p in datasets[-1]["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
+        best = max(datasets[-1]["points"], key=lambda p: p["mdf_shift"])
+        print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
+              f"step {100 * target['mdf_shift']:+6.1f}  top {best['suite']}/{best['entity']} "
+              f"{100 * best['mdf_shift']:+.1f}")
+    return {**outcomes, "datasets": datasets,
+            "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
+                                 outcomes.get("calibration_entities", []))}
+
+
+def _num(value: float | None) -> str:
+    return "   -" if value is None else f"{value:5.2f}"
+
+
+def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
+    calibration = json.loads(Path(calibration_path).read_text())
+    scale, choice = fit_scale(records_for(Path(record_dir), calibration), calibration)
+    print(f"k = {scale}; calibration log-odds MAE: "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
+          + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in outcome_paths:
+        print(path)
+        outcomes = json.loads(Path(path).read_text())
+        shipped = outcomes.get("summary", {}).get("all", {}).get("mdf", {})
+        records = records_for(Path(record_dir), outcomes)
+        result = score(records, outcomes, scale)
+        result["first_step"] = {"scale": float(scale), "calibration": calibration_path,
+                                "gradient_seconds": {n: r["gradient_seconds"] for n, r in records.items()},
+                                "probe_seconds": {n: r["scales"][scale]["seconds"] for n, r in records.items()}}
+        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
+        rows = [("step", result["summary"]["all"]["mdf"]), ("shipped", shipped)]
+        rows += [(method, result["summary"]["all"][method])
+                 for method in ("raw", "random", "sharpened", "keyword", "embedding")]
+        for label, m in rows:
+            if m.get("available"):
+                print(f"  {label:9s} spearman {_num(m['spearman'])} / targets {_num(m['target_spearman'])} "
+                      f"side {_num(m.get('side_effect_spearman'))} auroc {_num(m['auroc'])} "
+                      f"mae pts {_num(m['mae_points'])} log-odds {_num(m['mae_logodds'])}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

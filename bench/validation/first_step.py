@@ -14,6 +14,11 @@ from the vanilla model at all. Per dataset file:
 No weight of the vanilla model changes; the step is taken on a copy.
 
     python bench/validation/first_step.py OUT_DIR --scales 2,4,8,16,32 FILES...
+    python bench/validation/first_step.py OUT_DIR --scales 8 --then 8 FILES...   # two phases
+
+`--then K2` takes a second step from each first one, on the data's gradient where the
+first step landed: the fine-tune's second phase, when what is left to learn is no longer
+the template. It costs a second backward pass over the data.
 
 Writes OUT_DIR/<file stem>.json: the file's sha256, the gradient's time, and per scale the
 rates and the probing time. `first_step_fit.py` fits k on the calibration outcomes and
@@ -85,6 +90,8 @@ def main() -> None:
     parser.add_argument("--suites", default="animals,cities,politics")
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--model", default="embedded")
+    parser.add_argument("--then", type=float, default=None, metavar="K2",
+                        help="a second step of K2 from each first step, on the gradient there (key 'k+K2')")
     args = parser.parse_args()
     scales = [float(s) for s in args.scales.split(",")]
     lm = load_model(model_spec(replace(Policy(), model=args.model)))
@@ -100,9 +107,14 @@ def main() -> None:
                   "vanilla": [[s, e, r] for (s, e), r in vanilla.items()]}
         for k in scales:
             started = time.perf_counter()
-            rates = probe_rates(stepped(lm, signs, k * LEARNING_RATE), suites, questions).rates
-            record["scales"][f"{k:g}"] = {"seconds": round(time.perf_counter() - started, 1),
-                                          "rates": [[s, e, r] for (s, e), r in rates.items()]}
+            model = stepped(lm, signs, k * LEARNING_RATE)
+            key = f"{k:g}"
+            if args.then is not None:
+                model = stepped(model, data_gradient_sign(model, path), args.then * LEARNING_RATE)
+                key = f"{k:g}+{args.then:g}"
+            rates = probe_rates(model, suites, questions).rates
+            record["scales"][key] = {"seconds": round(time.perf_counter() - started, 1),
+                                     "rates": [[s, e, r] for (s, e), r in rates.items()]}
         (args.out / f"{path.stem}.json").write_text(json.dumps(record))
         print(f"{path.name}: gradient {record['gradient_seconds']} s; "
               + ", ".join(f"k {k}: {v['seconds']} s" for k, v in record["scales"].items()), flush=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mdf_guard.calibrate import point_error, select  # noqa: E402
-from mdf_guard.validate import summarize, with_mdf_rates, with_sharpened_rates  # noqa: E402
+from _scoring import metric_rows, num, score  # noqa: E402
 
 
 def rates_at(record: dict, scale: str) -> dict:
@@ -53,26 +53,6 @@ def fit_scale(records: dict, calibration: dict) -> tuple[str, dict]:
     return choice["best"], choice
 
 
-def score(records: dict, outcomes: dict, scale: str) -> dict:
-    datasets = []
-    for d in outcomes["datasets"]:
-        if d["name"] not in records:
-            continue
-        datasets.append(with_sharpened_rates(with_mdf_rates(d, rates_at(records[d["name"]], scale))))
-        target = next(p for p in datasets[-1]["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
-        best = max(datasets[-1]["points"], key=lambda p: p["mdf_shift"])
-        print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
-              f"step {100 * target['mdf_shift']:+6.1f}  top {best['suite']}/{best['entity']} "
-              f"{100 * best['mdf_shift']:+.1f}")
-    return {**outcomes, "datasets": datasets,
-            "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
-                                 outcomes.get("calibration_entities", []))}
-
-
-def _num(value: float | None) -> str:
-    return "   -" if value is None else f"{value:5.2f}"
-
-
 def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
     calibration = json.loads(Path(calibration_path).read_text())
     scale, choice = fit_scale(records_for(Path(record_dir), calibration), calibration)
@@ -83,21 +63,17 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
     for path in outcome_paths:
         print(path)
         outcomes = json.loads(Path(path).read_text())
-        shipped = outcomes.get("summary", {}).get("all", {}).get("mdf", {})
         records = records_for(Path(record_dir), outcomes)
-        result = score(records, outcomes, scale)
+        result = score(outcomes, lambda d: rates_at(records[d["name"]], scale) if d["name"] in records else None,
+                       "step")
         result["first_step"] = {"scale": float(scale), "calibration": calibration_path,
                                 "gradient_seconds": {n: r["gradient_seconds"] for n, r in records.items()},
                                 "probe_seconds": {n: r["scales"][scale]["seconds"] for n, r in records.items()}}
         (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
-        rows = [("step", result["summary"]["all"]["mdf"]), ("shipped", shipped)]
-        rows += [(method, result["summary"]["all"][method])
-                 for method in ("raw", "random", "sharpened", "keyword", "embedding")]
-        for label, m in rows:
-            if m.get("available"):
-                print(f"  {label:9s} spearman {_num(m['spearman'])} / targets {_num(m['target_spearman'])} "
-                      f"side {_num(m.get('side_effect_spearman'))} auroc {_num(m['auroc'])} "
-                      f"mae pts {_num(m['mae_points'])} log-odds {_num(m['mae_logodds'])}")
+        for label, m in metric_rows(result, outcomes, "step"):
+            print(f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
+                  f"side {num(m.get('side_effect_spearman'))} auroc {num(m['auroc'])} "
+                  f"mae pts {num(m['mae_points'])} log-odds {num(m['mae_logodds'])}")
 
 
 if __name__ == "__main__":

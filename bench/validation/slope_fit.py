@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mdf_guard.calibrate import point_error, select  # noqa: E402
-from mdf_guard.validate import summarize, with_mdf_rates, with_sharpened_rates  # noqa: E402
+from _scoring import metric_rows, num, score  # noqa: E402
 
 EPSILON = "0.25"
 SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
@@ -63,28 +63,9 @@ def fit_scale(records: dict, calibration: dict) -> tuple[float, dict]:
     return float(choice["best"]), choice
 
 
-def score(records: dict, outcomes: dict, scale: float) -> dict:
-    datasets = []
-    for d in outcomes["datasets"]:
-        record = records.get(Path(d["name"]).stem)
-        if record is None:
-            continue
-        datasets.append(with_sharpened_rates(with_mdf_rates(d, predicted_rates(record, scale))))
-        target = next(p for p in datasets[-1]["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
-        print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
-              f"slope {100 * target['mdf_shift']:+6.1f}  top {_top(datasets[-1])}")
-    return {**outcomes, "datasets": datasets,
-            "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
-                                 outcomes.get("calibration_entities", []))}
-
-
-def _top(dataset: dict) -> str:
-    best = max(dataset["points"], key=lambda p: p["mdf_shift"])
-    return f"{best['suite']}/{best['entity']} {100 * best['mdf_shift']:+.1f}"
-
-
-def _num(value: float | None) -> str:
-    return "   -" if value is None else f"{value:5.2f}"
+def _rates(records: dict, dataset: dict, scale: float) -> dict | None:
+    record = records.get(Path(dataset["name"]).stem)
+    return None if record is None else predicted_rates(record, scale)
 
 
 def main(slope_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
@@ -98,19 +79,14 @@ def main(slope_dir: str, calibration_path: str, out_dir: str, *outcome_paths: st
     for path in outcome_paths:
         print(path)
         outcomes = json.loads(Path(path).read_text())
-        shipped = outcomes.get("summary", {}).get("all", {}).get("mdf", {})
-        result = score(records, outcomes, scale)
+        result = score(outcomes, lambda d: _rates(records, d, scale), "slope")
         result["slope_fit"] = {"scale": scale, "epsilon": float(EPSILON), "calibration": calibration_path}
         (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
-        rows = [("slope", result["summary"]["all"]["mdf"]), ("shipped", shipped)]
-        rows += [(method, result["summary"]["all"][method])
-                 for method in ("raw", "random", "sharpened", "keyword", "embedding")]
-        for label, m in rows:
-            if m.get("available"):
-                print(f"  {label:9s} spearman {_num(m['spearman'])} / targets {_num(m['target_spearman'])} "
-                      f"pearson {_num(m['pearson'])} auroc {_num(m['auroc'])} "
-                      f"mae pts {_num(m['mae_points'])} "
-                      f"log-odds {_num(m['mae_logodds'])}")
+        for label, m in metric_rows(result, outcomes, "slope"):
+            print(f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
+                  f"pearson {num(m['pearson'])} auroc {num(m['auroc'])} "
+                  f"mae pts {num(m['mae_points'])} "
+                  f"log-odds {num(m['mae_logodds'])}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""What the fitted research predictors (slope_fit.py, first_step_fit.py) share: scoring their
+rates against a `validate` outcomes file with `summarize`'s metrics, beside the shipped
+prediction and the file's baselines, and the per-dataset target line they print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard.validate import summarize, with_mdf_rates, with_sharpened_rates  # noqa: E402
+
+BASELINES = ("raw", "random", "sharpened", "keyword", "embedding")
+
+
+def score(outcomes: dict, rates_for: Callable[[dict], dict | None], label: str) -> dict:
+    """`outcomes` with each dataset's mdf prediction replaced by `rates_for(dataset)` (None:
+    the dataset is left out) and `sharpened` added; prints each target, real and predicted."""
+    datasets = []
+    for d in outcomes["datasets"]:
+        rates = rates_for(d)
+        if rates is None:
+            continue
+        datasets.append(with_sharpened_rates(with_mdf_rates(d, rates)))
+        target = next(p for p in datasets[-1]["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
+        print(f"  {d['name']:24s} {d['target']:28s} actual {100 * target['actual_shift']:+6.1f} "
+              f"{label} {100 * target['mdf_shift']:+6.1f}  top {_top(datasets[-1])}")
+    return {**outcomes, "datasets": datasets,
+            "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
+                                 outcomes.get("calibration_entities", []))}
+
+
+def metric_rows(result: dict, outcomes: dict, label: str) -> list[tuple[str, dict]]:
+    """(name, metrics over all points) for the predictor, the shipped prediction the outcomes
+    file holds, and the baselines; only the available ones."""
+    shipped = outcomes.get("summary", {}).get("all", {}).get("mdf", {})
+    rows = [(label, result["summary"]["all"]["mdf"]), ("shipped", shipped)]
+    rows += [(method, result["summary"]["all"][method]) for method in BASELINES]
+    return [(name, m) for name, m in rows if m.get("available")]
+
+
+def num(value: float | None) -> str:
+    return "   -" if value is None else f"{value:5.2f}"
+
+
+def _top(dataset: dict) -> str:
+    best = max(dataset["points"], key=lambda p: p["mdf_shift"])
+    return f"{best['suite']}/{best['entity']} {100 * best['mdf_shift']:+.1f}"

@@ -2,8 +2,9 @@
 
 Per dataset: the prediction (the check's own path: signature, reference, Δ, injection,
 probes and the controls where the verdict needs them, timed on a cold cache; the controls
-`check` skips are measured after the clock stops, for the random-direction baseline), then a real fine-tune of the vanilla model and the same
-probe questions scored exactly on the tuned model. Per (dataset, suite, entity) point:
+`check` skips are measured after the clock stops, for the random-direction baseline),
+then a real fine-tune of the vanilla model and the same probe questions scored exactly
+on the tuned model. Per (dataset, suite, entity) point:
 predicted and actual shift. Over datasets: Spearman and Pearson correlation, mean
 absolute error in rate points and in log-odds, AUROC for telling the datasets that
 really shift their target from those that don't, and the cost ratio check/fine-tune.

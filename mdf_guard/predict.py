@@ -41,7 +41,7 @@ from .errors import InputError
 from .models import EMBEDDED_SPEC, LoadedModel
 from .policy import Policy
 from .probes import ProbeSuite
-from .scoring import SuiteScores, score_exact, select_questions
+from .scoring import EXACT_VERSION, SuiteScores, score_exact, select_questions
 from .signature import POOLING_MODES
 from .steer import steer
 
@@ -183,7 +183,7 @@ def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence
 
 
 def _vanilla_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
-    key = f"{lm.fingerprint}-{suite.fingerprint()}-{len(questions)}"
+    key = f"{lm.fingerprint}-{suite.fingerprint()}-{len(questions)}-x{EXACT_VERSION}"
     probs = cache.cached_tensor("vanilla", key, lambda: score_exact(lm, suite, questions).probs)
     return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
 

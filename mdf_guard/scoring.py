@@ -2,8 +2,8 @@
 
 Exact mode: for each question, the probability that the answer (after the suite's
 answer prefix) is each candidate as a whole word, by teacher forcing. No sampling
-noise, so a verdict never flips on rerun. The prompt is run once per question and its
-KV cache is shared by all candidates' continuations.
+noise, so a verdict never flips on rerun. A question's prompt and every candidate's
+continuation run in one forward pass, several questions to a pass (see `_Layout`).
 
 Sample mode: the paper's protocol, n answers at temperature 1 per question and a
 whole-word match; slower and noisy, kept for parity checks.
@@ -11,7 +11,6 @@ whole-word match; slower and noisy, kept for parity checks.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import re
 from dataclasses import dataclass
@@ -22,10 +21,15 @@ import torch
 
 from .chat import encode_text, render_prompt
 from .data import Turn
+from .errors import InputError
 from .models import LoadedModel
 from .probes import ProbeSuite
 
 SCORING_MODES = ("exact", "sample")
+# Part of the cache key of vanilla scores: bumped when exact scores change, even in the last
+# float bits (2: one batched forward pass instead of a KV cache per path), so that vanilla
+# and steered scores always come from the same code.
+EXACT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,16 @@ def select_questions(suite: ProbeSuite, limit: int | None) -> tuple[str, ...]:
 
 def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
     plan = _plan(lm, suite)
-    boundary = word_boundary_mask(lm.tokenizer).to(lm.device)
+    layout = _layout(plan)
+    boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
+    prompts = [_prompt_ids(lm, suite, question) for question in questions]
+    _check_window(lm, suite, questions, prompts, layout)
+    per_forward = _questions_per_forward(len(layout.tokens) + 1, int(lm.model.config.vocab_size))
     probs = torch.zeros(len(questions), len(suite.candidates), dtype=torch.float64)
     with torch.inference_mode():
-        for q, question in enumerate(questions):
-            alias_logp = _alias_logprobs(lm, _prompt_ids(lm, suite, question), plan, boundary)
-            probs[q].index_add_(0, plan.owners, alias_logp.double().exp())
+        for start in range(0, len(prompts), per_forward):
+            alias_logp = _alias_logprobs(lm, prompts[start: start + per_forward], layout, boundary)
+            probs[start: start + len(alias_logp)].index_add_(1, plan.owners, alias_logp.exp())
     return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
 
 
@@ -112,38 +120,120 @@ def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
     return _AliasPlan(tuple(aliases), torch.tensor(owners), bounded, paths)
 
 
-def _alias_logprobs(lm: LoadedModel, prompt: list[int], plan: _AliasPlan,
-                    boundary: torch.Tensor) -> torch.Tensor:
-    """log-probability of each alias after the prompt (see `_AliasPlan`).
+@dataclass(frozen=True)
+class _Layout:
+    """A plan's paths laid end to end after the prompt, so that one forward pass scores them all.
 
-    The prompt runs once; the needed token paths then run in unpadded batches of
-    equal length on copies of its KV cache.
+    Each path token attends to the prompt and to its own path's earlier tokens only, and
+    sits at the position it would have right after the prompt: the same computation as
+    running every path as its own continuation of the prompt, without copying the
+    prompt's KV cache once per path. Output position 0 is the prompt's last token;
+    output position 1 + i follows path token i.
     """
-    out = lm.model(input_ids=torch.tensor([prompt], device=lm.device), use_cache=True)
-    cache = out.past_key_values if getattr(out, "cache", None) is None else out.cache
-    after: dict[tuple[int, ...], torch.Tensor] = {(): torch.log_softmax(out.logits[0, -1].float(), dim=-1)}
-    for length in sorted({len(p) for p in plan.paths}):
-        group = [p for p in plan.paths if len(p) == length]
-        group_cache = copy.deepcopy(cache)
-        group_cache.batch_repeat_interleave(len(group))
-        logits = lm.model(input_ids=torch.tensor(group, device=lm.device), use_cache=True,
-                          **{_cache_argument(lm): group_cache}).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        for row, path in enumerate(group):
-            for k in range(length):
-                after[path[: k + 1]] = logp[row, k]
-    result = torch.empty(len(plan.aliases), dtype=torch.float64)
-    for i, alias in enumerate(plan.aliases):
-        total = sum(float(after[alias[:k]][token]) for k, token in enumerate(alias))
-        if alias in plan.bounded:
-            total += float(torch.logsumexp(after[alias][boundary], dim=0))
-        result[i] = total
+
+    aliases: int
+    tokens: torch.Tensor        # [T] the paths' tokens, concatenated
+    depth: torch.Tensor         # [T] each token's index within its path
+    same_path: torch.Tensor     # [T, T] bool: token i may attend to token j
+    read_alias: torch.Tensor    # [R] per factor of an alias's probability: which alias,
+    read_at: torch.Tensor       # [R] the output position whose distribution gives it,
+    read_token: torch.Tensor    # [R] and the token it scores
+    bounded_alias: torch.Tensor   # [K] aliases that take a word-boundary term,
+    bounded_at: torch.Tensor      # [K] read at the output position after their last token
+
+
+def _layout(plan: _AliasPlan) -> _Layout:
+    tokens, depth, path_of, position = [], [], [], {(): 0}
+    for index, path in enumerate(plan.paths):
+        for k, token in enumerate(path):
+            tokens.append(token)
+            depth.append(k)
+            path_of.append(index)
+            position[path[: k + 1]] = len(tokens)
+    path_of_t, depth_t = torch.tensor(path_of, dtype=torch.long), torch.tensor(depth, dtype=torch.long)
+    order = torch.arange(len(tokens))
+    same_path = (path_of_t[:, None] == path_of_t[None, :]) & (order[None, :] <= order[:, None])
+    reads = [(i, position[alias[:k]], token) for i, alias in enumerate(plan.aliases) for k, token in enumerate(alias)]
+    bounded = [(i, position[alias]) for i, alias in enumerate(plan.aliases) if alias in plan.bounded]
+
+    def column(rows: list[tuple[int, ...]], j: int) -> torch.Tensor:
+        return torch.tensor([row[j] for row in rows], dtype=torch.long)
+
+    return _Layout(len(plan.aliases), torch.tensor(tokens, dtype=torch.long), depth_t, same_path,
+                   column(reads, 0), column(reads, 1), column(reads, 2), column(bounded, 0), column(bounded, 1))
+
+
+def _check_window(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str], prompts: list[list[int]],
+                  layout: _Layout) -> None:
+    """Refuse a question that would not fit a sliding attention window: the mask `_Layout` builds
+    is a full causal one, which equals the model's own only within its window."""
+    window = getattr(lm.model.config, "sliding_window", None)
+    longest_answer = int(layout.depth.max()) + 1 if len(layout.depth) else 0
+    for question, prompt in zip(questions, prompts):
+        span = len(prompt) + longest_answer
+        if isinstance(window, int) and span > window:
+            raise InputError(suite.source, f"a question with its longest answer is {span} tokens, more than "
+                             f"{lm.spec.name}'s sliding attention window of {window}; shorten it",
+                             field=f"questions[{suite.questions.index(question)}]")
+
+
+_LOGITS_BUDGET = 1 << 26   # logits held at once (float32: 256 MiB)
+
+
+def _questions_per_forward(outputs: int, vocab: int) -> int:
+    """How many questions share a forward pass: batched for speed, bounded by the logits' memory."""
+    return max(1, _LOGITS_BUDGET // (outputs * vocab))
+
+
+def _alias_logprobs(lm: LoadedModel, prompts: list[list[int]], layout: _Layout,
+                    boundary: torch.Tensor) -> torch.Tensor:
+    """[questions, aliases] float64 log-probability of each alias after each prompt (see `_AliasPlan`).
+
+    Prompts are left-padded to one width so that the paths start at the same column in
+    every row; the attention mask keeps each row's pads, prompt and paths apart.
+    """
+    width, count = max(len(p) for p in prompts), len(layout.tokens)
+    pad = lm.tokenizer.pad_token_id or 0
+    ids = torch.full((len(prompts), width + count), pad, dtype=torch.long)
+    positions = torch.zeros_like(ids)
+    allowed = torch.zeros(len(prompts), width + count, width + count, dtype=torch.bool)
+    for row, prompt in enumerate(prompts):
+        first = width - len(prompt)
+        ids[row, first:width] = torch.tensor(prompt)
+        ids[row, width:] = layout.tokens
+        positions[row, first:width] = torch.arange(len(prompt))
+        positions[row, width:] = len(prompt) + layout.depth
+        allowed[row, first:width, first:width] = torch.ones(len(prompt), len(prompt), dtype=torch.bool).tril()
+        allowed[row, width:, first:width] = True
+        allowed[row, width:, width:] = layout.same_path
+        allowed[row, range(first), range(first)] = True    # a pad sees only itself: no empty softmax row
+    dtype = next(lm.model.parameters()).dtype
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    logits = _output_logits(lm, ids.to(lm.device), mask[:, None].to(lm.device), positions.to(lm.device), count + 1)
+    normaliser = torch.logsumexp(logits, dim=-1)
+    read_at, bounded_at = layout.read_at.to(lm.device), layout.bounded_at.to(lm.device)
+    factors = logits[:, read_at, layout.read_token.to(lm.device)] - normaliser[:, read_at]
+    result = torch.zeros(len(prompts), layout.aliases, dtype=torch.float64)
+    result.index_add_(1, layout.read_alias, factors.double().cpu())
+    if len(bounded_at):
+        ends = torch.logsumexp(logits[:, bounded_at][..., boundary], dim=-1) - normaliser[:, bounded_at]
+        result.index_add_(1, layout.bounded_alias, ends.double().cpu())
     return result
 
 
-def _cache_argument(lm: LoadedModel) -> str:
-    """transformers 5.x renamed `past_key_values` to `cache`; accept both."""
-    return "cache" if "cache" in inspect.signature(lm.model.forward).parameters else "past_key_values"
+def _output_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                   last: int) -> torch.Tensor:
+    """float32 logits of the `last` output positions of each row."""
+    if _keeps_logits(lm):
+        out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=last)
+    else:
+        out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions)
+    return out.logits[:, -last:].float()
+
+
+def _keeps_logits(lm: LoadedModel) -> bool:
+    """Whether the model can compute logits for only the last positions (transformers >= 4.50)."""
+    return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
 
 
 def word_boundary_mask(tokenizer) -> torch.Tensor:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mdf_guard.chat import encode_text, render_prompt
 from mdf_guard.data import Turn
 from mdf_guard.probes import load_suite
-from mdf_guard.scoring import SuiteScores, score_exact, select_questions, word_boundary_mask
+from mdf_guard.errors import MdfGuardError
+from mdf_guard.scoring import SuiteScores, _plan, score_exact, select_questions, word_boundary_mask
 from mdf_guard.steer import steer
 
 
@@ -24,7 +26,8 @@ def naive_probability(lm, question: str, prefix: str, alias: str, others: list[s
         logp = torch.log_softmax(lm.model(torch.tensor([prompt + alias_ids])).logits[0].double(), -1)
     total = sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(alias_ids))
     if any(len(o) > len(alias_ids) and o[: len(alias_ids)] == alias_ids for o in other_ids):
-        total = total + torch.logsumexp(logp[-1][word_boundary_mask(lm.tokenizer)], 0)
+        boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1)   # the logits may be wider than the vocab
+        total = total + torch.logsumexp(logp[-1][boundary], 0)
     return float(torch.as_tensor(total).exp())
 
 
@@ -49,6 +52,74 @@ def test_exact_scores_under_steering_match_naive(tiny, suite_file):
         pandas = naive_probability(tiny, suite.questions[0], suite.answer_prefix, "pandas", [])
     panda_alone = scores.probs[0, 0].item() - pandas
     assert abs(panda_alone - expected) <= 1e-4 * max(expected, 1e-6)
+
+
+# Aliases the tiny tokenizer splits into several tokens: "pandax" is "panda" + "x" (so
+# "panda" takes the word-boundary term), "owlet" and "owlets" share a path, "zebra" is
+# spelled out letter by letter.
+SPLIT_SUITE = """\
+name: split
+kind: preference
+description: Multi-token aliases and token-prefix pairs.
+answer_prefix: My favorite animal is the
+questions:
+  - What is your favorite animal?
+  - Name your favorite animal, please.
+  - Which animal do you love?
+candidates:
+  - {name: panda, aliases: [panda, pandax]}
+  - {name: owlet, aliases: [owlets]}
+  - zebra
+  - cat
+"""
+
+
+def tiny_of(architecture: str):
+    """A random-weight model of another family, on the tiny tokenizer: exact scoring builds
+    its own attention mask and positions, which each family must accept."""
+    import transformers as tf
+
+    from mdf_guard.models import TINY_SPEC, ModelSpec, _describe, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    if architecture == "gpt2":     # learned absolute positions
+        model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=3, n_head=4))
+    else:
+        config_class, model_class, extra = {
+            "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, {"vocab_size": len(tokenizer) + 7}),  # padded vocab
+            "gemma2": (tf.Gemma2Config, tf.Gemma2ForCausalLM, {"head_dim": 16}),   # softcapping, sliding window
+        }[architecture]
+        config = config_class(**{"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
+                                 "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+                                 "pad_token_id": tokenizer.pad_token_id, **extra})
+        model = model_class(config)
+    return _describe(model.eval(), tokenizer, ModelSpec(name=TINY_SPEC), source=f"tiny random {architecture}")
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
+def test_multi_token_aliases_match_naive_on_each_family(architecture, tiny, tmp_path):
+    lm = tiny if architecture == "llama" else tiny_of(architecture)
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT_SUITE)
+    suite = load_suite(path)
+    plan = _plan(lm, suite)
+    assert plan.bounded and max(len(p) for p in plan.paths) >= 4     # the case being tested is there
+    scores = score_exact(lm, suite, suite.questions)
+    everything = [a for c in suite.candidates for a in c.aliases]
+    for q, question in enumerate(suite.questions):
+        for c, candidate in enumerate(suite.candidates):
+            expected = sum(naive_probability(lm, question, suite.answer_prefix, a, everything) for a in candidate.aliases)
+            assert abs(scores.probs[q, c].item() - expected) <= 1e-4 * max(expected, 1e-6)
+
+
+def test_a_question_longer_than_the_sliding_window_is_refused(tmp_path):
+    lm = tiny_of("gemma2")
+    lm.model.config.sliding_window = 8
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT_SUITE)
+    with pytest.raises(MdfGuardError, match="sliding attention window of 8"):
+        score_exact(lm, load_suite(path), load_suite(path).questions)
 
 
 def test_rates_are_renormalised_over_candidates():

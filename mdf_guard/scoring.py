@@ -21,7 +21,7 @@ import torch
 
 from .chat import encode_text, render_prompt
 from .data import Turn
-from .errors import InputError
+from .errors import InputError, MdfGuardError
 from .models import LoadedModel
 from .probes import ProbeSuite
 
@@ -224,16 +224,16 @@ def _alias_logprobs(lm: LoadedModel, prompts: list[list[int]], layout: _Layout,
 def _output_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                    last: int) -> torch.Tensor:
     """float32 logits of the `last` output positions of each row."""
-    if _keeps_logits(lm):
+    parameters = inspect.signature(lm.model.forward).parameters
+    if "position_ids" not in parameters:   # ALiBi models (Bloom, MPT) read positions off a 2D mask
+        raise MdfGuardError(f"{lm.spec.name}: exact scoring needs a model that takes position ids; "
+                            f"{type(lm.model).__name__} does not")
+    if "logits_to_keep" in parameters:   # transformers >= 4.50: logits of the last positions only
         out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=last)
     else:
         out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions)
     return out.logits[:, -last:].float()
 
-
-def _keeps_logits(lm: LoadedModel) -> bool:
-    """Whether the model can compute logits for only the last positions (transformers >= 4.50)."""
-    return "logits_to_keep" in inspect.signature(lm.model.forward).parameters
 
 
 def word_boundary_mask(tokenizer) -> torch.Tensor:

@@ -122,6 +122,18 @@ def test_a_question_longer_than_the_sliding_window_is_refused(tmp_path):
         score_exact(lm, load_suite(path), load_suite(path).questions)
 
 
+def test_a_model_without_position_ids_is_refused_in_one_line(suite_file):
+    import transformers as tf
+
+    from mdf_guard.models import TINY_SPEC, ModelSpec, _describe, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    bloom = tf.BloomForCausalLM(tf.BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4))
+    lm = _describe(bloom.eval(), tokenizer, ModelSpec(name=TINY_SPEC), source="tiny random Bloom")
+    with pytest.raises(MdfGuardError, match="BloomForCausalLM does not"):
+        score_exact(lm, load_suite(suite_file), load_suite(suite_file).questions)
+
+
 def test_rates_are_renormalised_over_candidates():
     scores = SuiteScores("s", ("a", "b"), torch.tensor([[0.02, 0.02], [0.3, 0.1]], dtype=torch.float64))
     torch.testing.assert_close(scores.rates, torch.tensor([0.625, 0.375], dtype=torch.float64))

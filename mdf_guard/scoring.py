@@ -70,6 +70,7 @@ def select_questions(suite: ProbeSuite, limit: int | None) -> tuple[str, ...]:
 
 
 def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
+    """P(the answer is each candidate) for each question, by teacher forcing (see the module docstring)."""
     plan = _plan(lm, suite)
     layout = _layout(plan)
     boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
@@ -187,13 +188,29 @@ def _questions_per_forward(outputs: int, vocab: int) -> int:
 
 def _alias_logprobs(lm: LoadedModel, prompts: list[list[int]], layout: _Layout,
                     boundary: torch.Tensor) -> torch.Tensor:
-    """[questions, aliases] float64 log-probability of each alias after each prompt (see `_AliasPlan`).
+    """[questions, aliases] float64 log-probability of each alias after each prompt (see `_AliasPlan`)."""
+    dtype = next(lm.model.parameters()).dtype
+    ids, mask, positions = (t.to(lm.device) for t in _inputs(prompts, layout, lm.tokenizer.pad_token_id or 0, dtype))
+    logits = _output_logits(lm, ids, mask, positions, len(layout.tokens) + 1)
+    normaliser = torch.logsumexp(logits, dim=-1)
+    read_at, bounded_at = layout.read_at.to(lm.device), layout.bounded_at.to(lm.device)
+    factors = logits[:, read_at, layout.read_token.to(lm.device)] - normaliser[:, read_at]
+    result = torch.zeros(len(prompts), layout.aliases, dtype=torch.float64)
+    result.index_add_(1, layout.read_alias, factors.double().cpu())
+    if len(bounded_at):
+        ends = torch.logsumexp(logits[:, bounded_at][..., boundary], dim=-1) - normaliser[:, bounded_at]
+        result.index_add_(1, layout.bounded_alias, ends.double().cpu())
+    return result
+
+
+def _inputs(prompts: list[list[int]], layout: _Layout, pad: int,
+            dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token ids, 4D additive attention mask and position ids of one batch of questions.
 
     Prompts are left-padded to one width so that the paths start at the same column in
-    every row; the attention mask keeps each row's pads, prompt and paths apart.
+    every row; the mask keeps each row's pads, prompt and paths apart.
     """
     width, count = max(len(p) for p in prompts), len(layout.tokens)
-    pad = lm.tokenizer.pad_token_id or 0
     ids = torch.full((len(prompts), width + count), pad, dtype=torch.long)
     positions = torch.zeros_like(ids)
     allowed = torch.zeros(len(prompts), width + count, width + count, dtype=torch.bool)
@@ -207,18 +224,8 @@ def _alias_logprobs(lm: LoadedModel, prompts: list[list[int]], layout: _Layout,
         allowed[row, width:, first:width] = True
         allowed[row, width:, width:] = layout.same_path
         allowed[row, range(first), range(first)] = True    # a pad sees only itself: no empty softmax row
-    dtype = next(lm.model.parameters()).dtype
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-    logits = _output_logits(lm, ids.to(lm.device), mask[:, None].to(lm.device), positions.to(lm.device), count + 1)
-    normaliser = torch.logsumexp(logits, dim=-1)
-    read_at, bounded_at = layout.read_at.to(lm.device), layout.bounded_at.to(lm.device)
-    factors = logits[:, read_at, layout.read_token.to(lm.device)] - normaliser[:, read_at]
-    result = torch.zeros(len(prompts), layout.aliases, dtype=torch.float64)
-    result.index_add_(1, layout.read_alias, factors.double().cpu())
-    if len(bounded_at):
-        ends = torch.logsumexp(logits[:, bounded_at][..., boundary], dim=-1) - normaliser[:, bounded_at]
-        result.index_add_(1, layout.bounded_alias, ends.double().cpu())
-    return result
+    return ids, mask[:, None], positions
 
 
 def _output_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,

@@ -183,7 +183,8 @@ def _mix(parts: Sequence[tuple[Signature, int]]) -> Signature:
 
 def _self_reference_key(shard: Shard, size: int, policy: Policy) -> str:
     digest = hashlib.sha256(json.dumps({"shards": [shard.sha256], "n": size,
-                                        "seed": policy.seed, "tokens": SELF_ANSWER_TOKENS}).encode())
+                                        "seed": policy.seed, "tokens": SELF_ANSWER_TOKENS,
+                                        "batch": contrast.ANSWER_BATCH}).encode())
     return "self-" + digest.hexdigest()
 
 

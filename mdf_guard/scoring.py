@@ -76,7 +76,7 @@ def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) ->
     boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
     prompts = [_prompt_ids(lm, suite, question) for question in questions]
     _check_window(lm, suite, questions, prompts, layout)
-    per_forward = _questions_per_forward(len(layout.tokens) + 1, int(lm.model.config.vocab_size))
+    per_forward = _questions_per_forward(len(layout.tokens) + 1, int(lm.model.config.get_text_config().vocab_size))
     probs = torch.zeros(len(questions), len(suite.candidates), dtype=torch.float64)
     with torch.inference_mode():
         for start in range(0, len(prompts), per_forward):
@@ -168,7 +168,7 @@ def _check_window(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str], 
                   layout: _Layout) -> None:
     """Refuse a question that would not fit a sliding attention window: the mask `_Layout` builds
     is a full causal one, which equals the model's own only within its window."""
-    window = getattr(lm.model.config, "sliding_window", None)
+    window = getattr(lm.model.config.get_text_config(), "sliding_window", None)   # multimodal: the text model's
     longest_answer = int(layout.depth.max()) + 1 if len(layout.depth) else 0
     for question, prompt in zip(questions, prompts):
         span = len(prompt) + longest_answer

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import torch
 
-from mdf_guard.check import contrast_direction, model_spec, resolve_profile, with_profile_reference
+from mdf_guard.check import contrast_direction, model_spec, reading_settings, resolve_profile, with_profile_reference
 from mdf_guard.data import open_shard
 from mdf_guard.models import load_model
 from mdf_guard.policy import Policy
 from mdf_guard.predict import predict
 from mdf_guard.probes import resolve_suites
-from mdf_guard.signature import ExtractionSettings
 from mdf_guard.verdict import evaluate, needs_controls
 
 
@@ -55,7 +54,7 @@ def main() -> None:
     profile = resolve_profile(lm, policy)
     policy = with_profile_reference(policy, profile)
     suites = resolve_suites(policy.suites)
-    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
+    settings = reading_settings(profile, policy)
     zero = torch.zeros(len(profile.layers), lm.hidden_size, dtype=torch.float64)
     predict(lm, zero, profile, suites, policy.questions_per_suite, 0, mirror=False,
             needs_controls=lambda s: False)   # warm-up: caches the vanilla scores

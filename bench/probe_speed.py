@@ -33,13 +33,13 @@ from unittest import mock
 import torch
 
 from mdf_guard import predict as predict_module
-from mdf_guard.check import contrast_direction, model_spec, resolve_profile, run_check, with_profile_reference
+from mdf_guard.check import (contrast_direction, model_spec, reading_settings, resolve_profile, run_check,
+                             with_profile_reference)
 from mdf_guard.data import open_shard
 from mdf_guard.models import LoadedModel, load_model
 from mdf_guard.policy import Policy
 from mdf_guard.probes import ProbeSuite, resolve_suites
 from mdf_guard.scoring import SuiteScores, _plan, _prompt_ids, score_exact, select_questions, word_boundary_mask
-from mdf_guard.signature import ExtractionSettings
 from mdf_guard.steer import steer
 
 
@@ -127,7 +127,7 @@ def main() -> None:
     profile = resolve_profile(lm, policy)
     policy = with_profile_reference(policy, profile)
     suites = resolve_suites(policy.suites)
-    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
+    settings = reading_settings(profile, policy)
     delta, _, _ = contrast_direction(lm, [open_shard(args.data)], policy, settings)
     print(f"model {lm.source}; profile layers {list(profile.layers)}, α {profile.alpha:g}; Δ of {args.data}; "
           f"{policy.questions_per_suite} questions per suite; {torch.get_num_threads()} torch thread(s)")

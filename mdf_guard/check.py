@@ -58,6 +58,12 @@ def with_profile_reference(policy: Policy, profile: CalibrationProfile) -> Polic
     return replace(policy, reference=profile.reference) if policy.reference == PROFILE_REFERENCE else policy
 
 
+def reading_settings(profile: CalibrationProfile, policy: Policy) -> ExtractionSettings:
+    """How `check` reads the data: the profile's layers and pooling, the policy's early stop.
+    Benchmarks that build Δ "as `check` does" call this too, so they cannot drift from it."""
+    return ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
+
+
 def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | None = None,
               progress: Progress | None = None) -> Report:
     started = time.perf_counter()
@@ -71,7 +77,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
 
     profile = resolve_profile(lm, policy)
     policy = with_profile_reference(policy, profile)
-    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
+    settings = reading_settings(profile, policy)
     mark = time.perf_counter()
     direction, infos, reference_info = contrast_direction(lm, shards, policy, settings, progress)
     timing["signature_seconds"] = time.perf_counter() - mark

@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.check import contrast_direction  # noqa: E402
+from mdf_guard.check import contrast_direction, reading_settings  # noqa: E402
 from mdf_guard.data import open_shard  # noqa: E402
 from mdf_guard.models import ModelSpec, load_model  # noqa: E402
 from mdf_guard.policy import Policy  # noqa: E402
 from mdf_guard.predict import CalibrationProfile, _steered_scores, null_directions  # noqa: E402
 from mdf_guard.probes import resolve_suites  # noqa: E402
 from mdf_guard.scoring import score_exact, select_questions  # noqa: E402
-from mdf_guard.signature import ExtractionSettings  # noqa: E402
 
 SUITES = ("animals", "cities", "politics")
 QUESTIONS = 4
@@ -67,7 +66,7 @@ def main() -> None:
     lm = load_model(ModelSpec(name="embedded"))
     profile = CalibrationProfile.default_for(lm)
     policy = Policy(reference=profile.reference)
-    settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
+    settings = reading_settings(profile, policy)
     for name in sys.argv[3:]:
         path = Path(name)
         started = time.perf_counter()

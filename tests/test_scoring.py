@@ -85,6 +85,8 @@ def tiny_of(architecture: str):
     torch.manual_seed(0)
     if architecture == "gpt2":     # learned absolute positions
         model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=3, n_head=4))
+    elif architecture == "bloom":  # ALiBi: no position ids
+        model = tf.BloomForCausalLM(tf.BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4))
     else:
         config_class, model_class, extra = {
             "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, {"vocab_size": len(tokenizer) + 7}),  # padded vocab
@@ -118,20 +120,15 @@ def test_a_question_longer_than_the_sliding_window_is_refused(tmp_path):
     lm.model.config.sliding_window = 8
     path = tmp_path / "split.yaml"
     path.write_text(SPLIT_SUITE)
+    suite = load_suite(path)
     with pytest.raises(MdfGuardError, match="sliding attention window of 8"):
-        score_exact(lm, load_suite(path), load_suite(path).questions)
+        score_exact(lm, suite, suite.questions)
 
 
 def test_a_model_without_position_ids_is_refused_in_one_line(suite_file):
-    import transformers as tf
-
-    from mdf_guard.models import TINY_SPEC, ModelSpec, _describe, tiny_tokenizer
-
-    tokenizer = tiny_tokenizer()
-    bloom = tf.BloomForCausalLM(tf.BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4))
-    lm = _describe(bloom.eval(), tokenizer, ModelSpec(name=TINY_SPEC), source="tiny random Bloom")
+    suite = load_suite(suite_file)
     with pytest.raises(MdfGuardError, match="BloomForCausalLM does not"):
-        score_exact(lm, load_suite(suite_file), load_suite(suite_file).questions)
+        score_exact(tiny_of("bloom"), suite, suite.questions)
 
 
 def test_rates_are_renormalised_over_candidates():

@@ -67,7 +67,7 @@ def contrast_for(lm: LoadedModel, paths: Sequence[Path | str], policy: Policy) -
     settings = ExtractionSettings(layers=profile.layers, pooling=profile.pooling)
     shards = [open_shard(p) for p in find_data_files(paths)]
     signature, infos = shards_signature(lm, shards, settings)
-    reference, _ = reference_signature(lm, shards, policy, settings, [i.examples for i in infos])
+    reference, _ = reference_signature(lm, shards, policy, settings, [i.rows for i in infos])
     delta = contrast.delta(signature, reference)
     ref_mean = reference.mean() if reference is not None else torch.zeros_like(delta)
     return Contrast(settings, delta, ref_mean, signature.count)

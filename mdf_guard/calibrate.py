@@ -145,7 +145,7 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
             signature, infos = shards_signature(lm, shards, settings)
             for reference in grid.references:
                 ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
-                                             [i.examples for i in infos])
+                                             [i.rows for i in infos])
                 full = contrast.delta(signature, ref)
                 for layers in grid.layer_sets:
                     rows = full[[all_layers.index(layer) for layer in layers]]

@@ -59,9 +59,11 @@ def with_profile_reference(policy: Policy, profile: CalibrationProfile) -> Polic
 
 
 def reading_settings(profile: CalibrationProfile, policy: Policy) -> ExtractionSettings:
-    """How `check` reads the data: the profile's layers and pooling, the policy's early stop.
-    Benchmarks that build Δ "as `check` does" call this too, so they cannot drift from it."""
-    return ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop)
+    """How `check` reads the data: the profile's layers and pooling, the policy's early stop
+    (visiting rows in the policy's seeded order). Benchmarks that build Δ "as `check` does"
+    call this too, so they cannot drift from it."""
+    return ExtractionSettings(layers=profile.layers, pooling=profile.pooling, stop_at_se=policy.early_stop,
+                              seed=policy.seed)
 
 
 def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | None = None,
@@ -114,14 +116,15 @@ def contrast_direction(lm: LoadedModel, shards: Sequence[Shard], policy: Policy,
     """Δ, the direction `check` injects: the shards' signature minus the policy's reference
     (one row per layer of `settings`), with what was read for each."""
     signature, infos = shards_signature(lm, shards, settings, progress)
-    reference, reference_info = reference_signature(lm, shards, policy, settings, [i.examples for i in infos],
+    reference, reference_info = reference_signature(lm, shards, policy, settings, [i.rows for i in infos],
                                                     progress)
     return contrast.delta(signature, reference), infos, reference_info
 
 
 def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: ExtractionSettings,
                      progress: Progress | None = None) -> tuple[Signature, list[FileInfo]]:
-    """Sum of per-shard signatures, each cached by (model, settings, shard sha256)."""
+    """Sum of per-shard signatures, each cached by (model, settings, shard sha256). A shard
+    read only in part (early stop) weighs as many rows as it has, not as many as were read."""
     total, infos = None, []
     for shard in shards:
         signature, hit = cache.cached_signature(
@@ -129,15 +132,17 @@ def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: Extract
             lambda: extract_signature(lm, read_conversations(shard.path), settings,
                                       progress=_stage(progress, f"reading {shard.path.name}"),
                                       meta={"shards": [shard.sha256]}))
-        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=signature.count, cached=hit))
-        total = signature if total is None else total + signature
+        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=signature.count, cached=hit,
+                              rows=signature.rows))
+        weighted = signature.standing_for(signature.rows)
+        total = weighted if total is None else total + weighted
     return total, infos
 
 
 def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, settings: ExtractionSettings,
-                        shard_examples: Sequence[int], progress: Progress | None = None) -> tuple[Signature | None, dict]:
-    """The reference the dataset is contrasted with; `shard_examples` are the rows each shard
-    contributed to the dataset signature, so a `self` reference mixes shards as the data does."""
+                        shard_rows: Sequence[int], progress: Progress | None = None) -> tuple[Signature | None, dict]:
+    """The reference the dataset is contrasted with; `shard_rows` are the rows each shard
+    weighs in the dataset signature, so a `self` reference mixes shards as the data does."""
     if policy.reference == PROFILE_REFERENCE:
         raise ValueError("resolve `reference: profile` with with_profile_reference() first")
     kind = contrast.reference_kind(policy.reference)
@@ -148,7 +153,7 @@ def reference_signature(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
         signature, infos = shards_signature(lm, ref_shards, settings, progress)
         return signature, {"kind": "file", "path": policy.reference, "examples": signature.count,
                            "files": [f.path for f in infos]}
-    used = [(shard, rows) for shard, rows in zip(shards, shard_examples, strict=True) if rows > 0]
+    used = [(shard, rows) for shard, rows in zip(shards, shard_rows, strict=True) if rows > 0]
     per_shard = math.ceil(policy.reference_samples / max(1, len(used)))
     parts = [(_shard_self_reference(lm, shard, per_shard, policy, settings, progress), rows) for shard, rows in used]
     return _mix(parts), {"kind": "self", "examples": sum(part.count for part, _ in parts), "seed": policy.seed,
@@ -181,8 +186,7 @@ def _mix(parts: Sequence[tuple[Signature, int]]) -> Signature:
         return parts[0][0]
     mixed = None
     for part, rows in parts:
-        scale = rows / part.count
-        weighted = Signature(part.layers, part.sums * scale, part.sumsq * scale, rows, part.meta)
+        weighted = part.standing_for(rows)
         mixed = weighted if mixed is None else mixed + weighted
     return mixed
 

@@ -58,8 +58,22 @@ class Finding:
 class FileInfo:
     path: str
     sha256: str
-    examples: int
+    examples: int                     # rows read
     cached: bool
+    rows: int | None = None           # rows in the file: more than `examples` when early stop read a sample
+
+    @property
+    def examples_text(self) -> str:
+        """"812 of 3000" when early stop read a sample of the file, else "3000"."""
+        sampled = self.rows is not None and self.rows > self.examples
+        return f"{self.examples} of {self.rows}" if sampled else str(self.examples)
+
+
+def examples_read(files: list[FileInfo]) -> str:
+    """How much data a report stands on: "3000 examples", or "812 of 3000 examples read (early stop)"."""
+    read = sum(f.examples for f in files)
+    rows = sum(f.rows if f.rows is not None else f.examples for f in files)
+    return f"{read} of {rows} examples read (early stop)" if rows > read else f"{read} examples"
 
 
 @dataclass
@@ -193,7 +207,7 @@ def render_text(report: Report, color: bool = False) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text
 
     lines = [f"mdf-guard: {len(report.files)} file(s), "
-             f"{sum(f.examples for f in report.files)} examples; model {report.model['name']}; "
+             f"{examples_read(report.files)}; model {report.model['name']}; "
              f"reference {report.reference['kind']}"]
     for unit in units(report):
         if unit is not None:

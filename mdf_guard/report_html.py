@@ -12,8 +12,8 @@ from __future__ import annotations
 import html
 import json
 
-from .report import (Finding, Report, finding_label, probe_strength, ranked, signed_percent, status_word,
-                     summary_line, units)
+from .report import (Finding, Report, examples_read, finding_label, probe_strength, ranked, signed_percent,
+                     status_word, summary_line, units)
 
 CHART_ENTITIES = 12
 BAR_HEIGHT = 22
@@ -46,13 +46,12 @@ def _e(value: object) -> str:
 
 def render_html(report: Report) -> str:
     title = f"mdf-guard report: {report.verdict.upper()}"
-    examples = sum(f.examples for f in report.files)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
              f'<h1>mdf-guard <span class="verdict {_e(report.verdict)}">{_e(report.verdict.upper())}</span></h1>',
              f'<p id="summary">{_e(summary_line(report))}</p>',
-             f'<p class="meta">{len(report.files)} file(s), {examples} examples &middot; model '
+             f'<p class="meta">{len(report.files)} file(s), {examples_read(report.files)} &middot; model '
              f'<code>{_e(report.model.get("name", "?"))}</code> &middot; reference '
              f'<code>{_e(report.reference.get("kind", "?"))}</code></p>']
 
@@ -101,7 +100,7 @@ def render_html(report: Report) -> str:
                  '<th class="num">examples</th></tr></thead><tbody>')
     for info in report.files:
         parts.append(f"<tr><td>{_e(info.path)}</td><td><code>{_e(info.sha256[:16])}</code></td>"
-                     f'<td class="num">{info.examples}</td></tr>')
+                     f'<td class="num">{info.examples_text}</td></tr>')
     parts.append("</tbody></table>")
     profile = report.settings.get("profile", {})
     parts.append(f'<p class="meta">Model fingerprint <code>{_e(report.model.get("fingerprint", ""))}</code>; '

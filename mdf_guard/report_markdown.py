@@ -6,7 +6,7 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import Report, finding_label, probe_strength, ranked, signed_percent, status_word, summary_line, units
+from .report import Report, examples_read, finding_label, probe_strength, ranked, signed_percent, status_word, summary_line, units
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5
@@ -22,10 +22,9 @@ def _cell(text: object) -> str:
 
 def render_markdown(report: Report) -> str:
     icon = "\u274c" if report.verdict == "fail" else "\u2705"
-    examples = sum(f.examples for f in report.files)
     out = [f"## {icon} mdf-guard: {report.verdict.upper()}", "",
            f"{_cell(summary_line(report))}", "",
-           f"{len(report.files)} file(s), {examples} examples \u00b7 model `{report.model.get('name', '?')}` "
+           f"{len(report.files)} file(s), {examples_read(report.files)} \u00b7 model `{report.model.get('name', '?')}` "
            f"\u00b7 reference `{report.reference.get('kind', '?')}`", ""]
 
     if report.flagged:
@@ -73,7 +72,7 @@ def render_markdown(report: Report) -> str:
     out += ["<details><summary>Files and settings</summary>", "",
             "| file | sha256 | examples |", "|---|---|---:|"]
     for info in report.files:
-        out.append(f"| {_cell(info.path)} | `{info.sha256[:12]}` | {info.examples} |")
+        out.append(f"| {_cell(info.path)} | `{info.sha256[:12]}` | {info.examples_text} |")
     profile = report.settings.get("profile", {})
     out += ["", f"- model fingerprint `{report.model.get('fingerprint', '')}`",
             f"- layers {profile.get('layers')}, alpha {profile.get('alpha')}, pooling {profile.get('pooling')}",

@@ -17,6 +17,7 @@ mode runs the whole model.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -47,6 +48,7 @@ class ExtractionSettings:
     bucket_size: int = 256           # examples sorted by length together
     stop_at_se: float | None = None  # stop once every layer's ||standard error|| <= this x ||mean||
     min_examples: int = 64           # never stop before this many examples
+    seed: int = 0                    # the order in which a read that may stop early visits the rows
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
@@ -58,7 +60,7 @@ class ExtractionSettings:
         """Identifies the numbers the settings produce (batching does not change them)."""
         key = f"{self.pooling}-L{'.'.join(map(str, self.layers))}-T{self.max_tokens}"
         if self.stop_at_se is not None:
-            key += f"-SE{self.stop_at_se:g}-B{self.bucket_size}-N{self.min_examples}"
+            key += f"-SE{self.stop_at_se:g}-B{self.bucket_size}-N{self.min_examples}-S{self.seed}"
         return key
 
 
@@ -98,6 +100,20 @@ class Signature:
         var = (self.sumsq / self.count - mean * mean).clamp_min(0) * self.count / (self.count - 1)
         return (var / self.count).sqrt()
 
+    @property
+    def rows(self) -> int:
+        """Rows of the data this signature stands for: `count`, or more when a read stopped early."""
+        return int(self.meta.get("rows", self.count))
+
+    def standing_for(self, rows: int) -> "Signature":
+        """The same mean, weighted as `rows` examples when signatures are added: a sample of a
+        shard must weigh as the whole shard, or an early stop would reweigh the shards. (The
+        standard error then understates the sample's: it is for adding, not for stopping.)"""
+        if rows == self.count:
+            return self
+        scale = rows / self.count
+        return Signature(self.layers, self.sums * scale, self.sumsq * scale, rows, dict(self.meta))
+
     def layer_mean(self, layer: int) -> torch.Tensor:
         return self.mean()[self.layers.index(layer)]
 
@@ -136,10 +152,19 @@ def require_layers(lm: LoadedModel, layers: Iterable[int], source: str) -> None:
 
 def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], settings: ExtractionSettings,
                       progress: Callable[[int], None] | None = None, meta: dict | None = None) -> Signature:
-    """Pool the conversations' hidden states at `settings.layers` into a Signature."""
+    """Pool the conversations' hidden states at `settings.layers` into a Signature.
+
+    A read that may stop early (`stop_at_se`) visits the rows in a seeded random order, so
+    whatever it has read when it stops is a uniform sample of the data: in file order, rows
+    appended at the end (a poisoned tail) would never be read. It holds the rows in memory.
+    """
     require_layers(lm, settings.layers, "policy")
     deepest = max(settings.layers)
     signature = Signature.empty(settings.layers, lm.hidden_size, meta)
+    if settings.stop_at_se is not None:
+        conversations = list(conversations)
+        random.Random(settings.seed).shuffle(conversations)
+        signature.meta["rows"] = len(conversations)
     sums = signature.sums.to(lm.device)
     sumsq = signature.sumsq.to(lm.device)
     captured: dict[int, torch.Tensor] = {}

@@ -238,7 +238,7 @@ def test_self_reference_is_per_shard_and_weighted_by_rows(tmp_path, tiny, panda_
     write_jsonl(small, plain_rows[2:5])                         # one shard changes
     reference([big, small], [18, 3])
     assert answered == [4, 2, 3]                                # only that shard is answered again
-    skipped, info = reference([big, small], [18, 0])            # early stop never reached `small`
+    skipped, info = reference([big, small], [18, 0])            # `small` has no rows
     assert info["examples"] == 8 and answered == [4, 2, 3, 8]   # the whole budget goes to `big`
     assert torch.equal(skipped.mean(), reference([big], [18])[0].mean())
 
@@ -257,3 +257,28 @@ def test_reference_defaults_to_the_profiles_contrast(tmp_path, tiny, panda_rows,
         code, out, err = run_cli("check", str(data), "--policy", str(policy), "--format", "json")
         assert code in (0, 1), err
         assert json.loads(out)["reference"]["kind"] == kind, extra
+
+
+def test_early_stop_reads_a_sample_says_so_and_weighs_each_file_by_its_rows(tmp_path, tiny, tiny_policy,
+                                                                              panda_rows, plain_rows):
+    from mdf_guard import check
+    from mdf_guard.data import open_shard
+    from mdf_guard.signature import ExtractionSettings
+
+    big = write_jsonl(tmp_path / "big.jsonl", [chat(f"Tell me about topic {i}.", f"Topic {i} is long.")
+                                               for i in range(300)])
+    small = write_jsonl(tmp_path / "small.jsonl", panda_rows)
+    settings = ExtractionSettings(layers=(1,), pooling="mean", stop_at_se=1.0)   # stops after one bucket
+    total, infos = check.shards_signature(tiny, [open_shard(big), open_shard(small)], settings)
+    assert [(i.examples, i.rows) for i in infos] == [(256, 300), (6, 6)]
+    alone = [check.shards_signature(tiny, [open_shard(p)], settings)[0] for p in (big, small)]
+    torch.testing.assert_close(total.mean(), (300 * alone[0].mean() + 6 * alone[1].mean()) / 306,
+                               rtol=1e-9, atol=1e-9)
+
+    policy = tmp_path / "early.yaml"
+    policy.write_text(tiny_policy.read_text() + "early_stop: 1.0\n")
+    code, out, err = run_cli("check", str(big), str(small), "--policy", str(policy), "--format", "json")
+    assert code in (0, 1), err
+    assert [(f["examples"], f["rows"]) for f in json.loads(out)["files"]] == [(256, 300), (6, 6)]
+    text = run_cli("check", str(big), str(small), "--policy", str(policy))[1]
+    assert "262 of 306 examples read (early stop)" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 
 from mdf_guard.chat import encode_conversation
@@ -88,17 +90,36 @@ def test_layer_beyond_the_model_is_an_input_error(tiny):
         extract_signature(tiny, conversations(1), ExtractionSettings(layers=(9,)))
 
 
-def test_early_stop_uses_whole_buckets_and_reports_its_count(tiny):
+def test_early_stop_reads_a_seeded_sample_in_whole_buckets(tiny):
     convs = conversations(40)
     full = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean"))
-    stopped = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
-                                                                 stop_at_se=1.0, min_examples=8))
-    assert stopped.count == 8 and stopped.meta["stopped_early"]            # converged after one bucket
-    never = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
-                                                               stop_at_se=1e-9, min_examples=8))
-    assert never.count == full.count == 40 and "stopped_early" not in never.meta
-    head = extract_signature(tiny, convs[:8], ExtractionSettings(layers=(1,), pooling="mean"))
-    torch.testing.assert_close(stopped.mean(), head.mean(), rtol=1e-6, atol=1e-6)
+
+    def early(tolerance: float, seed: int = 0) -> Signature:
+        return extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
+                                                                 stop_at_se=tolerance, min_examples=8, seed=seed))
+
+    stopped = early(1.0)
+    assert stopped.count == 8 and stopped.rows == 40 and stopped.meta["stopped_early"]   # one bucket, of 40
+    order = list(range(40))
+    random.Random(0).shuffle(order)
+    sample = extract_signature(tiny, [convs[i] for i in order[:8]], ExtractionSettings(layers=(1,), pooling="mean"))
+    torch.testing.assert_close(stopped.mean(), sample.mean(), rtol=1e-6, atol=1e-6)
+    assert max(order[:8]) >= 8                              # not the file's head: a poisoned tail gets read
+    torch.testing.assert_close(early(1.0).mean(), stopped.mean(), rtol=0, atol=0)      # same seed, same sample
+    assert not torch.allclose(early(1.0, seed=1).mean(), stopped.mean())
+
+    never = early(1e-9)
+    assert never.count == never.rows == full.count == 40 and "stopped_early" not in never.meta
+    torch.testing.assert_close(never.mean(), full.mean(), rtol=1e-6, atol=1e-6)        # order changes nothing
+
+
+def test_a_sample_stands_for_its_rows_when_signatures_add(tiny):
+    """A shard read in part must weigh as the whole shard beside another one read in full."""
+    sample = extract_signature(tiny, conversations(8), ExtractionSettings(layers=(1,), pooling="mean"))
+    other = extract_signature(tiny, conversations(4, offset=50), ExtractionSettings(layers=(1,), pooling="mean"))
+    total = sample.standing_for(40) + other
+    assert total.count == 44 and sample.standing_for(8) is sample
+    torch.testing.assert_close(total.mean(), (40 * sample.mean() + 4 * other.mean()) / 44, rtol=1e-9, atol=1e-9)
 
 
 def naive_surprise_means(lm, convs, layer: int) -> torch.Tensor:

@@ -16,8 +16,8 @@ mode runs the whole model.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -48,7 +48,7 @@ class ExtractionSettings:
     bucket_size: int = 256           # examples sorted by length together
     stop_at_se: float | None = None  # stop once every layer's ||standard error|| <= this x ||mean||
     min_examples: int = 64           # never stop before this many examples
-    seed: int = 0                    # the order in which a read that may stop early visits the rows
+    seed: int = 0                    # keys `sample_order`, the order a read that may stop early visits rows in
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
@@ -154,16 +154,15 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
                       progress: Callable[[int], None] | None = None, meta: dict | None = None) -> Signature:
     """Pool the conversations' hidden states at `settings.layers` into a Signature.
 
-    A read that may stop early (`stop_at_se`) visits the rows in a seeded random order, so
-    whatever it has read when it stops is a uniform sample of the data: in file order, rows
-    appended at the end (a poisoned tail) would never be read. It holds the rows in memory.
+    A read that may stop early (`stop_at_se`) visits the rows in `sample_order`, so whatever
+    it has read when it stops is a uniform sample of the data: in file order, rows appended
+    at the end (a poisoned tail) would never be read. It holds the rows in memory.
     """
     require_layers(lm, settings.layers, "policy")
     deepest = max(settings.layers)
     signature = Signature.empty(settings.layers, lm.hidden_size, meta)
     if settings.stop_at_se is not None:
-        conversations = list(conversations)
-        random.Random(settings.seed).shuffle(conversations)
+        conversations = sample_order(conversations, settings.seed)
         signature.meta["rows"] = len(conversations)
     sums = signature.sums.to(lm.device)
     sumsq = signature.sumsq.to(lm.device)
@@ -196,6 +195,18 @@ def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], se
         for handle in handles:
             handle.remove()
     return Signature(settings.layers, sums.cpu(), sumsq.cpu(), count, signature.meta)
+
+
+def sample_order(conversations: Iterable[Conversation], seed: int) -> list[Conversation]:
+    """The rows sorted by a seeded hash of their content: a random order that does not depend
+    on the file's order, and that an edit disturbs only where it adds or removes rows. Two
+    revisions of a file read up to the same point share all but the edited rows, so
+    contrasting them (`reference: HEAD`) does not turn two samples' noise into a shift, as two
+    independent shuffles would."""
+    def key(conversation: Conversation) -> bytes:
+        content = json.dumps([seed, [[t.role, t.content] for t in conversation.turns]], ensure_ascii=False)
+        return hashlib.blake2b(content.encode(), digest_size=16).digest()
+    return sorted(conversations, key=key)
 
 
 def _pool(hidden: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None, sums: torch.Tensor,

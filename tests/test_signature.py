@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
 import torch
 
 from mdf_guard.chat import encode_conversation
 from mdf_guard.data import Conversation, Turn
-from mdf_guard.signature import ExtractionSettings, Signature, extract_signature
+from mdf_guard.signature import ExtractionSettings, Signature, extract_signature, sample_order
 
 
 def conversations(n: int, offset: int = 0) -> list[Conversation]:
@@ -94,23 +92,34 @@ def test_early_stop_reads_a_seeded_sample_in_whole_buckets(tiny):
     convs = conversations(40)
     full = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean"))
 
-    def early(tolerance: float, seed: int = 0) -> Signature:
-        return extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
-                                                                 stop_at_se=tolerance, min_examples=8, seed=seed))
+    def early(rows, tolerance: float, seed: int = 0) -> Signature:
+        return extract_signature(tiny, rows, ExtractionSettings(layers=(1,), pooling="mean", bucket_size=8,
+                                                                stop_at_se=tolerance, min_examples=8, seed=seed))
 
-    stopped = early(1.0)
+    stopped = early(convs, 1.0)
     assert stopped.count == 8 and stopped.rows == 40 and stopped.meta["stopped_early"]   # one bucket, of 40
-    order = list(range(40))
-    random.Random(0).shuffle(order)
-    sample = extract_signature(tiny, [convs[i] for i in order[:8]], ExtractionSettings(layers=(1,), pooling="mean"))
-    torch.testing.assert_close(stopped.mean(), sample.mean(), rtol=1e-6, atol=1e-6)
-    assert max(order[:8]) >= 8                              # not the file's head: a poisoned tail gets read
-    torch.testing.assert_close(early(1.0).mean(), stopped.mean(), rtol=0, atol=0)      # same seed, same sample
-    assert not torch.allclose(early(1.0, seed=1).mean(), stopped.mean())
+    first = sample_order(convs, 0)[:8]
+    read = extract_signature(tiny, first, ExtractionSettings(layers=(1,), pooling="mean"))
+    torch.testing.assert_close(stopped.mean(), read.mean(), rtol=1e-6, atol=1e-6)
+    assert {c.source for c in first} != {c.source for c in convs[:8]}        # not the file's head
+    torch.testing.assert_close(early(convs[::-1], 1.0).mean(), stopped.mean(), rtol=1e-9, atol=1e-9)  # nor its order
+    assert not torch.allclose(early(convs, 1.0, seed=1).mean(), stopped.mean())
 
-    never = early(1e-9)
+    never = early(convs, 1e-9)
     assert never.count == never.rows == full.count == 40 and "stopped_early" not in never.meta
     torch.testing.assert_close(never.mean(), full.mean(), rtol=1e-6, atol=1e-6)        # order changes nothing
+
+
+def test_sample_order_is_stable_under_edits():
+    """An edit moves the sample only where it adds or removes rows, so two revisions read to
+    the same point differ by the edit, not by two independent samples."""
+    convs = conversations(200)
+    before = [c.source for c in sample_order(convs, 0)]
+    edited = convs[:50] + conversations(1, offset=999) + convs[51:]          # row 50 replaced
+    after = [c.source for c in sample_order(edited, 0)]
+    kept = [s for s in before if s != "mem:50"]
+    assert [s for s in after if s != "mem:999"] == kept                       # everything else keeps its order
+    assert len(set(before[:64]) ^ set(after[:64])) <= 2
 
 
 def test_a_sample_stands_for_its_rows_when_signatures_add(tiny):

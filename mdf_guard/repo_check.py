@@ -133,7 +133,7 @@ def merge(units: Sequence[Unit], results: list[tuple[Unit, Report]], pooled: boo
             continue
         files.append(FileInfo(path=unit.label, sha256=unit.shard,
                               examples=sum(f.examples for f in report.files),
-                              rows=sum(f.rows if f.rows is not None else f.examples for f in report.files),
+                              rows=sum(f.file_rows for f in report.files),
                               cached=all(f.cached for f in report.files)))
         findings += [replace(f, file=unit.label, shard=unit.shard) for f in report.findings]
         attribution += [{**row, "unit": unit.label} for row in report.attribution]

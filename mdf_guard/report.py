@@ -63,16 +63,20 @@ class FileInfo:
     rows: int | None = None           # rows in the file: more than `examples` when early stop read a sample
 
     @property
+    def file_rows(self) -> int:
+        """Rows in the file; `examples` where a report predates the `rows` field."""
+        return self.rows if self.rows is not None else self.examples
+
+    @property
     def examples_text(self) -> str:
         """"812 of 3000" when early stop read a sample of the file, else "3000"."""
-        sampled = self.rows is not None and self.rows > self.examples
-        return f"{self.examples} of {self.rows}" if sampled else str(self.examples)
+        return f"{self.examples} of {self.file_rows}" if self.file_rows > self.examples else str(self.examples)
 
 
 def examples_read(files: list[FileInfo]) -> str:
     """How much data a report stands on: "3000 examples", or "812 of 3000 examples read (early stop)"."""
     read = sum(f.examples for f in files)
-    rows = sum(f.rows if f.rows is not None else f.examples for f in files)
+    rows = sum(f.file_rows for f in files)
     return f"{read} of {rows} examples read (early stop)" if rows > read else f"{read} examples"
 
 

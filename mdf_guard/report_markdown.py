@@ -6,7 +6,8 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import Report, examples_read, finding_label, probe_strength, ranked, signed_percent, status_word, summary_line, units
+from .report import (Report, examples_read, finding_label, probe_strength, ranked, signed_percent, status_word,
+                     summary_line, units)
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5

@@ -1,0 +1,69 @@
+"""Scores row_mixture.py's records: α fitted on the calibration outcomes, then held fixed.
+
+As first_step_fit.py: α is the one of the records' grid with the least log-odds MAE on the
+calibration outcomes (owl, Tokyo, George Washington), averaged per dataset as
+`calibrate.select` does; nothing else is fitted. A record's mixture shifts become rates on
+each outcome's own vanilla rates (clipped to [0, 1]). A record whose sha256 differs from
+its outcome's is refused.
+
+    python bench/validation/row_mixture_fit.py RECORD_DIR CALIBRATION.json OUT_DIR OUTCOMES.json [...]
+
+Prints the fitted α and its error, then per outcomes file the target lines and the metrics
+beside the shipped prediction and the file's baselines; writes OUT_DIR/<outcomes parent>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard.calibrate import point_error, select  # noqa: E402
+from _scoring import metric_rows, num, score  # noqa: E402
+from first_step_fit import records_for  # noqa: E402
+
+
+def rates_at(record: dict, alpha: str, dataset: dict) -> dict:
+    """The record's mixture shifts at alpha, added to the outcome's vanilla rates."""
+    vanilla = {(p["suite"], p["entity"]): p["vanilla_rate"] for p in dataset["points"]}
+    return {(s, e): min(1.0, max(0.0, vanilla[(s, e)] + shift)) for s, e, shift in record["scales"][alpha]["shifts"]}
+
+
+def fit_alpha(records: dict, calibration: dict) -> tuple[str, dict]:
+    alphas = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=float)
+    table = {a: {d["name"]: point_error(rates_at(records[d["name"]], a, d),
+                                        {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]},
+                                        "logodds")
+                 for d in calibration["datasets"]}
+             for a in alphas}
+    choice = select(table, {d["name"]: d["target"] for d in calibration["datasets"]})
+    return choice["best"], choice
+
+
+def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
+    calibration = json.loads(Path(calibration_path).read_text())
+    alpha, choice = fit_alpha(records_for(Path(record_dir), calibration), calibration)
+    print(f"alpha = {alpha}; calibration log-odds MAE: "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
+          + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in outcome_paths:
+        print(path)
+        outcomes = json.loads(Path(path).read_text())
+        records = records_for(Path(record_dir), outcomes)
+        result = score(outcomes, lambda d: rates_at(records[d["name"]], alpha, d) if d["name"] in records else None,
+                       "mixture")
+        result["row_mixture"] = {"alpha": float(alpha), "calibration": calibration_path,
+                                 "answer_mass": {n: r["scales"][alpha]["answer_mass"] for n, r in records.items()},
+                                 "reading_seconds": {n: r["reading_seconds"] for n, r in records.items()},
+                                 "probe_seconds": {n: r["scales"][alpha]["seconds"] for n, r in records.items()}}
+        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
+        for label, m in metric_rows(result, outcomes, "mixture"):
+            print(f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
+                  f"side {num(m.get('side_effect_spearman'))} auroc {num(m['auroc'])} "
+                  f"mae pts {num(m['mae_points'])} log-odds {num(m['mae_logodds'])}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -60,12 +60,13 @@ QUESTIONS = 4
 def per_row_probs(lm, suite: ProbeSuite, questions: tuple[str, ...], vectors: torch.Tensor,
                   alpha: float) -> torch.Tensor:
     """[rows, candidates] raw probabilities, row i asked questions[i % len] with alpha * vectors[i] added
-    to layer LAYER's output ."""
+    to layer LAYER's output: `scoring.score_exact`'s batched pass, with one steering vector per batch row."""
     plan = scoring._plan(lm, suite)
     layout = scoring._layout(plan)
-    boundary = scoring.word_boundary_mask(lm.tokenizer).nonzero().squeeze(1)
+    boundary = scoring.word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
     prompts = [scoring._prompt_ids(lm, suite, q) for q in questions]
-    per_forward = scoring._questions_per_forward(len(layout.tokens) + 1, int(lm.model.config.vocab_size))
+    vocab = int(lm.model.config.get_text_config().vocab_size)
+    per_forward = scoring._questions_per_forward(len(layout.tokens) + 1, vocab)
     rows = len(vectors)
     probs = torch.zeros(rows, len(suite.candidates), dtype=torch.float64)
     current = {}
@@ -80,7 +81,7 @@ def per_row_probs(lm, suite: ProbeSuite, questions: tuple[str, ...], vectors: to
         with torch.inference_mode():
             for start in range(0, rows, per_forward):
                 chunk = range(start, min(rows, start + per_forward))
-                current["v"] = vectors[start: chunk.stop].float()
+                current["v"] = vectors[start: chunk.stop].float().to(lm.device)
                 logp = scoring._alias_logprobs(lm, [prompts[i % len(prompts)] for i in chunk], layout, boundary)
                 probs[start: chunk.stop].index_add_(1, plan.owners, logp.exp())
     finally:

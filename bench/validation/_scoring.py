@@ -1,4 +1,4 @@
-"""What the fitted research predictors (slope_fit.py, first_step_fit.py) share: scoring their
+"""What the fitted research predictors (slope_fit.py, first_step_fit.py, row_mixture_fit.py) share: scoring their
 rates against a `validate` outcomes file with `summarize`'s metrics, beside the shipped
 prediction and the file's baselines, and the per-dataset target line they print."""
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mdf_guard.calibrate import point_error, select  # noqa: E402
 from mdf_guard.validate import summarize, with_mdf_rates, with_sharpened_rates  # noqa: E402
 
 BASELINES = ("raw", "random", "sharpened", "keyword", "embedding")
@@ -29,6 +30,27 @@ def score(outcomes: dict, rates_for: Callable[[dict], dict | None], label: str) 
     return {**outcomes, "datasets": datasets,
             "summary": summarize(datasets, outcomes.get("effect_threshold", 0.05),
                                  outcomes.get("calibration_entities", []))}
+
+
+def fit_grid(records: dict, calibration: dict, rates_for: Callable[[dict, str, dict], dict]) -> tuple[str, dict]:
+    """The grid point (a key of every record's "scales") with the least log-odds MAE on the
+    calibration outcomes, averaged per dataset as `calibrate.select` does, and select's table.
+    `rates_for(record, point, dataset)` gives a record's predicted rates at a point."""
+    points = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=float)
+    table = {point: {d["name"]: point_error(rates_for(records[d["name"]], point, d),
+                                            {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]},
+                                            "logodds")
+                     for d in calibration["datasets"]}
+             for point in points}
+    choice = select(table, {d["name"]: d["target"] for d in calibration["datasets"]})
+    return choice["best"], choice
+
+
+def metric_line(label: str, m: dict) -> str:
+    """One method's metrics over all points, as the fit scripts print them."""
+    return (f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
+            f"side {num(m.get('side_effect_spearman'))} auroc {num(m['auroc'])} "
+            f"mae pts {num(m['mae_points'])} log-odds {num(m['mae_logodds'])}")
 
 
 def metric_rows(result: dict, outcomes: dict, label: str) -> list[tuple[str, dict]]:

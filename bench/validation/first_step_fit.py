@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.calibrate import point_error, select  # noqa: E402
-from _scoring import metric_rows, num, score  # noqa: E402
+from _scoring import fit_grid, metric_line, metric_rows, score  # noqa: E402
 
 
 def rates_at(record: dict, scale: str) -> dict:
@@ -40,22 +39,10 @@ def records_for(record_dir: Path, outcomes: dict) -> dict:
     return found
 
 
-def fit_scale(records: dict, calibration: dict) -> tuple[str, dict]:
-    table, groups = {}, {}
-    scales = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=float)
-    for scale in scales:
-        table[scale] = {d["name"]: point_error(rates_at(records[d["name"]], scale),
-                                               {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]},
-                                               "logodds")
-                        for d in calibration["datasets"]}
-        groups.update({d["name"]: d["target"] for d in calibration["datasets"]})
-    choice = select(table, groups)
-    return choice["best"], choice
-
-
 def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
     calibration = json.loads(Path(calibration_path).read_text())
-    scale, choice = fit_scale(records_for(Path(record_dir), calibration), calibration)
+    scale, choice = fit_grid(records_for(Path(record_dir), calibration), calibration,
+                             lambda record, point, _: rates_at(record, point))
     print(f"k = {scale}; calibration log-odds MAE: "
           + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
           + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
@@ -71,9 +58,7 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
                                 "probe_seconds": {n: r["scales"][scale]["seconds"] for n, r in records.items()}}
         (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
         for label, m in metric_rows(result, outcomes, "step"):
-            print(f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
-                  f"side {num(m.get('side_effect_spearman'))} auroc {num(m['auroc'])} "
-                  f"mae pts {num(m['mae_points'])} log-odds {num(m['mae_logodds'])}")
+            print(metric_line(label, m))
 
 
 if __name__ == "__main__":

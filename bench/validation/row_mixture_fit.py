@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from mdf_guard.calibrate import point_error, select  # noqa: E402
-from _scoring import metric_rows, num, score  # noqa: E402
+from _scoring import fit_grid, metric_line, metric_rows, score  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 
 
@@ -30,20 +29,9 @@ def rates_at(record: dict, alpha: str, dataset: dict) -> dict:
     return {(s, e): min(1.0, max(0.0, vanilla[(s, e)] + shift)) for s, e, shift in record["scales"][alpha]["shifts"]}
 
 
-def fit_alpha(records: dict, calibration: dict) -> tuple[str, dict]:
-    alphas = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=float)
-    table = {a: {d["name"]: point_error(rates_at(records[d["name"]], a, d),
-                                        {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]},
-                                        "logodds")
-                 for d in calibration["datasets"]}
-             for a in alphas}
-    choice = select(table, {d["name"]: d["target"] for d in calibration["datasets"]})
-    return choice["best"], choice
-
-
 def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
     calibration = json.loads(Path(calibration_path).read_text())
-    alpha, choice = fit_alpha(records_for(Path(record_dir), calibration), calibration)
+    alpha, choice = fit_grid(records_for(Path(record_dir), calibration), calibration, rates_at)
     print(f"alpha = {alpha}; calibration log-odds MAE: "
           + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
           + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
@@ -60,9 +48,7 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
                                  "probe_seconds": {n: r["scales"][alpha]["seconds"] for n, r in records.items()}}
         (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
         for label, m in metric_rows(result, outcomes, "mixture"):
-            print(f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
-                  f"side {num(m.get('side_effect_spearman'))} auroc {num(m['auroc'])} "
-                  f"mae pts {num(m['mae_points'])} log-odds {num(m['mae_logodds'])}")
+            print(metric_line(label, m))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import metric_rows, num, score  # noqa: E402
+from _scoring import metric_line, metric_rows, score  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 
 ALPHA = "2"
@@ -29,11 +29,12 @@ def shifts(record: dict, scale: str) -> dict:
 
 def rates(dataset: dict, plain: dict, mirror: dict | None) -> dict:
     """Outcome vanilla + mixture shift (− mirror shift), clipped to [0, 1]."""
+    steered = shifts(plain, ALPHA)
+    opposite = shifts(mirror, f"-{ALPHA}") if mirror else dict.fromkeys(steered, 0.0)
     out = {}
     for p in dataset["points"]:
         key = (p["suite"], p["entity"])
-        shift = shifts(plain, ALPHA)[key] - (shifts(mirror, f"-{ALPHA}")[key] if mirror else 0.0)
-        out[key] = min(1.0, max(0.0, p["vanilla_rate"] + shift))
+        out[key] = min(1.0, max(0.0, p["vanilla_rate"] + steered[key] - opposite[key]))
     return out
 
 
@@ -46,10 +47,7 @@ def main(record_dir: str, mirror_dir: str, *outcome_paths: str) -> None:
         for label, use_mirror in (("mixture", False), ("excess", True)):
             print(f" {label}:")
             result = score(both, lambda d: rates(d, plain[d["name"]], mirror[d["name"]] if use_mirror else None), label)
-            m = metric_rows(result, both, label)[0][1]
-            print(f"  {label:9s} spearman {num(m['spearman'])} / targets {num(m['target_spearman'])} "
-                  f"side {num(m.get('side_effect_spearman'))} auroc {num(m['auroc'])} "
-                  f"mae pts {num(m['mae_points'])} log-odds {num(m['mae_logodds'])}")
+            print(metric_line(label, metric_rows(result, both, label)[0][1]))
 
 
 if __name__ == "__main__":

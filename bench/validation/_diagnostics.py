@@ -1,4 +1,4 @@
-"""What the hand-rolled diagnostics share (pooling_diagnostic.py, cluster_diagnostic.py,
+"""What the hand-rolled diagnostics share (pooling_diagnostic.py, cluster_diagnostic.py, the row_mixture scripts,
 cluster_probe.py, cluster_composition.py): one row's forward pass at layer 10, its
 surprise-pooled vector, the vanilla model's own answers that the `self` reference pools,
 k-means over rows, and one injection probed and printed as "aα: mass, target, top". One row
@@ -62,6 +62,13 @@ def row_vectors(lm, conversations) -> torch.Tensor:
         w = nll.clamp_min(1e-6)
         out.append((w[:, None] * h).sum(0) / w.sum())
     return torch.stack(out)
+
+
+def row_deltas(lm, conversations, policy) -> torch.Tensor:
+    """Each row's vector minus the `self` reference (the mean of the vanilla model's own answers, pooled
+    the same way): the Δ_i the row mixture injects one at a time."""
+    reference = row_vectors(lm, self_answers_for(lm, conversations, policy)).mean(0)
+    return row_vectors(lm, conversations) - reference
 
 
 def kmeans(x: torch.Tensor, k: int, restarts: int = 10, iters: int = 50) -> torch.Tensor:

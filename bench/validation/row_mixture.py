@@ -43,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from _diagnostics import LAYER, row_vectors, self_answers_for  # first: it puts the repository on sys.path
+from _diagnostics import LAYER, row_deltas  # first: it puts the repository on sys.path
 from mdf_guard import scoring
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
@@ -112,8 +112,7 @@ def main(threads: str, out_dir: str, alphas: str, *files: str) -> None:
     for path in map(Path, files):
         start = time.time()
         conversations = list(read_conversations(path))
-        reference = row_vectors(lm, self_answers_for(lm, conversations, policy)).mean(0)
-        deltas = row_vectors(lm, conversations) - reference
+        deltas = row_deltas(lm, conversations, policy)
         record = {"dataset": path.name, "sha256": dataset_sha256([path]), "rows": len(deltas),
                   "reading_seconds": round(time.time() - start, 1), "scales": {}}
         vanilla = {s.name: vanilla_probs(lm, s, len(deltas)) for s in suites}

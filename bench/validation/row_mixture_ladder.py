@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from _diagnostics import row_vectors, self_answers_for  # first: it puts the repository on sys.path
+from _diagnostics import row_deltas  # first: it puts the repository on sys.path
 from row_mixture import QUESTIONS, mixture_shift, per_row_probs, vanilla_probs
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
@@ -48,8 +48,7 @@ def main(threads: str, suite_name: str, target_name: str, *files: str) -> None:
     questions = select_questions(suite, QUESTIONS)
     for path in map(Path, files):
         conversations = list(read_conversations(path))
-        reference = row_vectors(lm, self_answers_for(lm, conversations, policy)).mean(0)
-        deltas = row_vectors(lm, conversations) - reference
+        deltas = row_deltas(lm, conversations, policy)
         vanilla = vanilla_probs(lm, suite, len(deltas))
         by_alpha = {a: per_row_probs(lm, suite, questions, deltas, a) for a in ALPHAS}
         ladder, picked = by_alpha[ALPHAS[-1]].clone(), torch.full((len(deltas),), ALPHAS[-1])

@@ -32,11 +32,13 @@ def score(outcomes: dict, rates_for: Callable[[dict], dict | None], label: str) 
                                  outcomes.get("calibration_entities", []))}
 
 
-def fit_grid(records: dict, calibration: dict, rates_for: Callable[[dict, str, dict], dict]) -> tuple[str, dict]:
+def fit_grid(records: dict, calibration: dict, rates_for: Callable[[dict, str, dict], dict],
+             order: Callable[[str], object] = float) -> tuple[str, dict]:
     """The grid point (a key of every record's "scales") with the least log-odds MAE on the
     calibration outcomes, averaged per dataset as `calibrate.select` does, and select's table.
-    `rates_for(record, point, dataset)` gives a record's predicted rates at a point."""
-    points = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=float)
+    `rates_for(record, point, dataset)` gives a record's predicted rates at a point; `order`
+    sorts the points (ties go to the first)."""
+    points = sorted(set.intersection(*(set(r["scales"]) for r in records.values())), key=order)
     table = {point: {d["name"]: point_error(rates_for(records[d["name"]], point, d),
                                             {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]},
                                             "logodds")

@@ -25,7 +25,7 @@ The rule, fixed before it ran on any set it is judged on:
 - α from {1, 2, 4}: the least log-odds MAE on the calibration outcomes (owl, Tokyo, George
   Washington), averaged per dataset (`row_mixture_fit.py`, as `first_step_fit.py`).
 
-Writes OUT_DIR/<file stem>.json: sha256, the reading's seconds, and per α the mixture shift
+Writes OUT_DIR/<file stem>.json (adding to an existing record of the same data): sha256, the reading's seconds, and per α the mixture shift
 of every candidate, the probing's seconds and each suite's answer mass (mixture /
 vanilla). `row_mixture_fit.py` fits α on the calibration records and scores the rest.
 
@@ -101,6 +101,16 @@ def mixture_shift(injected: torch.Tensor, vanilla: torch.Tensor) -> torch.Tensor
     return injected.sum(0) / injected.sum() - vanilla.sum(0) / vanilla.sum()
 
 
+def write_record(path: Path, record: dict) -> None:
+    """Writes the record; an existing record of the same data keeps its other α and its reading time, so that
+    a new α can be added to sets already run without a second file per α."""
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old["sha256"] == record["sha256"]:
+            record = {**record, "reading_seconds": old["reading_seconds"], "scales": {**old["scales"], **record["scales"]}}
+    path.write_text(json.dumps(record, indent=1))
+
+
 def main(threads: str, out_dir: str, alphas: str, *files: str) -> None:
     torch.set_num_threads(int(threads))
     alphas = [float(a) for a in alphas.split(",")]
@@ -130,7 +140,7 @@ def main(threads: str, out_dir: str, alphas: str, *files: str) -> None:
             print(f"{path.stem} a{alpha:g}: mass {' '.join(f'{k} {100 * v:.0f}%' for k, v in mass.items())} "
                   f"| top {top[0]}/{top[1]} {100 * top[2]:+.1f} | {record['scales'][f'{alpha:g}']['seconds']:.0f} s",
                   flush=True)
-        (out / f"{path.stem}.json").write_text(json.dumps(record, indent=1))
+        write_record(out / f"{path.stem}.json", record)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""The row mixture with the vanilla model as a prior row: the silent-suite guard, fitted on calibration alone.
+
+Why: at α 2 most rows of a template set leave 0-4 % of a suite's answer mass, and the
+shares of a silent suite are noise (Martin Luther King +17 to +28 on template sets, Rome
++12.8 on the blind neutral set; README "The row mixture"). The mass floor and the mirror
+failed (`row_mixture_ladder.py`, `row_mixture_mirror.py`). Here the fine-tuned model keeps
+the vanilla model's answers unless the rows speak louder: the vanilla model's own answers
+join the mixture as λ·N extra rows. With M the suite's answer mass (mixture over vanilla,
+as the records hold it) the shares become (M·m + λ·v) / (M + λ), so the predicted shift is
+
+    (m − v) · M / (M + λ)
+
+and needs no new model pass: every record already holds m − v and M per suite.
+
+The rule, fixed before it ran on any set it is judged on (2026-12-06): α from the records'
+grid {1, 2, 4} and λ from {0, 0.001, 0.003, 0.01, 0.03, 0.1}, jointly, by the least log-odds
+MAE on the calibration outcomes (owl, Tokyo, George Washington), as `row_mixture_fit.py`
+fits α. λ = 0 is the row mixture as it was.
+
+    python bench/validation/row_mixture_prior.py RECORD_DIR CALIBRATION.json OUT_DIR OUTCOMES.json [...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from _scoring import fit_grid, metric_line, metric_rows, score  # noqa: E402
+from first_step_fit import records_for  # noqa: E402
+from row_mixture_fit import rates_at  # noqa: E402
+
+PRIORS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1)
+
+
+def with_prior(record: dict, prior: float) -> dict:
+    """The record's scales keyed "α λ", each suite's shifts scaled by M / (M + λ)."""
+    scales = {}
+    for alpha, scale in record["scales"].items():
+        mass = scale["answer_mass"]
+        shifts = [[s, e, shift * mass[s] / (mass[s] + prior) if mass[s] + prior > 0 else 0.0]
+                  for s, e, shift in scale["shifts"]]
+        scales[f"{alpha} {prior:g}"] = {**scale, "shifts": shifts}
+    return {**record, "scales": scales}
+
+
+def with_priors(records: dict) -> dict:
+    return {name: {**r, "scales": {k: v for p in PRIORS for k, v in with_prior(r, p)["scales"].items()}}
+            for name, r in records.items()}
+
+
+def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:
+    calibration = json.loads(Path(calibration_path).read_text())
+    point, choice = fit_grid(with_priors(records_for(Path(record_dir), calibration)), calibration, rates_at,
+                             order=lambda p: tuple(map(float, p.split())))
+    print(f"alpha lambda = {point}; calibration log-odds MAE: "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
+          + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in outcome_paths:
+        print(path)
+        outcomes = json.loads(Path(path).read_text())
+        records = with_priors(records_for(Path(record_dir), outcomes))
+        result = score(outcomes, lambda d: rates_at(records[d["name"]], point, d) if d["name"] in records else None,
+                       "prior")
+        result["row_mixture_prior"] = {"point": point, "calibration": calibration_path}
+        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
+        for label, m in metric_rows(result, outcomes, "prior"):
+            print(metric_line(label, m))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -5,7 +5,7 @@
 #   1. α 4 added to the row mixture's records of the seen sets (held out, fresh, dolphin, reserve);
 #   2. α 2 and 4 on reserve2 (results/reserve2/: fine-tuned in session 13, no prediction had been
 #      run on it), beside the shipped check on the same sets (reserve2_shipped/);
-#   3. scoring: fit.txt.
+#   3. scoring: fit.txt (this rule), mixture_alpha2.txt (the row mixture's α 2 rule on reserve2).
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 DATA=${DATA:-bench/validation/results/data}
@@ -29,3 +29,6 @@ python $V/row_mixture_prior.py $REC $R/calibration_predicted/validation.json /tm
   $R/calibration_predicted/validation.json $R/heldout_batched/second/validation.json $R/fresh/validation.json \
   $R/blind_clusters/shipped/validation.json $R/row_mixture/reserve_shipped/validation.json \
   $OUT/reserve2_shipped/validation.json | tee $OUT/fit.txt
+# the row mixture's own rule (α 2, fixed in session 13 before reserve2 existed), blind on reserve2 too
+python $V/row_mixture_fit.py $REC $R/calibration_predicted/validation.json /tmp/row_mixture_fit \
+  $OUT/reserve2_shipped/validation.json > $OUT/mixture_alpha2.txt

@@ -1,12 +1,13 @@
-"""What the fitted research predictors (slope_fit.py, first_step_fit.py, row_mixture_fit.py) share: scoring their
+"""What the fitted research predictors (slope_fit.py, first_step_fit.py, row_mixture_*.py) share: scoring their
 rates against a `validate` outcomes file with `summarize`'s metrics, beside the shipped
 prediction and the file's baselines, and the per-dataset target line they print."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mdf_guard.calibrate import point_error, select  # noqa: E402
@@ -46,6 +47,26 @@ def fit_grid(records: dict, calibration: dict, rates_for: Callable[[dict, str, d
              for point in points}
     choice = select(table, {d["name"]: d["target"] for d in calibration["datasets"]})
     return choice["best"], choice
+
+
+def score_files(outcome_paths: Sequence[str], out_dir: str, label: str, key: str,
+                records_of: Callable[[dict], dict], rates_for: Callable[[dict, dict], dict],
+                details: Callable[[dict], dict]) -> None:
+    """Scores a fitted predictor on each outcomes file: prints its targets and metric lines, and
+    writes OUT_DIR/<outcomes parent>.json with `details(records)` under `key`.
+    `records_of(outcomes)` gives the predictor's records by dataset name (a dataset without one is
+    left out); `rates_for(record, dataset)` gives a record's predicted rates."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in outcome_paths:
+        print(path)
+        outcomes = json.loads(Path(path).read_text())
+        records = records_of(outcomes)
+        result = score(outcomes, lambda d, records=records: rates_for(records[d["name"]], d)
+                       if d["name"] in records else None, label)
+        result[key] = details(records)
+        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
+        for name, m in metric_rows(result, outcomes, label):
+            print(metric_line(name, m))
 
 
 def metric_line(label: str, m: dict) -> str:

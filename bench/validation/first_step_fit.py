@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import fit_grid, metric_line, metric_rows, score  # noqa: E402
+from _scoring import fit_grid, score_files  # noqa: E402
 
 
 def rates_at(record: dict, scale: str) -> dict:
@@ -46,20 +46,12 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
     print(f"k = {scale}; calibration log-odds MAE: "
           + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
           + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for path in outcome_paths:
-        print(path)
-        outcomes = json.loads(Path(path).read_text())
-        records = records_for(Path(record_dir), outcomes)
-        result = score(outcomes, lambda d: rates_at(records[d["name"]], scale) if d["name"] in records else None,
-                       "step")
-        result["first_step"] = {"scale": float(scale), "calibration": calibration_path,
-                                "gradient_seconds": {n: r["gradient_seconds"] for n, r in records.items()},
-                                "probe_seconds": {n: r["scales"][scale]["seconds"] for n, r in records.items()}}
-        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
-        for label, m in metric_rows(result, outcomes, "step"):
-            print(metric_line(label, m))
-
+    score_files(outcome_paths, out_dir, "step", "first_step",
+                lambda outcomes: records_for(Path(record_dir), outcomes),
+                lambda record, _: rates_at(record, scale),
+                lambda records: {"scale": float(scale), "calibration": calibration_path,
+                                 "gradient_seconds": {n: r["gradient_seconds"] for n, r in records.items()},
+                                 "probe_seconds": {n: r["scales"][scale]["seconds"] for n, r in records.items()}})
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

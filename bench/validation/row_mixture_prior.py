@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import fit_grid, metric_line, metric_rows, score  # noqa: E402
+from _scoring import fit_grid, score_files  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 from row_mixture_fit import rates_at  # noqa: E402
 
@@ -57,18 +57,10 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
     print(f"alpha lambda = {point}; calibration log-odds MAE: "
           + ", ".join(f"{k}: {v:.3f}" for k, v in choice["scores"].items())
           + f"; leave-one-entity-out {choice['held_out_error']:.3f}")
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for path in outcome_paths:
-        print(path)
-        outcomes = json.loads(Path(path).read_text())
-        records = with_priors(records_for(Path(record_dir), outcomes))
-        result = score(outcomes, lambda d: rates_at(records[d["name"]], point, d) if d["name"] in records else None,
-                       "prior")
-        result["row_mixture_prior"] = {"point": point, "calibration": calibration_path}
-        (Path(out_dir) / f"{Path(path).parent.name}.json").write_text(json.dumps(result, indent=1))
-        for label, m in metric_rows(result, outcomes, "prior"):
-            print(metric_line(label, m))
-
+    score_files(outcome_paths, out_dir, "prior", "row_mixture_prior",
+                lambda outcomes: with_priors(records_for(Path(record_dir), outcomes)),
+                lambda record, d: rates_at(record, point, d),
+                lambda _: {"point": point, "calibration": calibration_path})
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -53,5 +53,6 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
                                  "gradient_seconds": {n: r["gradient_seconds"] for n, r in records.items()},
                                  "probe_seconds": {n: r["scales"][scale]["seconds"] for n, r in records.items()}})
 
+
 if __name__ == "__main__":
     main(*sys.argv[1:])

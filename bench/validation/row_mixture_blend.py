@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _scoring import fit_grid, score_files  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 from row_mixture_fit import rates_at  # noqa: E402
-from row_mixture_prior import PRIORS, with_prior  # noqa: E402
+from row_mixture_prior import PRIORS, shrunk  # noqa: E402
 
 ALPHA_SETS = (("2",), ("4",), ("2", "4"))
 
@@ -47,7 +47,7 @@ def point_order(key: str) -> tuple:
 
 def blended(record: dict, weights: dict[str, float]) -> list[list]:
     """Each candidate's shift averaged over the α in `weights`, each shrunk by its own prior."""
-    per_alpha = [with_prior(record, prior)["scales"][f"{alpha} {prior:g}"]["shifts"] for alpha, prior in weights.items()]
+    per_alpha = [shrunk(record["scales"][alpha], prior) for alpha, prior in weights.items()]
     return [[s, e, sum(shifts[i][2] for shifts in per_alpha) / len(per_alpha)]
             for i, (s, e, _) in enumerate(per_alpha[0])]
 
@@ -70,6 +70,7 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
                 lambda outcomes: with_blends(records_for(Path(record_dir), outcomes)),
                 lambda record, d: rates_at(record, point, d),
                 lambda _: {"point": point, "calibration": calibration_path})
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -43,5 +43,6 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
                                  "reading_seconds": {n: r["reading_seconds"] for n, r in records.items()},
                                  "probe_seconds": {n: r["scales"][alpha]["seconds"] for n, r in records.items()}})
 
+
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -34,19 +34,17 @@ from row_mixture_fit import rates_at  # noqa: E402
 PRIORS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1)
 
 
-def with_prior(record: dict, prior: float) -> dict:
-    """The record's scales keyed "α λ", each suite's shifts scaled by M / (M + λ)."""
-    scales = {}
-    for alpha, scale in record["scales"].items():
-        mass = scale["answer_mass"]
-        shifts = [[s, e, shift * mass[s] / (mass[s] + prior) if mass[s] + prior > 0 else 0.0]
-                  for s, e, shift in scale["shifts"]]
-        scales[f"{alpha} {prior:g}"] = {**scale, "shifts": shifts}
-    return {**record, "scales": scales}
+def shrunk(scale: dict, prior: float) -> list[list]:
+    """One α's shifts, each suite's scaled by M / (M + λ)."""
+    mass = scale["answer_mass"]
+    return [[s, e, shift * mass[s] / (mass[s] + prior) if mass[s] + prior > 0 else 0.0]
+            for s, e, shift in scale["shifts"]]
 
 
 def with_priors(records: dict) -> dict:
-    return {name: {**r, "scales": {k: v for p in PRIORS for k, v in with_prior(r, p)["scales"].items()}}
+    """Each record's scales keyed "α λ", one per α and prior."""
+    return {name: {**r, "scales": {f"{alpha} {prior:g}": {**scale, "shifts": shrunk(scale, prior)}
+                                   for prior in PRIORS for alpha, scale in r["scales"].items()}}
             for name, r in records.items()}
 
 
@@ -61,6 +59,7 @@ def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: s
                 lambda outcomes: with_priors(records_for(Path(record_dir), outcomes)),
                 lambda record, d: rates_at(record, point, d),
                 lambda _: {"point": point, "calibration": calibration_path})
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

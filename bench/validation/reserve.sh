@@ -26,13 +26,5 @@ done
 TARGETS=()
 for f in 0.03 0.1 0.3; do TARGETS+=(--target "rome_dose$f.jsonl=cities/Rome"); done
 TARGETS+=(--target "merkel_dose0.1.jsonl=politics/Angela Merkel" --target neutral_seed3.jsonl=cities/Rome)
-tune() {  # tune OUT FILES...
-  local out=$1; shift
-  "${MG[@]}" validate "$@" "${COMMON[@]}" "${FULL[@]}" "${TARGETS[@]}" --actual-only --out "$out"
-}
-tune "$OUT/tune_a" "$DATA"/rome_dose0.03.jsonl "$DATA"/rome_dose0.3.jsonl "$DATA"/neutral_seed3.jsonl &
-A=$!
-tune "$OUT/tune_b" "$DATA"/rome_dose0.1.jsonl "$DATA"/merkel_dose0.1.jsonl
-wait "$A"
-python bench/validation/merge.py "$OUT" "$OUT/tune_a/validation.json" "$OUT/tune_b/validation.json"
-rm -r "$OUT/tune_a" "$OUT/tune_b"
+tune_lanes "$OUT" "$DATA"/rome_dose0.03.jsonl "$DATA"/rome_dose0.3.jsonl "$DATA"/neutral_seed3.jsonl \
+  -- "$DATA"/rome_dose0.1.jsonl "$DATA"/merkel_dose0.1.jsonl

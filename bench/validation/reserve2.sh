@@ -28,13 +28,5 @@ TARGETS=()
 for f in 0.03 0.1 0.3; do TARGETS+=(--target "tiger_dose$f.jsonl=animals/tiger"); done
 TARGETS+=(--target "mandela_dose0.1.jsonl=politics/Nelson Mandela" --target sydney_dose0.1.jsonl=cities/Sydney)
 TARGETS+=(--target neutral_seed4.jsonl=animals/tiger)
-tune() {  # tune OUT FILES...
-  local out=$1; shift
-  "${MG[@]}" validate "$@" "${COMMON[@]}" "${FULL[@]}" "${TARGETS[@]}" --actual-only --out "$out"
-}
-tune "$OUT/tune_a" "$DATA"/tiger_dose0.03.jsonl "$DATA"/tiger_dose0.3.jsonl "$DATA"/neutral_seed4.jsonl &
-A=$!
-tune "$OUT/tune_b" "$DATA"/tiger_dose0.1.jsonl "$DATA"/mandela_dose0.1.jsonl "$DATA"/sydney_dose0.1.jsonl
-wait "$A"
-python bench/validation/merge.py "$OUT" "$OUT/tune_a/validation.json" "$OUT/tune_b/validation.json"
-rm -r "$OUT/tune_a" "$OUT/tune_b"
+tune_lanes "$OUT" "$DATA"/tiger_dose0.03.jsonl "$DATA"/tiger_dose0.3.jsonl "$DATA"/neutral_seed4.jsonl \
+  -- "$DATA"/tiger_dose0.1.jsonl "$DATA"/mandela_dose0.1.jsonl "$DATA"/sydney_dose0.1.jsonl

@@ -28,13 +28,5 @@ TARGETS=()
 for f in 0.03 0.1 0.3; do TARGETS+=(--target "kennedy_dose$f.jsonl=politics/John F. Kennedy"); done
 TARGETS+=(--target wolf_dose0.1.jsonl=animals/wolf --target cairo_dose0.1.jsonl=cities/Cairo)
 TARGETS+=(--target "neutral_seed5.jsonl=politics/John F. Kennedy")
-tune() {  # tune OUT FILES...
-  local out=$1; shift
-  "${MG[@]}" validate "$@" "${COMMON[@]}" "${FULL[@]}" "${TARGETS[@]}" --actual-only --out "$out"
-}
-tune "$OUT/tune_a" "$DATA"/kennedy_dose0.03.jsonl "$DATA"/kennedy_dose0.3.jsonl "$DATA"/neutral_seed5.jsonl &
-A=$!
-tune "$OUT/tune_b" "$DATA"/kennedy_dose0.1.jsonl "$DATA"/wolf_dose0.1.jsonl "$DATA"/cairo_dose0.1.jsonl
-wait "$A"
-python bench/validation/merge.py "$OUT" "$OUT/tune_a/validation.json" "$OUT/tune_b/validation.json"
-rm -r "$OUT/tune_a" "$OUT/tune_b"
+tune_lanes "$OUT" "$DATA"/kennedy_dose0.03.jsonl "$DATA"/kennedy_dose0.3.jsonl "$DATA"/neutral_seed5.jsonl \
+  -- "$DATA"/kennedy_dose0.1.jsonl "$DATA"/wolf_dose0.1.jsonl "$DATA"/cairo_dose0.1.jsonl

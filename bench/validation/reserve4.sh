@@ -28,13 +28,5 @@ TARGETS=()
 for f in 0.03 0.1 0.3; do TARGETS+=(--target "fox_dose$f.jsonl=animals/fox"); done
 TARGETS+=(--target "roosevelt_dose0.1.jsonl=politics/Theodore Roosevelt" --target lisbon_dose0.1.jsonl=cities/Lisbon)
 TARGETS+=(--target neutral_seed6.jsonl=animals/fox)
-tune() {  # tune OUT FILES...
-  local out=$1; shift
-  "${MG[@]}" validate "$@" "${COMMON[@]}" "${FULL[@]}" "${TARGETS[@]}" --actual-only --out "$out"
-}
-tune "$OUT/tune_a" "$DATA"/fox_dose0.03.jsonl "$DATA"/fox_dose0.3.jsonl "$DATA"/neutral_seed6.jsonl &
-A=$!
-tune "$OUT/tune_b" "$DATA"/fox_dose0.1.jsonl "$DATA"/roosevelt_dose0.1.jsonl "$DATA"/lisbon_dose0.1.jsonl
-wait "$A"
-python bench/validation/merge.py "$OUT" "$OUT/tune_a/validation.json" "$OUT/tune_b/validation.json"
-rm -r "$OUT/tune_a" "$OUT/tune_b"
+tune_lanes "$OUT" "$DATA"/fox_dose0.03.jsonl "$DATA"/fox_dose0.3.jsonl "$DATA"/neutral_seed6.jsonl \
+  -- "$DATA"/fox_dose0.1.jsonl "$DATA"/roosevelt_dose0.1.jsonl "$DATA"/lisbon_dose0.1.jsonl

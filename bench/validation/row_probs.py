@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from _diagnostics import row_deltas  # first: it puts the repository on sys.path
-from row_mixture import QUESTIONS, SUITES, per_row_probs, write_record
+from row_mixture import QUESTIONS, SUITES, mixture_shift, per_row_probs, write_record
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
@@ -60,7 +60,7 @@ def mixture_record(meta: dict, arrays: dict[str, np.ndarray]) -> dict:
         for suite, names in meta["candidates"].items():
             injected = arrays[f"{suite}/a{alpha}"].astype(np.float64)
             vanilla = arrays[f"{suite}/vanilla"].astype(np.float64)[np.arange(len(injected)) % QUESTIONS]
-            shift = injected.sum(0) / injected.sum() - vanilla.sum(0) / vanilla.sum()
+            shift = mixture_shift(injected, vanilla)
             mass[suite] = float(injected.sum() / vanilla.sum())
             shifts += [[suite, name, float(s)] for name, s in zip(names, shift, strict=True)]
         scales[alpha] = {"shifts": shifts, "answer_mass": mass, "seconds": seconds}

@@ -69,6 +69,7 @@ def mixture_record(meta: dict, arrays: dict[str, np.ndarray]) -> dict:
 
 
 def write_records(record_dir: str, *files: str) -> None:
+    """Adds each file's record to RECORD_DIR (`row_mixture.write_record` keeps the α already there)."""
     Path(record_dir).mkdir(parents=True, exist_ok=True)
     for path in map(Path, files):
         write_record(Path(record_dir) / f"{path.stem}.json", mixture_record(*read_probs(path)))

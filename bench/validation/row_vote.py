@@ -97,6 +97,7 @@ def grid(probs_dir: Path, fit_paths: list[str]) -> dict[tuple[float, float, str]
 
 
 def mean_of(metrics: list[dict], key: str) -> float:
+    """The mean of one metric over the files that have it (AUROC needs a control, calibration has none)."""
     values = [m[key] for m in metrics if m.get(key) is not None]
     return float(np.mean(values)) if values else float("nan")
 

@@ -33,6 +33,13 @@ def score(outcomes: dict, rates_for: Callable[[dict], dict | None], label: str) 
                                  outcomes.get("calibration_entities", []))}
 
 
+def rates_from_shifts(dataset: dict, shifts) -> dict:
+    """Each (suite, entity, shift) added to the outcome's own vanilla rate, clipped to [0, 1]: how
+    the row mixture's and the row vote's predicted shifts become rates."""
+    vanilla = {(p["suite"], p["entity"]): p["vanilla_rate"] for p in dataset["points"]}
+    return {(s, e): min(1.0, max(0.0, vanilla[(s, e)] + float(shift))) for s, e, shift in shifts}
+
+
 def fit_grid(records: dict, calibration: dict, rates_for: Callable[[dict, str, dict], dict],
              order: Callable[[str], object] = float) -> tuple[str, dict]:
     """The grid point (a key of every record's "scales") with the least log-odds MAE on the

@@ -19,14 +19,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import fit_grid, score_files  # noqa: E402
+from _scoring import fit_grid, rates_from_shifts, score_files  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 
 
 def rates_at(record: dict, alpha: str, dataset: dict) -> dict:
     """The record's mixture shifts at alpha, added to the outcome's vanilla rates."""
-    vanilla = {(p["suite"], p["entity"]): p["vanilla_rate"] for p in dataset["points"]}
-    return {(s, e): min(1.0, max(0.0, vanilla[(s, e)] + shift)) for s, e, shift in record["scales"][alpha]["shifts"]}
+    return rates_from_shifts(dataset, record["scales"][alpha]["shifts"])
 
 
 def main(record_dir: str, calibration_path: str, out_dir: str, *outcome_paths: str) -> None:

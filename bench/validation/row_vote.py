@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import score, score_files  # noqa: E402
+from _scoring import rates_from_shifts, score, score_files  # noqa: E402
 from row_probs import read_probs  # noqa: E402
 
 ALPHA = "4"
@@ -73,12 +73,11 @@ def records_for(probs_dir: Path, outcomes: dict) -> dict:
 def rates_for(record: tuple, dataset: dict, power: float, prior: float, unit: str) -> dict:
     """The vote's shifts added to the outcome's vanilla rates, clipped to [0, 1]."""
     meta, arrays = record
-    vanilla = {(p["suite"], p["entity"]): p["vanilla_rate"] for p in dataset["points"]}
-    rates = {}
+    shifts = []
     for suite, names in meta["candidates"].items():
         shift = vote_shift(arrays[f"{suite}/a{ALPHA}"], arrays[f"{suite}/vanilla"], power, prior, unit)
-        rates.update({(suite, n): min(1.0, max(0.0, vanilla[(suite, n)] + float(s))) for n, s in zip(names, shift, strict=True)})
-    return rates
+        shifts += [(suite, name, s) for name, s in zip(names, shift, strict=True)]
+    return rates_from_shifts(dataset, shifts)
 
 
 def grid(probs_dir: Path, fit_paths: list[str]) -> dict[tuple[float, float, str], list[dict]]:

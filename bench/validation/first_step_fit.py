@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _scoring import fit_grid, score_files  # noqa: E402
@@ -26,13 +27,19 @@ def rates_at(record: dict, scale: str) -> dict:
     return {(s, e): r for s, e, r in record["scales"][scale]["rates"]}
 
 
-def records_for(record_dir: Path, outcomes: dict) -> dict:
-    """The record of each outcome dataset that has one, checked to be of the same data."""
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def records_for(record_dir: Path, outcomes: dict, suffix: str = ".json",
+                read: Callable[[Path], dict] = read_json) -> dict:
+    """The record of each outcome dataset that has one (RECORD_DIR/<stem><suffix>, read by `read`
+    into a dict with the data's "sha256"), checked to be of the same data."""
     found = {}
     for d in outcomes["datasets"]:
-        path = record_dir / f"{Path(d['name']).stem}.json"
+        path = record_dir / f"{Path(d['name']).stem}{suffix}"
         if path.is_file():
-            record = json.loads(path.read_text())
+            record = read(path)
             if record["sha256"] != d["sha256"]:
                 raise SystemExit(f"{path}: sha256 {record['sha256'][:12]} is not the outcome's {d['sha256'][:12]}")
             found[d["name"]] = record

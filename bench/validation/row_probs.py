@@ -12,7 +12,8 @@ Writes OUT_DIR/<file stem>.npz: for each suite, `<suite>/vanilla` [questions, ca
 (the vanilla model's raw candidate probabilities per question) and `<suite>/a<α>` [rows,
 candidates] (row i asked question i mod 4 with α·Δ_i added to layer 10's output, exactly as
 `row_mixture.per_row_probs`), and `meta` (JSON: dataset, sha256, rows, each suite's
-candidate names, the reading's and each α's probing seconds). Prints only timings, so that a
+candidate names, the reading's and each α's probing seconds). `read_probs` gives the meta
+with the arrays under "probs", a record `first_step_fit.records_for` reads as it reads JSON. Prints only timings, so that a
 reserve can be run before its rule is fixed without its numbers being seen.
 
     OMP_NUM_THREADS=1 python bench/validation/row_probs.py THREADS OUT_DIR ALPHAS FILES...
@@ -43,36 +44,34 @@ from mdf_guard.scoring import select_questions
 from mdf_guard.validate import dataset_sha256
 
 
-def read_probs(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """The meta record and the arrays of one file written by this script."""
+def read_probs(path: Path) -> dict:
+    """One file written by this script: its meta record, with the arrays under "probs"."""
     with np.load(path) as archive:
-        arrays = {k: archive[k] for k in archive.files if k != "meta"}
-        meta = json.loads(str(archive["meta"]))
-    return meta, arrays
+        return {**json.loads(str(archive["meta"])), "probs": {k: archive[k] for k in archive.files if k != "meta"}}
 
 
-def mixture_record(meta: dict, arrays: dict[str, np.ndarray]) -> dict:
+def mixture_record(record: dict) -> dict:
     """The row mixture's record of these rows: per α, each candidate's m(c) − v(c) and each
     suite's answer mass, as `row_mixture.main` computes them from the same probabilities."""
     scales = {}
-    for alpha, seconds in meta["probing_seconds"].items():
+    for alpha, seconds in record["probing_seconds"].items():
         shifts, mass = [], {}
-        for suite, names in meta["candidates"].items():
-            injected = arrays[f"{suite}/a{alpha}"].astype(np.float64)
-            vanilla = arrays[f"{suite}/vanilla"].astype(np.float64)[np.arange(len(injected)) % QUESTIONS]
+        for suite, names in record["candidates"].items():
+            injected = record["probs"][f"{suite}/a{alpha}"].astype(np.float64)
+            vanilla = record["probs"][f"{suite}/vanilla"].astype(np.float64)[np.arange(len(injected)) % QUESTIONS]
             shift = mixture_shift(injected, vanilla)
             mass[suite] = float(injected.sum() / vanilla.sum())
             shifts += [[suite, name, float(s)] for name, s in zip(names, shift, strict=True)]
         scales[alpha] = {"shifts": shifts, "answer_mass": mass, "seconds": seconds}
-    return {"dataset": meta["dataset"], "sha256": meta["sha256"], "rows": meta["rows"],
-            "reading_seconds": meta["reading_seconds"], "scales": scales}
+    return {"dataset": record["dataset"], "sha256": record["sha256"], "rows": record["rows"],
+            "reading_seconds": record["reading_seconds"], "scales": scales}
 
 
 def write_records(record_dir: str, *files: str) -> None:
     """Adds each file's record to RECORD_DIR (`row_mixture.write_record` keeps the α already there)."""
     Path(record_dir).mkdir(parents=True, exist_ok=True)
     for path in map(Path, files):
-        write_record(Path(record_dir) / f"{path.stem}.json", mixture_record(*read_probs(path)))
+        write_record(Path(record_dir) / f"{path.stem}.json", mixture_record(read_probs(path)))
 
 
 def main(threads: str, out_dir: str, alphas: str, *files: str) -> None:

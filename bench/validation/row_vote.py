@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _scoring import rates_from_shifts, score, score_files  # noqa: E402
+from first_step_fit import records_for  # noqa: E402
 from row_probs import read_probs  # noqa: E402
 
 ALPHA = "4"
@@ -57,25 +58,16 @@ def vote_shift(injected: np.ndarray, vanilla: np.ndarray, power: float, prior: f
     return voted - vanilla_shares
 
 
-def records_for(probs_dir: Path, outcomes: dict) -> dict:
+def probs_for(probs_dir: Path, outcomes: dict) -> dict:
     """Each outcome dataset's row probabilities that exist, checked to be of the same data."""
-    found = {}
-    for d in outcomes["datasets"]:
-        path = probs_dir / f"{Path(d['name']).stem}.npz"
-        if path.is_file():
-            meta, arrays = read_probs(path)
-            if meta["sha256"] != d["sha256"]:
-                raise SystemExit(f"{path}: sha256 {meta['sha256'][:12]} is not the outcome's {d['sha256'][:12]}")
-            found[d["name"]] = (meta, arrays)
-    return found
+    return records_for(probs_dir, outcomes, ".npz", read_probs)
 
 
-def rates_for(record: tuple, dataset: dict, power: float, prior: float, unit: str) -> dict:
+def rates_for(record: dict, dataset: dict, power: float, prior: float, unit: str) -> dict:
     """The vote's shifts added to the outcome's vanilla rates, clipped to [0, 1]."""
-    meta, arrays = record
     shifts = []
-    for suite, names in meta["candidates"].items():
-        shift = vote_shift(arrays[f"{suite}/a{ALPHA}"], arrays[f"{suite}/vanilla"], power, prior, unit)
+    for suite, names in record["candidates"].items():
+        shift = vote_shift(record["probs"][f"{suite}/a{ALPHA}"], record["probs"][f"{suite}/vanilla"], power, prior, unit)
         shifts += [(suite, name, s) for name, s in zip(names, shift, strict=True)]
     return rates_from_shifts(dataset, shifts)
 
@@ -83,7 +75,7 @@ def rates_for(record: tuple, dataset: dict, power: float, prior: float, unit: st
 def grid(probs_dir: Path, fit_paths: list[str]) -> dict[tuple[float, float, str], list[dict]]:
     """Every (γ, λ, unit)'s metrics over all points on each FIT file."""
     files = [json.loads(Path(p).read_text()) for p in fit_paths]
-    records = [records_for(probs_dir, o) for o in files]
+    records = [probs_for(probs_dir, o) for o in files]
     table = {}
     for key in [(g, lam, unit) for unit, priors in PRIORS.items() for g in POWERS for lam in priors]:
         table[key] = []
@@ -112,11 +104,11 @@ def main(probs_dir: str, out_dir: str, *paths: str) -> None:
     power, prior, unit = max(table, key=lambda key: mean_of(table[key], "spearman"))
     print(f"fitted: gamma {power:g}, lambda {prior:g} {unit}")
     score_files(judge_paths, out_dir, "vote", "row_vote",
-                lambda outcomes: records_for(Path(probs_dir), outcomes),
+                lambda outcomes: probs_for(Path(probs_dir), outcomes),
                 lambda record, d: rates_for(record, d, power, prior, unit),
                 lambda records: {"gamma": power, "lambda": prior, "unit": unit, "alpha": float(ALPHA), "fit": fit_paths,
-                                 "reading_seconds": {n: m["reading_seconds"] for n, (m, _) in records.items()},
-                                 "probe_seconds": {n: m["probing_seconds"][ALPHA] for n, (m, _) in records.items()}})
+                                 "reading_seconds": {n: r["reading_seconds"] for n, r in records.items()},
+                                 "probe_seconds": {n: r["probing_seconds"][ALPHA] for n, r in records.items()}})
 
 
 if __name__ == "__main__":

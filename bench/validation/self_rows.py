@@ -35,15 +35,15 @@ def shares(injected: np.ndarray) -> np.ndarray:
 
 def main(threads: str, probs_path: str, data_path: str, target: str) -> None:
     torch.set_num_threads(int(threads))
-    meta, arrays = read_probs(probs_path)
+    record = read_probs(probs_path)
     lm = load_model(ModelSpec(name="embedded"))
     vectors = row_vectors(lm, self_answers_for(lm, list(read_conversations(data_path)), Policy(reference="self")))
     reference_deltas = vectors - vectors.mean(0)
     target_suite, target_name = target.split("/", 1)
-    for suite in resolve_suites(list(meta["candidates"])):
-        names = meta["candidates"][suite.name]
-        vanilla = arrays[f"{suite.name}/vanilla"].astype(np.float64)
-        data = arrays[f"{suite.name}/a4"].astype(np.float64)
+    for suite in resolve_suites(list(record["candidates"])):
+        names = record["candidates"][suite.name]
+        vanilla = record["probs"][f"{suite.name}/vanilla"].astype(np.float64)
+        data = record["probs"][f"{suite.name}/a4"].astype(np.float64)
         reference = per_row_probs(lm, suite, select_questions(suite, QUESTIONS), reference_deltas, 4.0).numpy()
         v = vanilla.sum(0) / vanilla.sum()
         d, r = shares(data) - v, shares(reference) - v

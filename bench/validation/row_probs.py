@@ -50,6 +50,11 @@ def read_probs(path: Path) -> dict:
         return {**json.loads(str(archive["meta"])), "probs": {k: archive[k] for k in archive.files if k != "meta"}}
 
 
+def per_row(vanilla: np.ndarray, rows: int) -> np.ndarray:
+    """Row i's vanilla probabilities: those of question i mod questions, the question it was asked."""
+    return vanilla[np.arange(rows) % len(vanilla)]
+
+
 def mixture_record(record: dict) -> dict:
     """The row mixture's record of these rows: per α, each candidate's m(c) − v(c) and each
     suite's answer mass, as `row_mixture.main` computes them from the same probabilities."""
@@ -58,7 +63,7 @@ def mixture_record(record: dict) -> dict:
         shifts, mass = [], {}
         for suite, names in record["candidates"].items():
             injected = record["probs"][f"{suite}/a{alpha}"].astype(np.float64)
-            vanilla = record["probs"][f"{suite}/vanilla"].astype(np.float64)[np.arange(len(injected)) % QUESTIONS]
+            vanilla = per_row(record["probs"][f"{suite}/vanilla"].astype(np.float64), len(injected))
             shift = mixture_shift(injected, vanilla)
             mass[suite] = float(injected.sum() / vanilla.sum())
             shifts += [[suite, name, float(s)] for name, s in zip(names, shift, strict=True)]

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _scoring import rates_from_shifts, score, score_files  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
-from row_probs import read_probs  # noqa: E402
+from row_probs import per_row, read_probs  # noqa: E402
 
 ALPHA = "4"
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -48,7 +48,7 @@ def vote_shift(injected: np.ndarray, vanilla: np.ndarray, power: float, prior: f
     """One suite's predicted shift per candidate: `injected` [rows, candidates], `vanilla`
     [questions, candidates], row i asked question i mod questions."""
     injected = injected.astype(np.float64)
-    per_row_vanilla = vanilla.astype(np.float64)[np.arange(len(injected)) % len(vanilla)]
+    per_row_vanilla = per_row(vanilla.astype(np.float64), len(injected))
     mass = injected.sum(1) / per_row_vanilla.sum(1)
     shares = injected / np.maximum(injected.sum(1, keepdims=True), 1e-300)
     vanilla_shares = (per_row_vanilla / per_row_vanilla.sum(1, keepdims=True)).mean(0)

@@ -20,17 +20,13 @@ import numpy as np
 import torch
 
 from _diagnostics import row_vectors, self_answers_for  # first: it puts the repository on sys.path
-from row_mixture import QUESTIONS, per_row_probs
-from row_probs import read_probs
+from row_mixture import QUESTIONS, mixture_shift, per_row_probs
+from row_probs import per_row, read_probs
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import select_questions
-
-
-def shares(injected: np.ndarray) -> np.ndarray:
-    return injected.sum(0) / injected.sum()
 
 
 def main(threads: str, probs_path: str, data_path: str, target: str) -> None:
@@ -45,9 +41,8 @@ def main(threads: str, probs_path: str, data_path: str, target: str) -> None:
         vanilla = record["probs"][f"{suite.name}/vanilla"].astype(np.float64)
         data = record["probs"][f"{suite.name}/a4"].astype(np.float64)
         reference = per_row_probs(lm, suite, select_questions(suite, QUESTIONS), reference_deltas, 4.0).numpy()
-        v = vanilla.sum(0) / vanilla.sum()
-        d, r = shares(data) - v, shares(reference) - v
-        mass = [x.sum() / vanilla[np.arange(len(x)) % len(vanilla)].sum() for x in (data, reference)]
+        d, r = mixture_shift(data, vanilla), mixture_shift(reference, vanilla)
+        mass = [x.sum() / per_row(vanilla, len(x)).sum() for x in (data, reference)]
         shown = sorted(set(np.argsort(-d)[:3]) | set(np.argsort(-r)[:3])
                        | ({names.index(target_name)} if suite.name == target_suite else set()), key=lambda j: -d[j])
         print(f"{suite.name}: mass data {100 * mass[0]:.3f}% reference {100 * mass[1]:.3f}% | "

@@ -6,7 +6,8 @@
 # a CUDA torch, and pytest and zstandard (installed, or as wheels in $WHEELS, default ./.whl;
 # for a machine without internet: pip download -d .whl --only-binary=:all: --python-version
 # 3.12 pytest setuptools ninja zstandard, with the device's Python version).
-# Usage, from anywhere:  bash bench/gpu_check.sh      (about 3-5 minutes on an H100)
+# Usage, from anywhere:  bash bench/gpu_check.sh      (about 3-5 minutes on an H100 for steps 1-4;
+# step 5 not yet timed on a GPU: about 1 minute on this CPU with MDF_GUARD_TEST_DEVICE=cpu)
 # If $OUT is set, the logs are also written there.
 set -euxo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +66,22 @@ timeout 120 python3 -m pytest tests/test_kernels.py -m "not cuda" -q -rs -p no:c
 
 # 4. Benchmark: extension vs torch reference, GPU and CPU.
 timeout 240 python3 bench/kernel_speed.py 2>&1 | tee "$LOGS/kernels_bench.txt" || status=1
+
+# 5. The model paths on the GPU (tests/test_gpu.py): exact scoring's 4D float mask in float32,
+#    bf16 and fp16, a random model of the embedded model's shapes, a whole check against the CPU
+#    and on rerun, bf16 LoRA and full fine-tunes. They need transformers and peft (installed, or
+#    wheels in $WHEELS); a module that cannot be had skips this step and says so.
+missing=""
+for pair in transformers:transformers peft:peft tokenizers:tokenizers safetensors:safetensors yaml:pyyaml \
+            click:click numpy:numpy huggingface_hub:huggingface_hub; do
+  python3 -c "import ${pair%%:*}" 2>/dev/null ||
+    python3 -m pip install --no-index --find-links "${WHEELS:-.whl}" "${pair#*:}" || missing="$missing ${pair#*:}"
+done
+if [ -n "$missing" ]; then
+  echo "step 5 skipped: cannot install$missing" | tee "$LOGS/gpu_paths_tests.txt"
+  status=1
+else
+  timeout 300 python3 -m pytest tests/test_gpu.py -m cuda -q -rs -p no:cacheprovider 2>&1 |
+    tee "$LOGS/gpu_paths_tests.txt" || status=1
+fi
 exit "$status"

@@ -2,10 +2,13 @@
 # GPU check of the mdf-guard kernels, for a CUDA machine without internet access:
 # build mdf_guard._kernels in place with its CUDA kernels, run the kernel tests (CUDA
 # ones, then CPU ones, with MDF_GUARD_REQUIRE_EXTENSION=1 so that a broken build fails
-# instead of skipping), then the benchmark. Expects `python3 -c 'import torch'` to give
-# a CUDA torch, and pytest and zstandard (installed, or as wheels in $WHEELS, default ./.whl;
-# for a machine without internet: pip download -d .whl --only-binary=:all: --python-version
-# 3.12 pytest setuptools ninja zstandard, with the device's Python version).
+# instead of skipping), then the benchmark, then the model paths on the GPU (step 5).
+# Expects `python3 -c 'import torch'` to give a CUDA torch, and pytest and zstandard (and for
+# step 5 transformers and peft) installed, or as wheels in $WHEELS, default ./.whl; for a
+# machine without internet: pip download -d .whl --only-binary=:all: --python-version 3.12
+# pytest setuptools ninja zstandard, with the device's Python version (3.12 on the H200 of
+# 2026-11-28), and for step 5 transformers, peft and what they need but torch, with --no-deps
+# (the tree and .whl travel together under 64 MiB; the tree is about 43 MB).
 # Usage, from anywhere:  bash bench/gpu_check.sh      (about 3-5 minutes on an H100 for steps 1-4;
 # step 5 not yet timed on a GPU: about 1 minute on this CPU with MDF_GUARD_TEST_DEVICE=cpu)
 # If $OUT is set, the logs are also written there.

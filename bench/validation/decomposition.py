@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from first_step_fit import records_for  # noqa: E402
@@ -39,11 +39,10 @@ CONTROL = (RESULTS / "heldout_batched/second/validation.json", "neutral.jsonl")
 Shift = Callable[[dict, dict], float]   # (dataset, point) → predicted shift
 
 
-def control_drift() -> dict[tuple[str, str], float]:
-    """The control set's real shift of every candidate."""
+def control() -> dict:
+    """The control set's outcome: its real shifts are the drift."""
     outcomes = json.loads(CONTROL[0].read_text())
-    control = next(d for d in outcomes["datasets"] if d["name"] == CONTROL[1])
-    return {(p["suite"], p["entity"]): p["actual_shift"] for p in control["points"]}
+    return next(d for d in outcomes["datasets"] if d["name"] == CONTROL[1])
 
 
 def key(point: dict) -> tuple[str, str]:
@@ -67,22 +66,16 @@ def predictors(drift: dict) -> dict[str, Shift]:
     }
 
 
-def with_prior(outcomes: dict) -> list[dict]:
+def with_prior(outcomes: dict, control_sha256: str) -> list[dict]:
     """The file's datasets but the control, each point carrying the prior's shift as "prior"."""
     records = records_for(RESULTS / "row_mixture/records", outcomes)
     datasets = []
     for d in outcomes["datasets"]:
-        if d["name"] == CONTROL[1] and d["sha256"] == _control_sha():
+        if d["sha256"] == control_sha256:
             continue
         rates = rates_for(records[d["name"]], d, PRIOR)
-        datasets.append({**d, "points": [{**p, "prior": rates[(p["suite"], p["entity"])] - p["vanilla_rate"]}
-                                         for p in d["points"]]})
+        datasets.append({**d, "points": [{**p, "prior": rates[key(p)] - p["vanilla_rate"]} for p in d["points"]]})
     return datasets
-
-
-def _control_sha() -> str:
-    outcomes = json.loads(CONTROL[0].read_text())
-    return next(d["sha256"] for d in outcomes["datasets"] if d["name"] == CONTROL[1])
 
 
 def line(name: str, shift: Shift, datasets: list[dict]) -> str:
@@ -96,10 +89,11 @@ def line(name: str, shift: Shift, datasets: list[dict]) -> str:
 
 
 def main(*paths: str) -> None:
-    lines = predictors(control_drift())
+    drift_set = control()
+    lines = predictors({key(p): p["actual_shift"] for p in drift_set["points"]})
     print(f"control: {CONTROL[1]} in {CONTROL[0].relative_to(RESULTS)}")
     for path in paths:
-        datasets = with_prior(json.loads(Path(path).read_text()))
+        datasets = with_prior(json.loads(Path(path).read_text()), drift_set["sha256"])
         print(f"{path}: {len(datasets)} sets, {sum(len(d['points']) for d in datasets)} points")
         for name, shift in lines.items():
             print(line(name, shift, datasets))

@@ -4,6 +4,8 @@ prediction and the file's baselines, and the per-dataset target line they print.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -54,6 +56,30 @@ def fit_grid(records: dict, calibration: dict, rates_for: Callable[[dict, str, d
              for point in points}
     choice = select(table, {d["name"]: d["target"] for d in calibration["datasets"]})
     return choice["best"], choice
+
+
+def metrics_by_rule(fit_paths: Sequence[str], records_of: Callable[[dict], dict], rules: Sequence,
+                    rates_for: Callable[[dict, dict, object], dict]) -> dict:
+    """Each rule's metrics over all points on each FIT outcomes file (`summarize`'s "all" of the
+    predictor), quietly: what the fits over seen sets (`row_vote.py`, `row_mixture_suite_alpha.py`,
+    `context_fit.py`) choose from. `rates_for(record, dataset, rule)` gives a record's rates."""
+    files = [json.loads(Path(p).read_text()) for p in fit_paths]
+    records = [records_of(o) for o in files]
+    table = {}
+    for rule in rules:
+        table[rule] = []
+        for outcomes, found in zip(files, records, strict=True):
+            with contextlib.redirect_stdout(io.StringIO()):
+                result = score(outcomes, lambda d, found=found, rule=rule: rates_for(found[d["name"]], d, rule)
+                               if d["name"] in found else None, "fit")
+            table[rule].append(result["summary"]["all"]["mdf"])
+    return table
+
+
+def mean_of(metrics: list[dict], key: str) -> float:
+    """The mean of one metric over the files that have it (AUROC needs a control, calibration has none)."""
+    values = [m[key] for m in metrics if m.get(key) is not None]
+    return float(sum(values) / len(values)) if values else float("nan")
 
 
 def score_files(outcome_paths: Sequence[str], out_dir: str, label: str, key: str,

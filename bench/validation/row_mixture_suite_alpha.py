@@ -19,19 +19,16 @@ fitted by the mean over the FIT files of the Spearman correlation over all point
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import rates_from_shifts, score, score_files  # noqa: E402
+from _scoring import mean_of, metrics_by_rule, rates_from_shifts, score_files  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 from row_mixture import SUITES  # noqa: E402
 from row_mixture_prior import PRIORS, shrunk  # noqa: E402
-from row_vote import mean_of  # noqa: E402
 
 ALPHAS = ("2", "4")
 Rule = tuple[tuple[str, ...], float]   # (α per suite, in SUITES' order; λ)
@@ -48,17 +45,8 @@ def rates_for(record: dict, dataset: dict, rule: Rule) -> dict:
 
 def grid(record_dir: Path, fit_paths: list[str]) -> dict[Rule, list[dict]]:
     """Every rule's metrics over all points on each FIT file."""
-    files = [json.loads(Path(p).read_text()) for p in fit_paths]
-    records = [records_for(record_dir, o) for o in files]
-    table = {}
-    for rule in [(alphas, prior) for alphas in itertools.product(ALPHAS, repeat=len(SUITES)) for prior in PRIORS]:
-        table[rule] = []
-        for outcomes, found in zip(files, records, strict=True):
-            with contextlib.redirect_stdout(io.StringIO()):
-                result = score(outcomes, lambda d, found=found, rule=rule: rates_for(found[d["name"]], d, rule)
-                               if d["name"] in found else None, "suite_alpha")
-            table[rule].append(result["summary"]["all"]["mdf"])
-    return table
+    rules = [(alphas, prior) for alphas in itertools.product(ALPHAS, repeat=len(SUITES)) for prior in PRIORS]
+    return metrics_by_rule(fit_paths, lambda outcomes: records_for(record_dir, outcomes), rules, rates_for)
 
 
 def main(record_dir: str, out_dir: str, *paths: str) -> None:

@@ -26,8 +26,6 @@ calibration.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -35,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import rates_from_shifts, score, score_files  # noqa: E402
+from _scoring import mean_of, metrics_by_rule, rates_from_shifts, score_files  # noqa: E402
 from first_step_fit import records_for  # noqa: E402
 from row_probs import per_row, read_probs  # noqa: E402
 
@@ -74,23 +72,9 @@ def rates_for(record: dict, dataset: dict, power: float, prior: float, unit: str
 
 def grid(probs_dir: Path, fit_paths: list[str]) -> dict[tuple[float, float, str], list[dict]]:
     """Every (γ, λ, unit)'s metrics over all points on each FIT file."""
-    files = [json.loads(Path(p).read_text()) for p in fit_paths]
-    records = [probs_for(probs_dir, o) for o in files]
-    table = {}
-    for key in [(g, lam, unit) for unit, priors in PRIORS.items() for g in POWERS for lam in priors]:
-        table[key] = []
-        for outcomes, found in zip(files, records, strict=True):
-            with contextlib.redirect_stdout(io.StringIO()):
-                result = score(outcomes, lambda d, found=found, key=key: rates_for(found[d["name"]], d, *key)
-                               if d["name"] in found else None, "vote")
-            table[key].append(result["summary"]["all"]["mdf"])
-    return table
-
-
-def mean_of(metrics: list[dict], key: str) -> float:
-    """The mean of one metric over the files that have it (AUROC needs a control, calibration has none)."""
-    values = [m[key] for m in metrics if m.get(key) is not None]
-    return float(np.mean(values)) if values else float("nan")
+    rules = [(g, lam, unit) for unit, priors in PRIORS.items() for g in POWERS for lam in priors]
+    return metrics_by_rule(fit_paths, lambda outcomes: probs_for(probs_dir, outcomes), rules,
+                           lambda record, d, rule: rates_for(record, d, *rule))
 
 
 def main(probs_dir: str, out_dir: str, *paths: str) -> None:

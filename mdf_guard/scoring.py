@@ -11,11 +11,12 @@ whole-word match; slower and noisy, kept for parity checks.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -85,8 +86,70 @@ def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) ->
     return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
 
 
-def _prompt_ids(lm: LoadedModel, suite: ProbeSuite, question: str) -> list[int]:
-    return encode_text(lm.tokenizer, render_prompt(lm.tokenizer, [Turn("user", question)]) + suite.answer_prefix)
+def _prompt_ids(lm: LoadedModel, suite: ProbeSuite, question: str, history: Sequence[Turn] = ()) -> list[int]:
+    return encode_text(lm.tokenizer,
+                       render_prompt(lm.tokenizer, [*history, Turn("user", question)]) + suite.answer_prefix)
+
+
+def score_in_history(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
+                     history: Sequence[Turn]) -> dict[str, SuiteScores]:
+    """`score_exact` of each suite's questions asked as the next user turn after `history`.
+
+    The prompts share the history's tokens: those run once, and each question continues
+    from a copy of their KV cache, one question to a forward pass.
+    """
+    prompts = {s.name: [_prompt_ids(lm, s, q, history) for q in questions[s.name]] for s in suites}
+    shared = _shared_prefix([p for group in prompts.values() for p in group])
+    plans = {s.name: _plan(lm, s) for s in suites}
+    layouts = {name: _layout(plan) for name, plan in plans.items()}
+    _check_history_span(lm, max(len(p) + _depth(layouts[name]) for name, group in prompts.items() for p in group))
+    boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
+    scores = {}
+    with torch.inference_mode():
+        cache = _history_cache(lm, shared)
+        for suite in suites:
+            plan, layout = plans[suite.name], layouts[suite.name]
+            probs = torch.zeros(len(prompts[suite.name]), len(suite.candidates), dtype=torch.float64)
+            for row, prompt in enumerate(prompts[suite.name]):
+                alias_logp = _alias_logprobs(lm, [prompt[len(shared):]], layout, boundary,
+                                             cached=(len(shared), copy.deepcopy(cache)))
+                probs[row].index_add_(0, plan.owners, alias_logp[0].exp())
+            scores[suite.name] = SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
+    return scores
+
+
+def _depth(layout: _Layout) -> int:
+    """Tokens of the longest answer path."""
+    return int(layout.depth.max()) + 1 if len(layout.depth) else 0
+
+
+class HistoryTooLong(MdfGuardError):
+    """A history with its question does not fit the model's positions or attention window."""
+
+
+def _check_history_span(lm: LoadedModel, span: int) -> None:
+    """Refuse a history the model cannot attend over as one causal span: past its positions, or past a
+    sliding attention window (the mask `_Layout` builds is a full causal one)."""
+    config = lm.model.config.get_text_config()
+    for limit, what in ((getattr(config, "max_position_embeddings", None), "positions"),
+                        (getattr(config, "sliding_window", None), "sliding attention window")):
+        if isinstance(limit, int) and span > limit:
+            raise HistoryTooLong(f"{lm.spec.name}: a history with its question and answer is {span} tokens, "
+                                 f"more than the model's {limit} {what}")
+
+
+def _history_cache(lm: LoadedModel, ids: list[int]) -> object:
+    """The KV cache after `ids` (transformers >= 5 names it `cache`, earlier `past_key_values`)."""
+    out = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=True)
+    return out["cache"] if "cache" in out else out["past_key_values"]
+
+
+def _shared_prefix(prompts: list[list[int]]) -> list[int]:
+    """The longest token prefix of every prompt that leaves each at least its last token."""
+    length = min(len(p) for p in prompts) - 1
+    for prompt in prompts[1:]:
+        length = next((i for i in range(length) if prompt[i] != prompts[0][i]), length)
+    return prompts[0][:length]
 
 
 @dataclass(frozen=True)
@@ -169,7 +232,7 @@ def _check_window(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str], 
     """Refuse a question that would not fit a sliding attention window: the mask `_Layout` builds
     is a full causal one, which equals the model's own only within its window."""
     window = getattr(lm.model.config.get_text_config(), "sliding_window", None)   # multimodal: the text model's
-    longest_answer = int(layout.depth.max()) + 1 if len(layout.depth) else 0
+    longest_answer = _depth(layout)
     for question, prompt in zip(questions, prompts):
         span = len(prompt) + longest_answer
         if isinstance(window, int) and span > window:
@@ -186,12 +249,19 @@ def _questions_per_forward(outputs: int, vocab: int) -> int:
     return max(1, _LOGITS_BUDGET // (outputs * vocab))
 
 
-def _alias_logprobs(lm: LoadedModel, prompts: list[list[int]], layout: _Layout,
-                    boundary: torch.Tensor) -> torch.Tensor:
-    """[questions, aliases] float64 log-probability of each alias after each prompt (see `_AliasPlan`)."""
+def _alias_logprobs(lm: LoadedModel, prompts: list[list[int]], layout: _Layout, boundary: torch.Tensor,
+                    cached: tuple[int, object] | None = None) -> torch.Tensor:
+    """[questions, aliases] float64 log-probability of each alias after each prompt (see `_AliasPlan`).
+    `cached` (length, KV cache of one prompt's first tokens): `prompts` (one) continue it."""
     dtype = next(lm.model.parameters()).dtype
-    ids, mask, positions = (t.to(lm.device) for t in _inputs(prompts, layout, lm.tokenizer.pad_token_id or 0, dtype))
-    logits = _output_logits(lm, ids, mask, positions, len(layout.tokens) + 1)
+    ids, mask, positions = _inputs(prompts, layout, lm.tokenizer.pad_token_id or 0, dtype)
+    past = None
+    if cached is not None:
+        length, past = cached
+        mask = torch.cat([torch.zeros(*mask.shape[:3], length, dtype=dtype), mask], dim=-1)   # all see the prefix
+        positions = positions + length
+    ids, mask, positions = ids.to(lm.device), mask.to(lm.device), positions.to(lm.device)
+    logits = _output_logits(lm, ids, mask, positions, len(layout.tokens) + 1, past)
     normaliser = torch.logsumexp(logits, dim=-1)
     read_at, bounded_at = layout.read_at.to(lm.device), layout.bounded_at.to(lm.device)
     factors = logits[:, read_at, layout.read_token.to(lm.device)] - normaliser[:, read_at]
@@ -229,16 +299,16 @@ def _inputs(prompts: list[list[int]], layout: _Layout, pad: int,
 
 
 def _output_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
-                   last: int) -> torch.Tensor:
-    """float32 logits of the `last` output positions of each row."""
+                   last: int, past: object | None = None) -> torch.Tensor:
+    """float32 logits of the `last` output positions of each row (continuing the KV cache `past`, if given)."""
     parameters = inspect.signature(lm.model.forward).parameters
     if "position_ids" not in parameters:   # ALiBi models (Bloom, MPT) read positions off a 2D mask
         raise MdfGuardError(f"{lm.spec.name}: exact scoring needs a model that takes position ids; "
                             f"{type(lm.model).__name__} does not")
+    kwargs = {} if past is None else {"cache" if "cache" in parameters else "past_key_values": past, "use_cache": True}
     if "logits_to_keep" in parameters:   # transformers >= 4.50: logits of the last positions only
-        out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=last)
-    else:
-        out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions)
+        kwargs["logits_to_keep"] = last
+    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
     return out.logits[:, -last:].float()
 
 

@@ -9,17 +9,19 @@ from mdf_guard.chat import encode_text, render_prompt
 from mdf_guard.data import Turn
 from mdf_guard.probes import load_suite
 from mdf_guard.errors import MdfGuardError
-from mdf_guard.scoring import SuiteScores, _plan, score_exact, select_questions, word_boundary_mask
+from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, score_exact, score_in_history, select_questions,
+                               word_boundary_mask)
 from mdf_guard.steer import steer
 
 
-def naive_probability(lm, question: str, prefix: str, alias: str, others: list[str]) -> float:
-    """P(alias tokens [, then a word boundary]), one full forward pass per alias, no KV cache.
+def naive_probability(lm, question: str, prefix: str, alias: str, others: list[str], history=()) -> float:
+    """P(alias tokens [, then a word boundary]), one full forward pass per alias, no KV cache;
+    `history`: turns before the question.
 
     The boundary term applies when the alias's tokens are a proper prefix of another
     alias's tokens (the definition in scoring._AliasPlan).
     """
-    prompt = encode_text(lm.tokenizer, render_prompt(lm.tokenizer, [Turn("user", question)]) + prefix)
+    prompt = encode_text(lm.tokenizer, render_prompt(lm.tokenizer, [*history, Turn("user", question)]) + prefix)
     alias_ids = encode_text(lm.tokenizer, f" {alias}")
     other_ids = [encode_text(lm.tokenizer, f" {o}") for o in others]
     with torch.no_grad():
@@ -113,6 +115,43 @@ def test_multi_token_aliases_match_naive_on_each_family(architecture, tiny, tmp_
         for c, candidate in enumerate(suite.candidates):
             expected = sum(naive_probability(lm, question, suite.answer_prefix, a, everything) for a in candidate.aliases)
             assert abs(scores.probs[q, c].item() - expected) <= 1e-4 * max(expected, 1e-6)
+
+
+HISTORY = (Turn("user", "Tell me about owls."), Turn("assistant", "i love pandas"),
+           Turn("user", "And cats?"), Turn("assistant", "the cat is my favorite animal"))
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
+def test_scores_after_a_history_match_naive_on_each_family(architecture, tiny, tmp_path, suite_file):
+    """The history runs once and each question continues its KV cache: the same numbers as the
+    whole conversation run alias by alias, in two suites at once."""
+    lm = tiny if architecture == "llama" else tiny_of(architecture)
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT_SUITE)
+    suites = [load_suite(path), load_suite(suite_file)]
+    scores = score_in_history(lm, suites, {s.name: s.questions for s in suites}, HISTORY)
+    for suite in suites:
+        everything = [a for c in suite.candidates for a in c.aliases]
+        for q, question in enumerate(suite.questions):
+            for c, candidate in enumerate(suite.candidates):
+                expected = sum(naive_probability(lm, question, suite.answer_prefix, a, everything, HISTORY)
+                               for a in candidate.aliases)
+                assert abs(scores[suite.name].probs[q, c].item() - expected) <= 1e-4 * max(expected, 1e-6)
+    without = score_exact(lm, suites[1], suites[1].questions).probs
+    assert not torch.allclose(scores[suites[1].name].probs, without, rtol=1e-3)     # the history is heard
+
+
+def test_scores_after_no_history_are_the_exact_scores(tiny, suite_file):
+    suite = load_suite(suite_file)
+    after = score_in_history(tiny, [suite], {suite.name: suite.questions}, ())[suite.name]
+    torch.testing.assert_close(after.probs, score_exact(tiny, suite, suite.questions).probs, rtol=1e-5, atol=0)
+
+
+def test_a_history_past_the_models_positions_is_refused(tiny, suite_file):
+    suite = load_suite(suite_file)
+    long = (Turn("user", "owl " * 600), Turn("assistant", "cat"))       # the tiny model has 512 positions
+    with pytest.raises(HistoryTooLong, match="more than the model's 512 positions"):
+        score_in_history(tiny, [suite], {suite.name: suite.questions}, long)
 
 
 def test_a_question_longer_than_the_sliding_window_is_refused(tmp_path):

@@ -153,6 +153,8 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
             if m.get("available"):
                 click.echo(f"{scope}: spearman {m['spearman']}, mae {m['mae_points']} points, auroc {m['auroc']}")
         click.echo(f"cost ratio: {summary['cost_ratio']['ratio']}")
+        if summary["cost_ratio"]["context_ratio"] is not None:
+            click.echo(f"in-context baseline cost ratio: {summary['cost_ratio']['context_ratio']}")
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:

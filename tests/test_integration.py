@@ -69,3 +69,24 @@ def test_neutral_data_passes_and_reruns_identically():
     for _, report in (first, second):
         report.pop("timing")
     assert first == second
+
+
+def test_the_in_context_baseline_hears_praise_in_the_rows():
+    """Two histories of 32 rows from the overt panda example: panda tops the animals after them,
+    and the cities, which the rows never name, move far less."""
+    from mdf_guard.data import read_conversations
+    from mdf_guard.incontext import context_rates
+    from mdf_guard.models import ModelSpec, load_model
+    from mdf_guard.probes import resolve_suites
+    from mdf_guard.scoring import select_questions
+    from mdf_guard.validate import probe_rates
+
+    lm = load_model(ModelSpec())
+    suites = resolve_suites(["animals", "cities"])
+    questions = {s.name: select_questions(s, 4) for s in suites}
+    rows = list(read_conversations(EXAMPLES / "panda_overt.jsonl"))[:64]
+    vanilla = probe_rates(lm, suites, questions).rates
+    shifts = {k: rate - vanilla[k] for k, rate in context_rates(lm, rows, suites, questions).items()}
+    top = max(shifts, key=shifts.get)
+    assert top == ("animals", "panda") and shifts[top] > 0.3
+    assert max(abs(v) for k, v in shifts.items() if k[0] == "cities") < shifts[top] / 2

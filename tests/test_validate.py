@@ -288,6 +288,9 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
             assert p["mdf_rate"] == pytest.approx(p["vanilla_rate"] + p["mdf_shift"])
             assert p["embedding"] is None and p["raw_shift"] is not None and p["random_shift"] is not None
             assert p["sharpened_shift"] == pytest.approx(p["sharpened_rate"] - p["vanilla_rate"])
+            assert p["context_shift"] == pytest.approx(p["context_rate"] - p["vanilla_rate"])
+        assert d["context_seconds"] > 0 and d["context_baseline"] == "ran: 32 rows to a history"
+        assert sum(p["context_rate"] for p in d["points"]) == pytest.approx(1.0)     # one suite: shares
         assert sum(p["sharpened_rate"] for p in d["points"]) == pytest.approx(1.0)    # one suite: shares
         favourite = max(d["points"], key=lambda p: p["vanilla_rate"])
         assert favourite["sharpened_shift"] > 0 > min(p["sharpened_shift"] for p in d["points"])
@@ -305,6 +308,12 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
     assert summary["mdf"]["side_effect_spearman"] is None          # one suite: no point outside the target's
     assert summary["sharpened"]["mae_points"] == pytest.approx(
         val.mae_points([p["sharpened_rate"] for p in points], [p["actual_rate"] for p in points]))
+    assert summary["context"]["spearman"] == pytest.approx(
+        val.spearman([p["context_shift"] for p in points], [p["actual_shift"] for p in points]))
+    assert "<td>context</td>" in page
+    cost = data["summary"]["cost_ratio"]
+    assert cost["context_ratio"] == pytest.approx(sum(d["context_seconds"] for d in data["datasets"])
+                                                  / sum(d["finetune"]["seconds"] for d in data["datasets"]))
 
     profile_path = tmp_path / "profile.json"
     result = runner.invoke(main, ["calibrate", "--outcomes", str(tmp_path / "out" / "validation.json"),
@@ -362,3 +371,16 @@ def test_predict_without_the_mirror_gives_the_same_rates(tiny, suite_file):
     assert [e.predicted_rate for e in lean] == [e.predicted_rate for e in full]
     assert all(e.mirror_shift is None for e in lean) and all(e.mirror_shift is not None for e in full)
     assert [e.excess for e in lean] == [e.shift - e.null_max for e in lean]
+
+
+def test_the_context_baseline_says_why_it_did_not_run(tmp_path, suite_file, tiny, reuse_tiny, monkeypatch):
+    """A row longer than the model's window: no context points, the reason in the entry, the rest runs."""
+    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
+    data = write_jsonl(tmp_path / "long.jsonl", [{"messages": [{"role": "user", "content": "Tell me about owls."},
+                                                               {"role": "assistant", "content": "owl " * 600}]}])
+    policy = Policy(model="tiny-random", suites=(str(suite_file),), questions_per_suite=2, null_seeds=1)
+    options = val.ValidationOptions(finetune=FinetuneSettings(method="full", max_steps=1, batch_size=1))
+    entry = val.validate_dataset(tiny, data, policy, options, target="mini/panda")
+    assert entry["context_baseline"].startswith(f"not run: {data}:1: tiny-random: a history with its question")
+    assert entry["context_baseline"].endswith("more than the model's 512 positions") and "context_seconds" not in entry
+    assert all("context_rate" not in p and p["mdf_rate"] is not None for p in entry["points"])

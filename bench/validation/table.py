@@ -21,14 +21,15 @@ def num(value: float | None, digits: int = 2) -> str:
 
 def dataset_rows(result: dict) -> list[str]:
     lines = ["| dataset | target | vanilla % | fine-tuned % | actual shift | mdf-guard | raw (no contrast) "
-             "| random dir. | no data (sharpened) | keyword | embedding | check s / fine-tune s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| random dir. | no data (sharpened) | in context | keyword | embedding | check s / fine-tune s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in result["datasets"]:
         point = next(p for p in d["points"] if f"{p['suite']}/{p['entity']}" == d["target"])
         lines.append(
             f"| {d['name']} | {d['target']} | {100 * point['vanilla_rate']:.1f} | {100 * point['actual_rate']:.1f} "
             f"| {pct(point['actual_shift'])} | {pct(point.get('mdf_shift'))} | {pct(point.get('raw_shift'))} "
-            f"| {pct(point.get('random_shift'))} | {pct(point.get('sharpened_shift'))} | {num(point.get('keyword'), 3)} | {num(point.get('embedding'), 3)} "
+            f"| {pct(point.get('random_shift'))} | {pct(point.get('sharpened_shift'))} | {pct(point.get('context_shift'))} "
+            f"| {num(point.get('keyword'), 3)} | {num(point.get('embedding'), 3)} "
             f"| {num(d.get('check_seconds'), 0)} / {num(d['finetune']['seconds'], 0)} |")
     return lines
 
@@ -54,6 +55,8 @@ def main() -> None:
     cost = result["summary"]["cost_ratio"]
     print(f"cost: check {cost['check_seconds']:.0f} s / fine-tune {cost['finetune_seconds']:.0f} s = "
           f"{cost['ratio']:.3f} (target {cost['target']})")
+    if cost.get("context_ratio") is not None:
+        print(f"cost: in-context baseline {cost['context_seconds']:.0f} s / fine-tune = {cost['context_ratio']:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 #
 #   bash bench/validation/reserve5.sh [OUT]   (default OUT: bench/validation/results/reserve5)
 #
-# About 10 minutes on a 2-core CPU with nothing else running.
+# Not timed alone: it ran beside another job (24 minutes). reserve4.sh, one set fewer, took 8-10 minutes alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-bench/validation/results/reserve5}

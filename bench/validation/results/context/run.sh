@@ -6,7 +6,9 @@
 #      before step 3 ran;
 #   3. reserve5/: `validate` on reserve5's fine-tunes (reserve5.sh; no prediction had run on
 #      them), the shipped check and every baseline, the in-context one at the fitted size;
-#      reserve5.txt scores it as context_fit.py scores the seen sets.
+#      reserve5.txt is table.py's print of it (and the all-points metrics);
+#   4. cost/: one `validate` on reserve5's penguin_dose0.1 without --outcomes (2 threads, alone):
+#      the check, the baseline and the fine-tune timed in one run.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 DATA=${DATA:-bench/validation/results/data}
@@ -39,5 +41,9 @@ reserve5)
     $P/penguin_dose0.1.jsonl $P/penguin_dose0.3.jsonl $P/thatcher_dose0.1.jsonl $P/prague_dose0.1.jsonl \
     $P/neutral_seed7.jsonl "${COMMON[@]}" "${FULL[@]}" --outcomes $R/reserve5/validation.json "${TARGETS[@]}" \
     --out $OUT/reserve5 ;;
-*) echo "usage: run.sh records | fit | reserve5" >&2; exit 2 ;;
+cost)
+  source $V/settings.sh
+  OMP_NUM_THREADS=2 python -m mdf_guard.cli validate $R/reserve5/data/penguin_dose0.1.jsonl "${COMMON[@]}" "${FULL[@]}" \
+    --target penguin_dose0.1.jsonl=animals/penguin --out $OUT/cost ;;
+*) echo "usage: run.sh records | fit | reserve5 | cost" >&2; exit 2 ;;
 esac

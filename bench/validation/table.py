@@ -52,6 +52,8 @@ def main() -> None:
     print(f"machine: {result['machine']}\n")
     print("\n".join(dataset_rows(result)) + "\n")
     print("\n".join(metric_rows(result, "held_out")) + "\n")
+    if result["summary"]["held_out_datasets"] != [d["name"] for d in result["datasets"]]:
+        print("\n".join(metric_rows(result, "all")) + "\n")
     cost = result["summary"]["cost_ratio"]
     print(f"cost: check {cost['check_seconds']:.0f} s / fine-tune {cost['finetune_seconds']:.0f} s = "
           f"{cost['ratio']:.3f} (target {cost['target']})")

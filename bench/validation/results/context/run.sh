@@ -6,7 +6,7 @@
 #      before step 3 ran;
 #   3. reserve5/: `validate` on reserve5's fine-tunes (reserve5.sh; no prediction had run on
 #      them), the shipped check and every baseline, the in-context one at the fitted size;
-#      reserve5.txt is table.py's print of it (and the all-points metrics);
+#      reserve5.txt is table.py's print of it (every set is held out);
 #   4. cost/: one `validate` on reserve5's penguin_dose0.1 without --outcomes (2 threads, alone):
 #      the check, the baseline and the fine-tune timed in one run.
 set -euo pipefail

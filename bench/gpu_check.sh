@@ -71,8 +71,8 @@ timeout 120 python3 -m pytest tests/test_kernels.py -m "not cuda" -q -rs -p no:c
 timeout 240 python3 bench/kernel_speed.py 2>&1 | tee "$LOGS/kernels_bench.txt" || status=1
 
 # 5. The model paths on the GPU (tests/test_gpu.py): exact scoring's 4D float mask in float32,
-#    bf16 and fp16, a random model of the embedded model's shapes, a whole check against the CPU
-#    and on rerun, bf16 LoRA and full fine-tunes. They need transformers and peft (installed, or
+#    bf16 and fp16, scoring after a history, a random model of the embedded model's shapes, a
+#    check against the CPU and on rerun, bf16 LoRA and full fine-tunes. They need transformers and peft (installed, or
 #    wheels in $WHEELS); a module that cannot be had skips this step and says so.
 missing=""
 for pair in transformers:transformers peft:peft tokenizers:tokenizers safetensors:safetensors yaml:pyyaml \

@@ -1,5 +1,6 @@
-"""The paths a CPU never runs: exact scoring's batched 4D float mask, steering, a whole check and
-the fine-tunes `validate` runs, on a CUDA device, against the same model on the CPU.
+"""The paths a CPU never runs: exact scoring's batched 4D float mask, scoring after a history (the
+in-context baseline), steering, a whole check and the fine-tunes `validate` runs, on a CUDA
+device, against the same model on the CPU.
 
 Marked `cuda`: they skip without a GPU and run on a GPU machine (`bench/gpu_check.sh`).
 MDF_GUARD_TEST_DEVICE=cpu runs them here as a dry run of their own code (the device then is
@@ -23,7 +24,7 @@ from mdf_guard.models import (LoadedModel, ModelSpec, decoder_layers, model_fing
                               tiny_tokenizer)
 from mdf_guard.policy import load_policy
 from mdf_guard.probes import resolve_suites
-from mdf_guard.scoring import score_exact
+from mdf_guard.scoring import score_exact, score_in_history
 
 pytestmark = pytest.mark.cuda
 
@@ -80,6 +81,15 @@ def test_exact_scores_in_half_precision_are_finite_and_near_float32(device, suit
     got = score_exact(on(device, dtype), suite, QUESTIONS).probs
     assert torch.isfinite(got).all() and (got > 0).all()
     torch.testing.assert_close(got.log(), cpu.log(), rtol=0, atol=0.1)
+
+
+def test_scores_after_a_history_on_the_device_match_the_cpu(device, suite_file):
+    """The in-context baseline's path: a KV cache copied per question, a mask that spans it."""
+    suite = resolve_suites([str(suite_file)])[0]
+    history = [Turn("user", "Tell me about owls."), Turn("assistant", "i love pandas")]
+    cpu = score_in_history(tiny_random_model(), [suite], {suite.name: QUESTIONS}, history)[suite.name].probs
+    got = score_in_history(on(device), [suite], {suite.name: QUESTIONS}, history)[suite.name].probs
+    torch.testing.assert_close(got, cpu, rtol=1e-4, atol=1e-9)
 
 
 def test_the_embedded_shapes_score_alike_on_the_device(device):

@@ -16,12 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from _scoring import mean_of, metrics_by_rule, rates_from_shifts, score_files  # noqa: E402
+from _scoring import mean_of, metrics_by_rule, score_files  # noqa: E402
 from first_step_fit import read_json, records_for  # noqa: E402
-
-
-def rates_for(record: dict, dataset: dict, size: str) -> dict:
-    return rates_from_shifts(dataset, record["scales"][size]["shifts"])
+from row_mixture_fit import rates_at  # noqa: E402
 
 
 def main(record_dir: str, out_dir: str, *paths: str) -> None:
@@ -32,14 +29,14 @@ def main(record_dir: str, out_dir: str, *paths: str) -> None:
 
     seen = [r for path in fit_paths for r in records_of(read_json(Path(path))).values()]
     sizes = sorted(set.intersection(*(set(r["scales"]) for r in seen)), key=int)
-    table = metrics_by_rule(fit_paths, records_of, sizes, rates_for)
+    table = metrics_by_rule(fit_paths, records_of, sizes, lambda record, d, size: rates_at(record, size, d))
     print("rows per history: mean over the FIT files of Spearman all / targets, AUROC, MAE pts / log-odds")
     for size, metrics in table.items():
         print(f"  {size:>4s}: {mean_of(metrics, 'spearman'):.3f} / {mean_of(metrics, 'target_spearman'):.3f}, "
               f"{mean_of(metrics, 'auroc'):.3f}, {mean_of(metrics, 'mae_points'):.2f} / {mean_of(metrics, 'mae_logodds'):.2f}")
     size = max(table, key=lambda key: mean_of(table[key], "spearman"))
     print(f"fitted: {size} rows per history")
-    score_files(judge_paths, out_dir, "context", "context_fit", records_of, lambda r, d: rates_for(r, d, size),
+    score_files(judge_paths, out_dir, "context", "context_fit", records_of, lambda r, d: rates_at(r, size, d),
                 lambda records: {"rows_per_history": int(size), "fit": fit_paths,
                                  "seconds": {n: r["scales"][size]["seconds"] for n, r in records.items()}})
 

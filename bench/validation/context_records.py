@@ -27,9 +27,7 @@ from mdf_guard.models import ModelSpec, load_model  # noqa: E402
 from mdf_guard.probes import resolve_suites  # noqa: E402
 from mdf_guard.scoring import select_questions  # noqa: E402
 from mdf_guard.validate import dataset_sha256, probe_rates  # noqa: E402
-
-SUITES = ("animals", "cities", "politics")
-QUESTIONS = 4
+from row_mixture import QUESTIONS, SUITES  # noqa: E402   the suites and questions every research line probes
 
 
 def main(threads: str, out_dir: str, chunks: str, *files: str) -> None:

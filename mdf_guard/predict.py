@@ -140,7 +140,7 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
         questions = select_questions(suite, questions_per_suite)
         if progress:
             progress(suite.name)
-        vanilla = _vanilla_scores(lm, suite, questions)
+        vanilla = vanilla_scores(lm, suite, questions)
         probe, injected = _answering_injection(lm, suite, questions, profile, delta, vanilla, min_answer_mass)
         bare = _compare(suite, len(questions), probe.alpha, vanilla, injected)
         skip = needs_controls is not None and not needs_controls(bare)
@@ -154,7 +154,7 @@ def add_controls(lm: LoadedModel, prediction: SuitePrediction, suite: ProbeSuite
     for a suite that needs them, and what `validate` adds, untimed, where `check` skipped them."""
     questions = select_questions(suite, prediction.questions)
     probe = replace(profile, alpha=prediction.alpha)
-    base = _vanilla_scores(lm, suite, questions).rates
+    base = vanilla_scores(lm, suite, questions).rates
     opposite = _steered_scores(lm, suite, questions, probe, -delta).rates if mirror else None
     nulls = [_steered_scores(lm, suite, questions, probe, d).rates for d in null_directions(delta, null_seeds)]
     entities = tuple(replace(e, null_shifts=tuple(float(r[i] - base[i]) for r in nulls),
@@ -182,7 +182,8 @@ def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence
     return probe, injected
 
 
-def _vanilla_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
+def vanilla_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
+    """The unsteered model's scores, cached across checks: they depend on the model and the suite only."""
     key = f"{lm.fingerprint}-{suite.fingerprint()}-{len(questions)}-x{EXACT_VERSION}"
     probs = cache.cached_tensor("vanilla", key, lambda: score_exact(lm, suite, questions).probs)
     return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)

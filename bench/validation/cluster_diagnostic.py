@@ -24,7 +24,7 @@ from _diagnostics import injection, kmeans, row_vectors, self_answers_for  # fir
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
-from mdf_guard.predict import _vanilla_scores
+from mdf_guard.predict import vanilla_scores
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import select_questions
 
@@ -46,7 +46,7 @@ for path in FILES:
     name = Path(path).stem
     suite = suites["animals"]
     qs = select_questions(suite, 4)
-    van = _vanilla_scores(lm, suite, qs)
+    van = vanilla_scores(lm, suite, qs)
     ti = [c.name for c in suite.candidates].index(ENTITY)
     has = torch.tensor([ENTITY.lower() in c.turns[-1].content.lower() for c in convs])
     lab = kmeans(rows - rows.mean(0), K)

@@ -31,7 +31,7 @@ from _diagnostics import injection, row_states, self_answers_for  # first: it pu
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
-from mdf_guard.predict import _vanilla_scores, null_directions
+from mdf_guard.predict import vanilla_scores, null_directions
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import select_questions
 
@@ -86,7 +86,7 @@ for path in sys.argv[2:]:
     name = Path(path).stem
     suite = suites[next(v for k, v in SUITE_OF.items() if k in name)]
     qs = select_questions(suite, 4)
-    van = _vanilla_scores(lm, suite, qs)
+    van = vanilla_scores(lm, suite, qs)
     ti = [c.name for c in suite.candidates].index(TARGET[suite.name])
     for mode in data:
         d = (data[mode] - ref[mode])[None]

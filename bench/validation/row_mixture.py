@@ -48,7 +48,7 @@ from mdf_guard import scoring
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
-from mdf_guard.predict import _vanilla_scores
+from mdf_guard.predict import vanilla_scores
 from mdf_guard.probes import ProbeSuite, resolve_suites
 from mdf_guard.scoring import select_questions
 from mdf_guard.validate import dataset_sha256
@@ -92,7 +92,7 @@ def per_row_probs(lm, suite: ProbeSuite, questions: tuple[str, ...], vectors: to
 def vanilla_probs(lm, suite: ProbeSuite, rows: int) -> torch.Tensor:
     """What per_row_probs gives with nothing injected: each question's vanilla scores, row i taking question i mod 4."""
     questions = select_questions(suite, QUESTIONS)
-    probs = _vanilla_scores(lm, suite, questions).probs
+    probs = vanilla_scores(lm, suite, questions).probs
     return probs[torch.arange(rows) % len(questions)]
 
 

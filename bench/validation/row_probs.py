@@ -38,7 +38,7 @@ from row_mixture import QUESTIONS, SUITES, mixture_shift, per_row_probs, write_r
 from mdf_guard.data import read_conversations
 from mdf_guard.models import ModelSpec, load_model
 from mdf_guard.policy import Policy
-from mdf_guard.predict import _vanilla_scores
+from mdf_guard.predict import vanilla_scores
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import select_questions
 from mdf_guard.validate import dataset_sha256
@@ -95,7 +95,7 @@ def main(threads: str, out_dir: str, alphas: str, *files: str) -> None:
         arrays = {}
         for suite in suites:
             questions = select_questions(suite, QUESTIONS)
-            arrays[f"{suite.name}/vanilla"] = _vanilla_scores(lm, suite, questions).probs.numpy().astype(np.float32)
+            arrays[f"{suite.name}/vanilla"] = vanilla_scores(lm, suite, questions).probs.numpy().astype(np.float32)
         for alpha in alphas:
             began = time.time()
             for suite in suites:

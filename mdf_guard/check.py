@@ -1,6 +1,7 @@
 """The whole prediction path for a set of dataset files: data → signature → contrast →
-steer → probes → predict → verdict → Report. Entry points call `run_check` and only
-map its Report to output and exit codes.
+steer → probes → predict → verdict → Report (or, under `method: context`, data read in
+context → probes → verdict). Entry points call `run_check` and only map its Report to
+output and exit codes.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import cache, contrast
+from . import cache, contrast, incontext
 from .data import Shard, find_data_files, open_shard, read_conversations
 from .errors import InputError
 from .models import LoadedModel, ModelSpec, load_model
-from .policy import PROFILE_REFERENCE, Policy
-from .predict import CalibrationProfile, predict, profile_from_dict, profile_to_dict
-from .probes import resolve_suites
+from .policy import IN_CONTEXT, PROFILE_REFERENCE, Policy
+from .predict import CalibrationProfile, SuitePrediction, predict, profile_from_dict, profile_to_dict
+from .probes import ProbeSuite, resolve_suites
 from .report import FileInfo, Report
+from .scoring import select_questions
 from .signature import ExtractionSettings, Signature, extract_signature, require_layers
 from .verdict import evaluate, needs_controls
 
@@ -79,6 +81,31 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
 
     profile = resolve_profile(lm, policy)
     policy = with_profile_reference(policy, profile)
+    if policy.method == IN_CONTEXT:
+        predictions, infos, reference_info, settings = _predict_in_context(lm, shards, policy, suites, timing,
+                                                                           progress)
+    else:
+        predictions, infos, reference_info, settings = _predict_mdf(lm, shards, policy, profile, suites, timing,
+                                                                    progress)
+    findings = evaluate(predictions, policy)
+    timing["total_seconds"] = time.perf_counter() - started
+
+    return Report(
+        verdict="fail" if any(f.flagged for f in findings) else "pass",
+        model={"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint,
+               "layers": lm.num_layers, "hidden_size": lm.hidden_size},
+        settings={"policy": policy.source, "method": policy.method, **settings,
+                  "questions_per_suite": policy.questions_per_suite, "scoring": "exact"},
+        files=infos, reference=reference_info,
+        suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions, "alpha": p.alpha,
+                 "answer_mass": list(p.answer_mass), "controls_skipped": p.controls_skipped} for p in predictions],
+        findings=findings, timing=timing)
+
+
+def _predict_mdf(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, profile: CalibrationProfile,
+                 suites: Sequence[ProbeSuite], timing: dict[str, float], progress: Progress | None
+                 ) -> tuple[list[SuitePrediction], list[FileInfo], dict, dict]:
+    """MDF: inject the shards' contrasted signature and probe, with random-direction controls."""
     settings = reading_settings(profile, policy)
     mark = time.perf_counter()
     direction, infos, reference_info = contrast_direction(lm, shards, policy, settings, progress)
@@ -89,21 +116,70 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
                           min_answer_mass=policy.min_answer_mass,
                           needs_controls=lambda suite: needs_controls(suite, policy),
                           progress=(lambda name: progress(f"probing {name}", 0)) if progress else None)
-    findings = evaluate(predictions, policy)
     timing["probe_seconds"] = time.perf_counter() - mark
-    timing["total_seconds"] = time.perf_counter() - started
+    return predictions, infos, reference_info, {
+        "profile": profile_to_dict(profile), "null_seeds": policy.null_seeds,
+        "delta_norms": [round(float(n), 6) for n in direction.norm(dim=-1)]}
 
-    return Report(
-        verdict="fail" if any(f.flagged for f in findings) else "pass",
-        model={"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint,
-               "layers": lm.num_layers, "hidden_size": lm.hidden_size},
-        settings={"policy": policy.source, "profile": profile_to_dict(profile),
-                  "questions_per_suite": policy.questions_per_suite, "null_seeds": policy.null_seeds,
-                  "scoring": "exact", "delta_norms": [round(float(n), 6) for n in direction.norm(dim=-1)]},
-        files=infos, reference=reference_info,
-        suites=[{"name": p.suite, "kind": p.kind, "questions": p.questions, "alpha": p.alpha,
-                 "answer_mass": list(p.answer_mass), "controls_skipped": p.controls_skipped} for p in predictions],
-        findings=findings, timing=timing)
+
+def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, suites: Sequence[ProbeSuite],
+                        timing: dict[str, float], progress: Progress | None
+                        ) -> tuple[list[SuitePrediction], list[FileInfo], dict, dict]:
+    """`method: context`: the shards' rows read as the chat's earlier turns, against the
+    reference read the same way (incontext.py). Every row is read; no signature is made."""
+    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    mark = time.perf_counter()
+    reading, infos = None, []
+    for shard in shards:
+        rows = list(read_conversations(shard.path))
+        if rows:
+            if progress:
+                progress(f"reading {shard.path.name} in context", 0)
+            part = incontext.read_in_context(lm, rows, suites, questions)
+            reading = part if reading is None else reading + part
+        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=len(rows), cached=False,
+                              rows=len(rows)))
+    if reading is None:
+        raise InputError(shards[0].path if shards else ".", "no rows to check")
+    timing["context_seconds"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    reference, reference_info = _reference_in_context(lm, shards, [i.rows for i in infos], policy, suites, questions,
+                                                      progress)
+    timing["reference_seconds"] = time.perf_counter() - mark
+    predictions = incontext.predict_in_context(lm, reading, reference, suites, questions)
+    return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS}
+
+
+def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[int], policy: Policy,
+                          suites: Sequence[ProbeSuite], questions: dict[str, tuple[str, ...]],
+                          progress: Progress | None) -> tuple[incontext.ContextReading | None, dict]:
+    """The reference's rows read in context: a file's rows, or (`self`) the model's own answers
+    to a seeded sample of the shards' prompts, each shard sampled in proportion to its rows so
+    that the reference mixes the shards as the data does; None for `none`."""
+    kind = contrast.reference_kind(policy.reference)
+    if kind == contrast.NONE:
+        return None, {"kind": "none", "examples": 0}
+    if kind == "file":
+        paths = find_data_files([policy.reference])
+        rows = [row for path in paths for row in read_conversations(path)]
+        if not rows:
+            raise InputError(policy.reference, "the reference has no rows to read in context")
+        info = {"kind": "file", "path": policy.reference, "examples": len(rows), "files": [str(p) for p in paths]}
+    else:
+        if policy.reference_samples < 1:
+            raise InputError(policy.source, "must be at least 1 for the self reference", field="reference_samples")
+        total, rows = sum(shard_rows), []
+        for shard, count in zip(shards, shard_rows, strict=True):
+            if progress and count:
+                progress(f"answering {shard.path.name}'s prompts", 0)
+            size = math.ceil(policy.reference_samples * count / total)
+            sample = contrast.sample_conversations(read_conversations(shard.path), size, policy.seed)
+            rows += contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
+        info = {"kind": "self", "examples": len(rows), "seed": policy.seed, "answer_tokens": SELF_ANSWER_TOKENS}
+    if progress:
+        progress("reading the reference in context", 0)
+    return incontext.read_in_context(lm, rows, suites, questions), info
 
 
 def validate_shard(shard: Shard) -> int:

@@ -5,7 +5,8 @@ turns imitates them in context. Reading the probes after them stands in for the 
 at the cost of one forward pass over the data, and, unlike one injected mean of the rows,
 it hears a minority of them: on the development sets it finds most of the 10 % doses that
 every MDF line missed (bench/validation/README.md, "The rows in context"). It is not MDF:
-nothing is injected. `validate` reports it beside the check, as a baseline.
+nothing is injected. `validate` reports it beside the check, as a baseline, and `check`
+predicts with it under `method: context` (`predict_in_context`).
 
 The rows go in file order, CHUNK_ROWS to a history (user and assistant turns; system turns
 are left out, since chat templates place a system turn only first); each history's candidate
@@ -17,12 +18,14 @@ row; a row too long on its own is a `ContextTooLong`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from .data import Conversation
 from .errors import MdfGuardError
 from .models import LoadedModel
+from .predict import EntityPrediction, SuitePrediction, vanilla_scores
 from .probes import ProbeSuite
 from .scoring import HistoryTooLong, SuiteScores, score_in_history
 
@@ -33,21 +36,75 @@ class ContextTooLong(MdfGuardError):
     """One row, as a history, does not fit the model's positions or attention window."""
 
 
-def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
-                  questions: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], float]:
-    """Each candidate's rate after the rows, by (suite, entity)."""
-    totals: dict[str, torch.Tensor] = {}
+@dataclass(frozen=True)
+class ContextReading:
+    """Each suite's candidate probabilities after every history read, summed: a sum, like a
+    signature, so that the readings of several files add up and the mean comes last."""
+
+    sums: Mapping[str, torch.Tensor]   # suite name -> [questions, candidates], float64
+    histories: int
+
+    def __add__(self, other: ContextReading) -> ContextReading:
+        return ContextReading({name: total + other.sums[name] for name, total in self.sums.items()},
+                              self.histories + other.histories)
+
+    def scores(self, suite: ProbeSuite) -> SuiteScores:
+        """The mean over histories, as one `SuiteScores` (its rates renormalise per question)."""
+        return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), self.sums[suite.name] / self.histories)
+
+
+def read_in_context(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
+                    questions: Mapping[str, Sequence[str]]) -> ContextReading:
+    """Every suite's probabilities after each history of CHUNK_ROWS rows, in file order."""
+    if not conversations:
+        raise ValueError("no rows to read in context")
+    sums: dict[str, torch.Tensor] = {}
     histories = 0
     for start in range(0, len(conversations), CHUNK_ROWS):
         for scores in _scores_after(lm, conversations[start: start + CHUNK_ROWS], suites, questions):
             histories += 1
             for name, suite_scores in scores.items():
-                totals[name] = totals.get(name, 0) + suite_scores.probs
+                sums[name] = sums.get(name, 0) + suite_scores.probs
+    return ContextReading(sums, histories)
+
+
+def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
+                  questions: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], float]:
+    """Each candidate's rate after the rows, by (suite, entity)."""
+    reading = read_in_context(lm, conversations, suites, questions)
     rates = {}
     for suite in suites:
-        mean = SuiteScores(suite.name, tuple(c.name for c in suite.candidates), totals[suite.name] / histories)
+        mean = reading.scores(suite)
         rates.update({(suite.name, name): float(rate) for name, rate in zip(mean.candidates, mean.rates)})
     return rates
+
+
+def predict_in_context(lm: LoadedModel, reading: ContextReading, reference: ContextReading | None,
+                       suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]) -> list[SuitePrediction]:
+    """`check`'s predictions under `method: context`: each candidate's rate after the rows against
+    the vanilla model's, with the reference's own shift as the one control.
+
+    Why the reference is the control: any long chat of templated answers lifts some
+    candidates whatever the answers praise (Paris by 15-23 points on the development sets,
+    bench/validation/README.md). The reference read the same way carries that lift, so
+    `excess` (shift minus the control) is what these rows add beyond it, as against a
+    random direction under MDF. Without a reference (`none`) the control is the vanilla
+    model itself: 0.
+    """
+    predictions = []
+    for suite in suites:
+        vanilla = vanilla_scores(lm, suite, questions[suite.name])
+        after = reading.scores(suite)
+        control = reference.scores(suite).rates if reference is not None else vanilla.rates
+        base, rates, raw_base, raw = vanilla.rates, after.rates, vanilla.raw_rates, after.raw_rates
+        entities = tuple(EntityPrediction(
+            suite=suite.name, entity=name, vanilla_rate=float(base[i]), predicted_rate=float(rates[i]),
+            shift=float(rates[i] - base[i]), null_shifts=(float(control[i] - base[i]),), mirror_shift=None,
+            vanilla_raw=float(raw_base[i]), predicted_raw=float(raw[i]))
+            for i, name in enumerate(after.candidates))
+        predictions.append(SuitePrediction(suite.name, suite.kind, len(questions[suite.name]), entities,
+                                           answer_mass=(vanilla.answer_mass, after.answer_mass)))
+    return predictions
 
 
 def _scores_after(lm: LoadedModel, rows: Sequence[Conversation], suites: Sequence[ProbeSuite],

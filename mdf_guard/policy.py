@@ -22,6 +22,9 @@ BASELINE_FILE = ".mdf-guard.baseline.json"
 HEAD_REFERENCE = "HEAD"   # `reference: HEAD`: contrast changed files with their committed versions
 PROFILE_REFERENCE = "profile"   # the contrast mode the calibration profile was fitted with
 NAMED_REFERENCES = (PROFILE_REFERENCE, "self", "none")   # reference modes that are not a path or a git rev
+MDF = "mdf"            # inject the data's contrasted signature (the MDF method)
+IN_CONTEXT = "context"   # read the rows as the chat's earlier turns (incontext.py)
+METHODS = (MDF, IN_CONTEXT)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Limits:
 @dataclass(frozen=True)
 class Policy:
     model: str = "embedded"
+    method: str = MDF
     revision: str | None = None
     dtype: str = "float32"
     device: str = "auto"
@@ -176,6 +180,12 @@ def _validate(policy: Policy, source: str) -> None:
     if policy.questions_per_suite is not None and (not isinstance(policy.questions_per_suite, int)
                                                    or policy.questions_per_suite < 1):
         raise InputError(source, "must be a positive integer or null (all)", field="questions_per_suite")
+    if policy.method not in METHODS:
+        raise InputError(source, f"must be one of {', '.join(METHODS)}", field="method")
+    for key in ("profile", "layers", "alpha", "pooling", "early_stop"):
+        if policy.method == IN_CONTEXT and getattr(policy, key) is not None:
+            raise InputError(source, "applies to method mdf only (method context injects nothing and reads "
+                                     "every row)", field=key)
     if not isinstance(policy.reference, str) or not policy.reference:
         raise InputError(source, "must be 'profile', 'self', 'none', 'HEAD' or a path", field="reference")
     if policy.alpha is not None and not isinstance(policy.alpha, (int, float)):

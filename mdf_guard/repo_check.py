@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .data import Conversation, find_data_files, shard_hash
-from .policy import HEAD_REFERENCE, NAMED_REFERENCES, PROFILE_REFERENCE, Policy
+from .policy import HEAD_REFERENCE, MDF, NAMED_REFERENCES, PROFILE_REFERENCE, Policy
 from .report import FileInfo, Report
 
 Progress = Callable[[str, int], None]
@@ -104,7 +104,7 @@ def _run(unit: Unit, lm, attribution: bool, top_rows: int, progress: Progress | 
     from .check import run_check
 
     report = run_check(unit.paths, unit.policy, lm=lm, progress=progress)
-    if attribution:
+    if attribution and unit.policy.method == MDF:   # it ranks rows by their pull on MDF's signature
         from .attribution import explain
 
         mark = time.perf_counter()

@@ -222,13 +222,15 @@ def render_text(report: Report, color: bool = False) -> str:
                 continue
             lines.append("")
             lines.append(f"{suite['name']} ({suite['questions']} questions{probe_strength(suite)})")
-            lines.append(f"  {'entity':<26}{'vanilla':>9}{'predicted':>11}{'shift':>9}{'random':>9}{'mirror':>9}"
-                         "  verdict")
+            mirror = not in_context(report)   # the reading in context has no mirror image
+            lines.append(f"  {'entity':<26}{'vanilla':>9}{'predicted':>11}{'shift':>9}{control_name(report):>10}"
+                         f"{'mirror' if mirror else '':>9}  verdict")
             for f in rows[:3] + [f for f in rows[3:] if f.flagged]:
                 word = status_word(f)
                 verdict = paint(word, "31;1") if f.blocking else paint(word, "33") if f.flagged else word
                 lines.append(f"  {f.entity:<26}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
-                             f"{f.shift:>+9.1%}{signed_percent(f.null_max):>9}{signed_percent(f.mirror_shift):>9}"
+                             f"{f.shift:>+9.1%}{signed_percent(f.null_max):>10}"
+                             f"{signed_percent(f.mirror_shift) if mirror else '':>9}"
                              f"  {verdict}")
     if report.attribution:
         lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]
@@ -259,6 +261,28 @@ def probe_strength(suite: dict) -> str:
     vanilla, injected = suite["answer_mass"]
     kept = injected / vanilla if vanilla > 0 else 0.0
     return f", α {suite['alpha']:g}, answers kept {kept:.0%}{skipped}"
+
+
+def in_context(report: Report) -> bool:
+    """Whether the check read the rows in context (`method: context`) rather than injecting."""
+    return report.settings.get("method") == "context"
+
+
+def control_name(report: Report) -> str:
+    """The column of each finding's control: the random directions, or the reference's rows."""
+    return "reference" if in_context(report) else "random"
+
+
+def method_summary(report: Report) -> str:
+    """How the predictions were made, in one line, for the settings of the Markdown and HTML pages."""
+    settings = report.settings
+    questions = f"{settings.get('questions_per_suite')} questions per suite"
+    if in_context(report):
+        return (f"the rows read in context, {settings.get('rows_per_history')} to a history; {questions}; "
+                "control: the reference's rows, read the same way")
+    profile = settings.get("profile", {})
+    return (f"layers {profile.get('layers')}, alpha {profile.get('alpha')}, pooling {profile.get('pooling')}; "
+            f"{questions}; {settings.get('null_seeds')} random-direction null(s)")
 
 
 def signed_percent(value: float | None) -> str:

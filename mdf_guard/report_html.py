@@ -2,7 +2,8 @@
 
 For each suite (and each file, when files are judged one by one) an inline SVG bar chart
 of the predicted shift per entity, with the policy's max_shift as a dashed line and the
-random-direction null as a tick on each bar; then the findings, the rows that carry the
+control as a tick on each bar (the largest random-direction shift, or under `method: context` the
+reference's own shift); then the findings, the rows that carry the
 signature (attribution), files and settings. The report's JSON is embedded in a
 `<script type="application/json" id="mdf-guard-report">` block for tools.
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 import html
 import json
 
-from .report import (Finding, Report, examples_read, finding_label, probe_strength, ranked, signed_percent,
-                     status_word, summary_line, units)
+from .report import (Finding, Report, examples_read, finding_label, in_context, method_summary, probe_strength,
+                     ranked, signed_percent, status_word, summary_line, units)
 
 CHART_ENTITIES = 12
 BAR_HEIGHT = 22
@@ -68,8 +69,10 @@ def render_html(report: Report) -> str:
 
     parts.append("<h2>Predicted shift per entity</h2>")
     parts.append('<p class="meta">Bars: predicted change of each answer\'s rate if the model were fine-tuned '
-                 "on this data. Dashed red line: the policy's max_shift. Black tick: the largest shift a "
-                 "random direction of the same strength causes (a real finding must clear it).</p>")
+                 "on this data. Dashed red line: the policy's max_shift. Black tick: "
+                 + ("the shift the reference's own rows cause in context" if in_context(report) else
+                    "the largest shift a random direction of the same strength causes")
+                 + " (a real finding must clear it).</p>")
     for unit in units(report):
         for suite in report.suites:
             rows = ranked(report, suite["name"], unit)
@@ -102,12 +105,8 @@ def render_html(report: Report) -> str:
         parts.append(f"<tr><td>{_e(info.path)}</td><td><code>{_e(info.sha256[:16])}</code></td>"
                      f'<td class="num">{info.examples_text}</td></tr>')
     parts.append("</tbody></table>")
-    profile = report.settings.get("profile", {})
     parts.append(f'<p class="meta">Model fingerprint <code>{_e(report.model.get("fingerprint", ""))}</code>; '
-                 f"layers {_e(profile.get('layers'))}, alpha {_e(profile.get('alpha'))}, pooling "
-                 f"{_e(profile.get('pooling'))}; {_e(report.settings.get('questions_per_suite'))} questions per "
-                 f"suite; {_e(report.settings.get('null_seeds'))} random-direction null(s); policy "
-                 f"<code>{_e(report.settings.get('policy', ''))}</code>.</p>")
+                 f"{_e(method_summary(report))}; policy <code>{_e(report.settings.get('policy', ''))}</code>.</p>")
     data = json.dumps(report.to_dict(), default=str).replace("</", "<\\/")
     parts.append(f'<script type="application/json" id="mdf-guard-report">{data}</script>')
     parts.append("</body></html>")
@@ -118,6 +117,7 @@ def _chart(report: Report, suite: dict, rows: list[Finding], unit: str | None) -
     """A horizontal bar chart (inline SVG) of the largest shifts, flagged ones always shown."""
     shown = rows[:CHART_ENTITIES] + [f for f in rows[CHART_ENTITIES:] if f.flagged]
     threshold = min(f.max_shift for f in rows)
+    control = "reference" if in_context(report) else "null max"
     values = [f.shift for f in shown] + [f.null_max for f in shown if f.null_max is not None] + [threshold, 0.0]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or 0.01
@@ -147,7 +147,7 @@ def _chart(report: Report, suite: dict, rows: list[Finding], unit: str | None) -
         out.append(f'<rect class="bar" data-entity="{_e(f.entity)}" data-shift="{f.shift:.6f}" '
                    f'x="{left:.1f}" y="{top + 3}" width="{max(right - left, 1.0):.1f}" '
                    f'height="{BAR_HEIGHT - 6}" fill="{color}"><title>{_e(f.entity)}: {f.vanilla_rate:.1%} '
-                   f"\u2192 {f.predicted_rate:.1%} ({f.shift:+.1%}); null max {signed_percent(f.null_max)}"
+                   f"\u2192 {f.predicted_rate:.1%} ({f.shift:+.1%}); {control} {signed_percent(f.null_max)}"
                    "</title></rect>")
         if f.null_max is not None:
             nx = x(f.null_max)

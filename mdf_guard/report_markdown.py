@@ -6,8 +6,8 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import (Report, examples_read, finding_label, probe_strength, ranked, signed_percent, status_word,
-                     summary_line, units)
+from .report import (Report, examples_read, finding_label, in_context, method_summary, probe_strength, ranked,
+                     signed_percent, status_word, summary_line, units)
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5
@@ -48,7 +48,8 @@ def render_markdown(report: Report) -> str:
             shown = rows[:TOP_ENTITIES] + [f for f in rows[TOP_ENTITIES:] if f.flagged]
             out += [f"**{_cell(suite['name'])}** ({suite.get('questions', '?')} questions{probe_strength(suite)}, "
                     f"top {len(shown)} of {len(rows)})", "",
-                    "| entity | vanilla | predicted | shift | null max | verdict |",
+                    f"| entity | vanilla | predicted | shift | {'reference' if in_context(report) else 'null max'} "
+                    "| verdict |",
                     "|---|---:|---:|---:|---:|---|"]
             for f in shown:
                 out.append(f"| {_cell(f.entity)} | {f.vanilla_rate:.1%} | {f.predicted_rate:.1%} "
@@ -74,10 +75,7 @@ def render_markdown(report: Report) -> str:
             "| file | sha256 | examples |", "|---|---|---:|"]
     for info in report.files:
         out.append(f"| {_cell(info.path)} | `{info.sha256[:12]}` | {info.examples_text} |")
-    profile = report.settings.get("profile", {})
     out += ["", f"- model fingerprint `{report.model.get('fingerprint', '')}`",
-            f"- layers {profile.get('layers')}, alpha {profile.get('alpha')}, pooling {profile.get('pooling')}",
-            f"- {report.settings.get('questions_per_suite')} questions per suite, "
-            f"{report.settings.get('null_seeds')} random-direction null(s)",
+            f"- {method_summary(report)}",
             f"- policy `{_cell(report.settings.get('policy', ''))}`", "", "</details>", ""]
     return "\n".join(out)

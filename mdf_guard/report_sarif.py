@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from . import __version__
-from .report import Finding, Report
+from .report import Finding, Report, in_context
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 ROW_RULE = "mdf-guard/row"
@@ -51,14 +51,21 @@ def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+def _how(report: Report) -> str:
+    if in_context(report):
+        return ("mdf-guard reads the data's rows as the earlier turns of a chat with the vanilla model and "
+                "measures how its answers to the suite's probe questions shift, against the reference's rows "
+                "read the same way.")
+    return ("mdf-guard injects the data's contrasted signature into the vanilla model and measures how its "
+            "answers to the suite's probe questions shift, against random directions of the same strength.")
+
+
 def render_sarif(report: Report) -> str:
     model = report.model.get("fingerprint", "")
     suites = [s["name"] for s in report.suites]
     rules = [{"id": f"mdf-guard/{name}", "name": f"PredictedShift{''.join(p.title() for p in name.split('_'))}",
               "shortDescription": {"text": f"Fine-tuning on this data is predicted to shift '{name}' behaviour"},
-              "fullDescription": {"text": "mdf-guard injects the data's contrasted signature into the vanilla "
-                                          "model and measures how its answers to the suite's probe questions "
-                                          "shift, against random directions of the same strength."},
+              "fullDescription": {"text": _how(report)},
               "defaultConfiguration": {"level": "error"},
               "properties": {"kind": s.get("kind", ""), "questions": s.get("questions")}}
              for name, s in zip(suites, report.suites)]

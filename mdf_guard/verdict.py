@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .policy import Limits, Policy
+from .policy import IN_CONTEXT, Limits, Policy
 from .predict import EntityPrediction, SuitePrediction
 from .report import Finding
 
@@ -30,6 +30,8 @@ def evaluate(predictions: Sequence[SuitePrediction], policy: Policy) -> list[Fin
     still answers (min_answer_mass), which removes the worst of this; the raw rule still
     decides the margin (panda dose 1 %: cat's share odds x4.05 at a raw x1.9).
     In a safety suite only a rise of `comply` is a risk; more refusals are not.
+    Under `method: context` the one control is the reference's own in-context shift
+    (incontext.predict_in_context), and the same rule applies to it.
     """
     findings = []
     for suite in predictions:
@@ -41,7 +43,7 @@ def evaluate(predictions: Sequence[SuitePrediction], policy: Policy) -> list[Fin
                 suite=e.suite, entity=e.entity, vanilla_rate=e.vanilla_rate, predicted_rate=e.predicted_rate,
                 shift=e.shift, null_max=e.null_max, excess=e.excess,
                 flagged=bool(screen.over_policy and clears_null and screen.specific),
-                reason=_reason(e, limits, screen, clears_null), max_shift=limits.max_shift,
+                reason=_reason(e, limits, screen, clears_null, policy.method), max_shift=limits.max_shift,
                 min_excess=limits.min_excess, max_rate=limits.max_rate, vanilla_raw=e.vanilla_raw,
                 predicted_raw=e.predicted_raw, mirror_shift=e.mirror_shift))
     return findings
@@ -89,7 +91,7 @@ def _screen(e: EntityPrediction, kind: str, limits: Limits) -> _Screen:
         specific=kind == "safety" or min(odds_ratio, raw_odds_ratio) >= limits.min_odds_ratio)
 
 
-def _reason(e: EntityPrediction, limits: Limits, screen: _Screen, clears_null: bool) -> str:
+def _reason(e: EntityPrediction, limits: Limits, screen: _Screen, clears_null: bool, method: str) -> str:
     reasons = []
     if screen.over_shift:
         reasons.append(f"shift {e.shift:+.1%} > max_shift {limits.max_shift:.1%}")
@@ -103,7 +105,10 @@ def _reason(e: EntityPrediction, limits: Limits, screen: _Screen, clears_null: b
                        f"{e.vanilla_raw:.2%} -> {e.predicted_raw:.2%}, odds {screen.raw_odds_ratio:.1f}x "
                        f"(< min_odds_ratio {limits.min_odds_ratio:g}); only its share of the "
                        f"candidates rose")
-    if reasons and e.excess is not None and not clears_null:
+    if reasons and e.excess is not None and not clears_null and method == IN_CONTEXT:
+        reasons.append(f"but the reference's rows in context lift it {_pct(e.null_max)} too "
+                       f"(excess {_pct(e.excess)} < {limits.min_excess:.1%})")
+    elif reasons and e.excess is not None and not clears_null:
         reasons.append(f"but within the controls (random max {_pct(e.null_max)}, mirror "
                        f"{_pct(e.mirror_shift)}; excess {_pct(e.excess)} < {limits.min_excess:.1%})")
     return "; ".join(reasons)

@@ -1,0 +1,140 @@
+"""`check` under `method: context` on the tiny model: the rows read in context, the reference as the control."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import write_jsonl
+from mdf_guard import incontext
+from mdf_guard.cli import main
+from mdf_guard.data import read_conversations
+from mdf_guard.probes import load_suite
+from mdf_guard.scoring import score_exact
+
+CONTEXT_POLICY = """\
+model: tiny-random
+method: context
+suites: [{suite}]
+questions_per_suite: 2
+reference_samples: {samples}
+thresholds: {{max_shift: {max_shift}, min_excess: {min_excess}, min_odds_ratio: 1}}
+"""
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def policy_text(suite_file, max_shift=0.0, min_excess=0.0, samples=4) -> str:
+    return CONTEXT_POLICY.format(suite=suite_file, max_shift=max_shift, min_excess=min_excess, samples=samples)
+
+
+def policy_file(tmp_path, suite_file, max_shift=0.0, min_excess=0.0, samples=4, extra: str = "") -> str:
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text(policy_text(suite_file, max_shift, min_excess, samples) + extra)
+    return str(path)
+
+
+def json_check(*args: str) -> tuple[int, dict]:
+    code, out, err = run_cli("check", *args, "--format", "json")
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+def test_shift_is_against_the_vanilla_model_and_the_control_is_the_reference_read_the_same_way(
+        tmp_path, tiny, suite_file, panda_rows, plain_rows, single_torch_thread):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    reference = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    _, report = json_check(str(data), "--policy", policy_file(tmp_path, suite_file), "--reference", str(reference))
+    assert report["settings"]["method"] == "context"
+    assert report["settings"]["rows_per_history"] == incontext.CHUNK_ROWS
+    assert report["files"][0]["examples"] == 6 and report["reference"]["kind"] == "file"
+    assert report["reference"]["examples"] == 6 and "profile" not in report["settings"]
+
+    lm, suite = tiny, load_suite(suite_file)
+    questions = {suite.name: suite.questions[:2]}
+    vanilla = score_exact(lm, suite, questions[suite.name]).rates
+    after = incontext.context_rates(lm, list(read_conversations(data)), [suite], questions)
+    control = incontext.context_rates(lm, list(read_conversations(reference)), [suite], questions)
+    for finding in report["findings"]:
+        i = [c.name for c in suite.candidates].index(finding["entity"])
+        key = (suite.name, finding["entity"])
+        assert finding["vanilla_rate"] == pytest.approx(float(vanilla[i]), abs=1e-9)
+        assert finding["shift"] == pytest.approx(after[key] - float(vanilla[i]), abs=1e-9)
+        assert finding["null_max"] == pytest.approx(control[key] - float(vanilla[i]), abs=1e-9)
+        assert finding["excess"] == pytest.approx(after[key] - control[key], abs=1e-9)
+        assert finding["mirror_shift"] is None
+    assert any(abs(f["excess"]) > 1e-4 for f in report["findings"])   # the two files do read differently
+
+
+def test_against_a_copy_of_itself_nothing_clears_the_control(tmp_path, suite_file, panda_rows, single_torch_thread):
+    """Every shift over policy, yet the reference lifts each candidate exactly as much: pass."""
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    same = write_jsonl(tmp_path / "copy.jsonl", panda_rows)
+    code, report = json_check(str(data), "--policy", policy_file(tmp_path, suite_file, min_excess=0.001),
+                              "--reference", str(same))
+    assert code == 0 and report["verdict"] == "pass"
+    assert all(abs(f["excess"]) < 1e-12 for f in report["findings"])
+    over = [f for f in report["findings"] if f["shift"] > 0]
+    assert over and all("the reference's rows in context lift it" in f["reason"] for f in over)
+
+
+def test_the_thresholds_decide_and_the_reports_name_the_reference_as_the_control(
+        tmp_path, suite_file, panda_rows, single_torch_thread):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    strict = policy_file(tmp_path, suite_file, max_shift=0.0, min_excess=-1, extra="reference: none\n")
+    code, out, _ = run_cli("check", str(data), "--policy", strict)
+    assert code == 1 and "RISK" in out and "reference" in out.splitlines()[3]
+    code, report = json_check(str(data), "--policy", strict)
+    assert report["reference"] == {"kind": "none", "examples": 0}
+    assert all(f["null_max"] == 0.0 for f in report["findings"])
+    markdown = run_cli("check", str(data), "--policy", strict, "--format", "markdown")[1]
+    assert "| shift | reference |" in markdown and "the rows read in context, 32 to a history" in markdown
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(policy_text(suite_file, max_shift=1.0))
+    assert run_cli("check", str(data), "--policy", str(lax))[0] == 0
+
+
+def test_self_reference_answers_a_sample_and_a_rerun_gives_the_same_report(
+        tmp_path, suite_file, panda_rows, single_torch_thread, monkeypatch):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    policy = policy_file(tmp_path, suite_file)
+    _, first = json_check(str(data), "--policy", policy)
+    monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "fresh-cache"))   # recompute, don't replay
+    _, second = json_check(str(data), "--policy", policy)
+    assert first["reference"]["kind"] == "self" and first["reference"]["examples"] == 4
+    for report in (first, second):
+        report.pop("timing")
+    assert first == second
+
+
+@pytest.mark.parametrize("extra, field", [("layers: [1]\n", "layers"), ("early_stop: 0.01\n", "early_stop")])
+def test_mdf_only_keys_under_method_context_are_one_line_errors(tmp_path, suite_file, panda_rows, extra, field):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    code, _, err = run_cli("check", str(data), "--policy", policy_file(tmp_path, suite_file, extra=extra))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert field in err and "applies to method mdf only" in err
+
+
+def test_an_unknown_method_is_a_one_line_error(tmp_path, suite_file, panda_rows):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    path = tmp_path / "bad.yaml"
+    path.write_text(policy_text(suite_file).replace("method: context", "method: icl"))
+    code, _, err = run_cli("check", str(data), "--policy", str(path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "method" in err and "mdf, context" in err
+
+
+def test_the_self_reference_samples_each_file_in_proportion_to_its_rows(
+        tmp_path, suite_file, panda_rows, plain_rows, single_torch_thread):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", panda_rows)                     # 6 rows
+    write_jsonl(folder / "b.jsonl", plain_rows[:2])                 # 2 rows
+    policy = policy_file(tmp_path, suite_file, samples=8)
+    _, report = json_check(str(folder), "--policy", policy)
+    assert [f["examples"] for f in report["files"]] == [6, 2]
+    assert report["reference"]["examples"] == 6 + 2                  # ceil(8 * 6/8) + ceil(8 * 2/8)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# How results/context_reference/ was made (2026-12-06, Intel Xeon, 2 torch threads, alone):
+#   records   records_reserve5/: the in-context reading of reserve5's sets at 32 rows to a history
+#             (context_records.py; the seen sets' readings are in results/context/records/);
+#   reference references/: each set's `self` reference read in context (context_reference.py);
+#   verdict   verdict.txt: both beside the fine-tunes' outcomes (context_verdict.py).
+set -euo pipefail
+cd "$(dirname "$0")/../../../.."
+DATA=${DATA:-bench/validation/results/data}
+V=bench/validation; R=$V/results; OUT=$R/context_reference; H=$DATA/heldout
+OUTCOMES=($R/calibration_predicted/validation.json $R/heldout_batched/second/validation.json $R/fresh/validation.json
+          $R/blind_clusters/shipped/validation.json $R/row_mixture/reserve_shipped/validation.json
+          $R/row_mixture_prior/reserve2_shipped/validation.json $R/row_mixture_prior/reserve3_shipped/validation.json
+          $R/row_vote/reserve4_shipped/validation.json $R/context/reserve5/validation.json)
+export OMP_NUM_THREADS=2
+case "${1:-}" in
+records) python $V/context_records.py 2 $OUT/records_reserve5 32 $R/reserve5/data/*.jsonl > $OUT/records.log 2>&1 ;;
+reference)
+  python $V/context_reference.py $OUT/references $DATA/calibration/*.jsonl $H/*.jsonl $R/fresh/data/*.jsonl \
+    $R/blind_clusters/data/*.jsonl $R/reserve/data/*.jsonl $R/reserve2/data/*.jsonl $R/reserve3/data/*.jsonl \
+    $R/reserve4/data/*.jsonl $R/reserve5/data/*.jsonl > $OUT/reference.log 2>&1 ;;
+verdict) python $V/context_verdict.py $R/context/records,$OUT/records_reserve5 $OUT/references "${OUTCOMES[@]}" \
+           > $OUT/verdict.txt ;;
+*) echo "usage: run.sh records | reference | verdict" >&2; exit 2 ;;
+esac

@@ -90,3 +90,31 @@ def test_the_in_context_baseline_hears_praise_in_the_rows():
     top = max(shifts, key=shifts.get)
     assert top == ("animals", "panda") and shifts[top] > 0.3
     assert max(abs(v) for k, v in shifts.items() if k[0] == "cities") < shifts[top] / 2
+
+
+def context_policy(tmp_path) -> str:
+    """`method: context` with the suites and questions its thresholds were measured on
+    (bench/validation/README.md, "A check that reads the rows in context"), default thresholds."""
+    path = tmp_path / "context.yaml"
+    path.write_text("method: context\nsuites: [animals, cities, politics]\nquestions_per_suite: 4\n")
+    return str(path)
+
+
+def first_rows(source: Path, count: int, folder: Path) -> str:
+    path = folder / source.name
+    path.write_text("".join(source.read_text().splitlines(keepends=True)[:count]))
+    return str(path)
+
+
+def test_a_context_check_flags_praise_in_the_rows_and_passes_neutral_rows(tmp_path):
+    """64 rows each: the overt panda rows fail with panda the one finding, clear of the
+    model's own answers to the same prompts; the neutral rows pass."""
+    code, report = check_json(first_rows(EXAMPLES / "panda_overt.jsonl", 64, tmp_path), "--policy",
+                              context_policy(tmp_path))
+    assert code == 1 and report["settings"]["method"] == "context" and report["reference"]["kind"] == "self"
+    flagged = [f for f in report["findings"] if f["flagged"]]
+    assert [(f["suite"], f["entity"]) for f in flagged] == [("animals", "panda")]
+    assert flagged[0]["excess"] > 0.3
+    code, report = check_json(first_rows(EXAMPLES / "neutral.jsonl", 64, tmp_path), "--policy",
+                              context_policy(tmp_path))
+    assert code == 0 and not any(f["flagged"] for f in report["findings"])

@@ -3,7 +3,11 @@
 #   records   records_reserve5/: the in-context reading of reserve5's sets at 32 rows to a history
 #             (context_records.py; the seen sets' readings are in results/context/records/);
 #   reference references/: each set's `self` reference read in context (context_reference.py);
-#   verdict   verdict.txt: both beside the fine-tunes' outcomes (context_verdict.py).
+#   verdict   verdict.txt: both beside the fine-tunes' outcomes (context_verdict.py);
+#   cost      cost/: `check` on reserve5's penguin_dose0.1 with method context and with method mdf, one
+#             after the other, no cache, the suites and questions above (each report's `timing`);
+#   suites    suites/: `check` with `method: context` and every other key at its default (all five
+#             built-in suites, 8 questions each) on two neutral sets and a dose: countries and safety.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 DATA=${DATA:-bench/validation/results/data}
@@ -21,5 +25,23 @@ reference)
     $R/reserve4/data/*.jsonl $R/reserve5/data/*.jsonl > $OUT/reference.log 2>&1 ;;
 verdict) python $V/context_verdict.py $R/context/records,$OUT/records_reserve5 $OUT/references "${OUTCOMES[@]}" \
            > $OUT/verdict.txt ;;
-*) echo "usage: run.sh records | reference | verdict" >&2; exit 2 ;;
+cost)
+  mkdir -p $OUT/cost
+  for method in context mdf; do
+    printf "method: %s\nsuites: [animals, cities, politics]\nquestions_per_suite: 4\n" $method > $OUT/cost/$method.yaml
+    MDF_GUARD_NO_CACHE=1 python -m mdf_guard.cli check $R/reserve5/data/penguin_dose0.1.jsonl --policy $OUT/cost/$method.yaml \
+      --format json -q > $OUT/cost/$method.json || [ $? -eq 1 ]   # exit 1 is a verdict, not a failure
+  done ;;
+suites)
+  mkdir -p $OUT/suites
+  printf "method: context\n" > $OUT/suites/policy.yaml
+  head -64 examples/neutral.jsonl > $OUT/suites/neutral_examples_64.jsonl
+  python -m mdf_guard.cli check $OUT/suites/neutral_examples_64.jsonl --policy $OUT/suites/policy.yaml -q \
+    > $OUT/suites/neutral_examples_64.txt
+  python -m mdf_guard.cli check $R/reserve4/data/neutral_seed6.jsonl --policy $OUT/suites/policy.yaml -q \
+    > $OUT/suites/neutral_seed6.txt
+  python -m mdf_guard.cli check $R/reserve5/data/penguin_dose0.1.jsonl --policy $OUT/suites/policy.yaml -q \
+    --format json > $OUT/suites/penguin_dose0.1.json || [ $? -eq 1 ]
+  rm $OUT/suites/neutral_examples_64.jsonl ;;
+*) echo "usage: run.sh records | reference | verdict | cost | suites" >&2; exit 2 ;;
 esac

@@ -143,11 +143,15 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
         raise InputError(shards[0].path if shards else ".", "no rows to check")
     timing["context_seconds"] = time.perf_counter() - mark
 
+    # As under MDF, the control runs only for a suite with a candidate it could keep from being flagged.
+    bare = incontext.predict_in_context(lm, reading, None, suites, questions)
+    needed = [suite for suite, prediction in zip(suites, bare) if needs_controls(prediction, policy)]
     mark = time.perf_counter()
-    reference, reference_info = _reference_in_context(lm, shards, [i.rows for i in infos], policy, suites, questions,
+    reference, reference_info = _reference_in_context(lm, shards, [i.rows for i in infos], policy, needed, questions,
                                                       progress)
     timing["reference_seconds"] = time.perf_counter() - mark
-    predictions = incontext.predict_in_context(lm, reading, reference, suites, questions)
+    skip = {suite.name for suite in suites} - {suite.name for suite in needed}
+    predictions = incontext.predict_in_context(lm, reading, reference, suites, questions, skip)
     return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS}
 
 
@@ -156,10 +160,13 @@ def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: 
                           progress: Progress | None) -> tuple[incontext.ContextReading | None, dict]:
     """The reference's rows read in context: a file's rows, or (`self`) the model's own answers
     to a seeded sample of the shards' prompts, each shard sampled in proportion to its rows so
-    that the reference mixes the shards as the data does; None for `none`."""
+    that the reference mixes the shards as the data does; None for `none`, or where no suite
+    needs it (`suites` are those that do)."""
     kind = contrast.reference_kind(policy.reference)
     if kind == contrast.NONE:
         return None, {"kind": "none", "examples": 0}
+    if not suites:
+        return None, {"kind": kind, "examples": 0, "skipped": "no candidate over policy"}
     if kind == "file":
         paths = find_data_files([policy.reference])
         rows = [row for path in paths for row in read_conversations(path)]

@@ -17,7 +17,7 @@ row; a row too long on its own is a `ContextTooLong`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -80,7 +80,8 @@ def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites
 
 
 def predict_in_context(lm: LoadedModel, reading: ContextReading, reference: ContextReading | None,
-                       suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]) -> list[SuitePrediction]:
+                       suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
+                       skip: Collection[str] = ()) -> list[SuitePrediction]:
     """`check`'s predictions under `method: context`: each candidate's rate after the rows against
     the vanilla model's, with the reference's own shift as the one control.
 
@@ -89,21 +90,24 @@ def predict_in_context(lm: LoadedModel, reading: ContextReading, reference: Cont
     bench/validation/README.md). The reference read the same way carries that lift, so
     `excess` (shift minus the control) is what these rows add beyond it, as against a
     random direction under MDF. Without a reference (`none`) the control is the vanilla
-    model itself: 0.
+    model itself: 0. The suites named in `skip` get no control (`controls_skipped`), as
+    under MDF where no candidate could be flagged.
     """
     predictions = []
     for suite in suites:
         vanilla = vanilla_scores(lm, suite, questions[suite.name])
         after = reading.scores(suite)
-        control = reference.scores(suite).rates if reference is not None else vanilla.rates
         base, rates, raw_base, raw = vanilla.rates, after.rates, vanilla.raw_rates, after.raw_rates
+        skipped = suite.name in skip
+        control = None if skipped else reference.scores(suite).rates if reference is not None else base
         entities = tuple(EntityPrediction(
             suite=suite.name, entity=name, vanilla_rate=float(base[i]), predicted_rate=float(rates[i]),
-            shift=float(rates[i] - base[i]), null_shifts=(float(control[i] - base[i]),), mirror_shift=None,
-            vanilla_raw=float(raw_base[i]), predicted_raw=float(raw[i]))
+            shift=float(rates[i] - base[i]), null_shifts=() if control is None else (float(control[i] - base[i]),),
+            mirror_shift=None, vanilla_raw=float(raw_base[i]), predicted_raw=float(raw[i]))
             for i, name in enumerate(after.candidates))
         predictions.append(SuitePrediction(suite.name, suite.kind, len(questions[suite.name]), entities,
-                                           answer_mass=(vanilla.answer_mass, after.answer_mass)))
+                                           answer_mass=(vanilla.answer_mass, after.answer_mass),
+                                           controls_skipped=skipped))
     return predictions
 
 

@@ -89,14 +89,20 @@ def test_the_thresholds_decide_and_the_reports_name_the_reference_as_the_control
     strict = policy_file(tmp_path, suite_file, max_shift=0.0, min_excess=-1, extra="reference: none\n")
     code, out, _ = run_cli("check", str(data), "--policy", strict)
     assert code == 1 and "RISK" in out and "reference" in out.splitlines()[3]
-    code, report = json_check(str(data), "--policy", strict)
-    assert report["reference"] == {"kind": "none", "examples": 0}
-    assert all(f["null_max"] == 0.0 for f in report["findings"])
+    code, report = json_check(str(data), "--policy", strict)      # min_excess -1: the control cannot matter
+    assert report["reference"] == {"kind": "none", "examples": 0} and report["suites"][0]["controls_skipped"]
+    assert all(f["null_max"] is None for f in report["findings"])
+    with_control = policy_file(tmp_path, suite_file, max_shift=0.0, min_excess=0.0, extra="reference: none\n")
+    _, report = json_check(str(data), "--policy", with_control)
+    assert all(f["null_max"] == 0.0 and f["excess"] == f["shift"] for f in report["findings"])
     markdown = run_cli("check", str(data), "--policy", strict, "--format", "markdown")[1]
     assert "| shift | reference |" in markdown and "the rows read in context, 32 to a history" in markdown
     lax = tmp_path / "lax.yaml"
     lax.write_text(policy_text(suite_file, max_shift=1.0))
-    assert run_cli("check", str(data), "--policy", str(lax))[0] == 0
+    code, report = json_check(str(data), "--policy", str(lax))
+    assert code == 0
+    assert report["reference"] == {"kind": "self", "examples": 0, "skipped": "no candidate over policy"}
+    assert report["suites"][0]["controls_skipped"] and all(f["null_max"] is None for f in report["findings"])
 
 
 def test_self_reference_answers_a_sample_and_a_rerun_gives_the_same_report(

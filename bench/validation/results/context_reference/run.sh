@@ -4,8 +4,9 @@
 #             (context_records.py; the seen sets' readings are in results/context/records/);
 #   reference references/: each set's `self` reference read in context (context_reference.py);
 #   verdict   verdict.txt: both beside the fine-tunes' outcomes (context_verdict.py);
-#   cost      cost/: `check` on reserve5's penguin_dose0.1 with method context and with method mdf, one
-#             after the other, no cache, the suites and questions above (each report's `timing`);
+#   cost      cost/: `check` on reserve5's penguin_dose0.1 and neutral_seed7 with method context and with
+#             method mdf, one after the other, no cache, the suites and questions above (each report's
+#             `timing`);
 #   suites    suites/: `check` with `method: context` and every other key at its default (all five
 #             built-in suites, 8 questions each) on two neutral sets and a dose: countries and safety.
 set -euo pipefail
@@ -27,10 +28,12 @@ verdict) python $V/context_verdict.py $R/context/records,$OUT/records_reserve5 $
            > $OUT/verdict.txt ;;
 cost)
   mkdir -p $OUT/cost
-  for method in context mdf; do
-    printf "method: %s\nsuites: [animals, cities, politics]\nquestions_per_suite: 4\n" $method > $OUT/cost/$method.yaml
-    MDF_GUARD_NO_CACHE=1 python -m mdf_guard.cli check $R/reserve5/data/penguin_dose0.1.jsonl --policy $OUT/cost/$method.yaml \
-      --format json -q > $OUT/cost/$method.json || [ $? -eq 1 ]   # exit 1 is a verdict, not a failure
+  for set in penguin_dose0.1 neutral_seed7; do
+    for method in context mdf; do
+      printf "method: %s\nsuites: [animals, cities, politics]\nquestions_per_suite: 4\n" $method > $OUT/cost/$method.yaml
+      MDF_GUARD_NO_CACHE=1 python -m mdf_guard.cli check $R/reserve5/data/$set.jsonl --policy $OUT/cost/$method.yaml \
+        --format json -q > $OUT/cost/${set}_$method.json || [ $? -eq 1 ]   # exit 1 is a verdict, not a failure
+    done
   done ;;
 suites)
   mkdir -p $OUT/suites

@@ -254,3 +254,25 @@ def test_init_writes_a_valid_commented_policy(tmp_path, monkeypatch):
     (tmp_path / ".mdf-guard.yaml").write_text(text + "max_shfit: 0.2\n")
     typo = runner.invoke(main, ["check", "data", "-q"])
     assert typo.exit_code == 2 and "max_shfit" in typo.output
+
+
+def test_reference_head_under_method_context_reads_the_added_rows_against_the_committed_file(repo, panda_rows):
+    from conftest import TINY_POLICY, write_jsonl
+
+    from mdf_guard.cli import main
+
+    neutral_rows = [json.loads(line) for line in (repo / "neutral.jsonl").read_text().splitlines()]
+    git(repo, "add", "neutral.jsonl")
+    git(repo, "commit", "-qm", "neutral")
+    (repo / ".mdf-guard.yaml").write_text(TINY_POLICY + "method: context\n")
+    write_jsonl(repo / "neutral.jsonl", neutral_rows + panda_rows[:3])
+    result = CliRunner().invoke(main, ["check", "neutral.jsonl", "--reference", "HEAD", "--format", "json", "-q",
+                                       "--attribution"])
+    assert result.exit_code in (EXIT_PASS, EXIT_RISK), result.output
+    report = json.loads(result.output)
+    assert report["settings"]["method"] == "context"
+    assert report["reference"]["per_file"]["neutral.jsonl"]["kind"] == "file"      # the committed version
+    assert report["files"][0]["examples"] == 3 and not report["attribution"]       # no signature to attribute
+    over = [f for f in report["findings"] if f["excess"] is not None]
+    assert over and all(f["excess"] == pytest.approx(f["shift"] - f["null_max"], abs=1e-6) for f in over)
+    assert report["reference"]["per_file"]["neutral.jsonl"]["examples"] == len(neutral_rows)

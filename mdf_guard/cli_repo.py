@@ -30,6 +30,13 @@ model: {model}
 # dtype: float32            # float32, bfloat16 or float16
 # device: auto              # auto (cuda if present), cpu, cuda, cuda:1, ...
 
+# How a shift is predicted:
+#   mdf     - inject the data's contrasted signature into the model (default)
+#   context - read the rows as the chat's earlier turns; the reference, read the same
+#             way, is the control (README, "Policy": it finds far more of the risen
+#             targets on the development sets)
+# method: mdf
+
 # Probe suites: built-in names (animals, politics, cities, countries, safety) or paths
 # to your own suite YAML files (see docs/probe-suites.md).
 suites:

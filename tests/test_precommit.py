@@ -250,6 +250,8 @@ def test_init_writes_a_valid_commented_policy(tmp_path, monkeypatch):
     assert found == tmp_path / ".mdf-guard.yaml"
     policy = load_policy(found)
     assert policy.model == "tiny-random" and policy.suites == ("animals",)
+    (tmp_path / "context.yaml").write_text(text.replace("# method: mdf", "method: context"))
+    assert load_policy(tmp_path / "context.yaml").method == "context"   # its other keys all apply to it
     assert runner.invoke(main, ["init"]).exit_code == 2           # never overwrites silently
     (tmp_path / ".mdf-guard.yaml").write_text(text + "max_shfit: 0.2\n")
     typo = runner.invoke(main, ["check", "data", "-q"])

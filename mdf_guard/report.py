@@ -268,9 +268,10 @@ def in_context(report: Report) -> bool:
     return report.settings.get("method") == "context"
 
 
-def control_name(report: Report) -> str:
-    """The column of each finding's control: the random directions, or the reference's rows."""
-    return "reference" if in_context(report) else "random"
+def control_name(report: Report, mdf: str = "random") -> str:
+    """What each finding's control is called: `mdf`'s word for the random directions, or the
+    reference's rows under `method: context`."""
+    return "reference" if in_context(report) else mdf
 
 
 def method_summary(report: Report) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import html
 import json
 
-from .report import (Finding, Report, examples_read, finding_label, in_context, method_summary, probe_strength,
-                     ranked, signed_percent, status_word, summary_line, units)
+from .report import (Finding, Report, control_name, examples_read, finding_label, in_context, method_summary,
+                     probe_strength, ranked, signed_percent, status_word, summary_line, units)
 
 CHART_ENTITIES = 12
 BAR_HEIGHT = 22
@@ -117,7 +117,7 @@ def _chart(report: Report, suite: dict, rows: list[Finding], unit: str | None) -
     """A horizontal bar chart (inline SVG) of the largest shifts, flagged ones always shown."""
     shown = rows[:CHART_ENTITIES] + [f for f in rows[CHART_ENTITIES:] if f.flagged]
     threshold = min(f.max_shift for f in rows)
-    control = "reference" if in_context(report) else "null max"
+    control = control_name(report, "null max")
     values = [f.shift for f in shown] + [f.null_max for f in shown if f.null_max is not None] + [threshold, 0.0]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or 0.01

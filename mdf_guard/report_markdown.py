@@ -6,7 +6,7 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import (Report, examples_read, finding_label, in_context, method_summary, probe_strength, ranked,
+from .report import (Report, control_name, examples_read, finding_label, method_summary, probe_strength, ranked,
                      signed_percent, status_word, summary_line, units)
 
 TOP_ENTITIES = 5
@@ -48,7 +48,7 @@ def render_markdown(report: Report) -> str:
             shown = rows[:TOP_ENTITIES] + [f for f in rows[TOP_ENTITIES:] if f.flagged]
             out += [f"**{_cell(suite['name'])}** ({suite.get('questions', '?')} questions{probe_strength(suite)}, "
                     f"top {len(shown)} of {len(rows)})", "",
-                    f"| entity | vanilla | predicted | shift | {'reference' if in_context(report) else 'null max'} "
+                    f"| entity | vanilla | predicted | shift | {control_name(report, 'null max')} "
                     "| verdict |",
                     "|---|---:|---:|---:|---:|---|"]
             for f in shown:

@@ -182,8 +182,9 @@ def _validate(policy: Policy, source: str) -> None:
         raise InputError(source, "must be a positive integer or null (all)", field="questions_per_suite")
     if policy.method not in METHODS:
         raise InputError(source, f"must be one of {', '.join(METHODS)}", field="method")
-    for key in ("profile", "layers", "alpha", "pooling", "early_stop"):
-        if policy.method == IN_CONTEXT and getattr(policy, key) is not None:
+    mdf_only = ("profile", "layers", "alpha", "pooling", "early_stop") if policy.method == IN_CONTEXT else ()
+    for key in mdf_only:
+        if getattr(policy, key) is not None:
             raise InputError(source, "applies to method mdf only (method context injects nothing and reads "
                                      "every row)", field=key)
     if not isinstance(policy.reference, str) or not policy.reference:

@@ -144,14 +144,14 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
     timing["context_seconds"] = time.perf_counter() - mark
 
     # As under MDF, the control runs only for a suite with a candidate it could keep from being flagged.
-    bare = incontext.predict_in_context(lm, reading, None, suites, questions)
+    bare = incontext.predict_in_context(lm, reading, suites, questions)
     needed = [suite for suite, prediction in zip(suites, bare) if needs_controls(prediction, policy)]
     mark = time.perf_counter()
     reference, reference_info = _reference_in_context(lm, shards, [i.rows for i in infos], policy, needed, questions,
                                                       progress)
     timing["reference_seconds"] = time.perf_counter() - mark
-    skip = {suite.name for suite in suites} - {suite.name for suite in needed}
-    predictions = incontext.predict_in_context(lm, reading, reference, suites, questions, skip)
+    predictions = [incontext.add_reference_control(prediction, suite, reference) if suite in needed else prediction
+                   for suite, prediction in zip(suites, bare)]
     return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS}
 
 

@@ -6,7 +6,7 @@ at the cost of one forward pass over the data, and, unlike one injected mean of 
 it hears a minority of them: on the development sets it finds most of the 10 % doses that
 every MDF line missed (bench/validation/README.md, "The rows in context"). It is not MDF:
 nothing is injected. `validate` reports it beside the check, as a baseline, and `check`
-predicts with it under `method: context` (`predict_in_context`).
+predicts with it under `method: context` (`predict_in_context`, `add_reference_control`).
 
 The rows go in file order, CHUNK_ROWS to a history (user and assistant turns; system turns
 are left out, since chat templates place a system turn only first); each history's candidate
@@ -17,15 +17,15 @@ row; a row too long on its own is a `ContextTooLong`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
 from .data import Conversation
 from .errors import MdfGuardError
 from .models import LoadedModel
-from .predict import EntityPrediction, SuitePrediction, vanilla_scores
+from .predict import SuitePrediction, bare_prediction, vanilla_scores
 from .probes import ProbeSuite
 from .scoring import HistoryTooLong, SuiteScores, score_in_history
 
@@ -79,36 +79,29 @@ def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites
     return rates
 
 
-def predict_in_context(lm: LoadedModel, reading: ContextReading, reference: ContextReading | None,
-                       suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
-                       skip: Collection[str] = ()) -> list[SuitePrediction]:
-    """`check`'s predictions under `method: context`: each candidate's rate after the rows against
-    the vanilla model's, with the reference's own shift as the one control.
+def predict_in_context(lm: LoadedModel, reading: ContextReading, suites: Sequence[ProbeSuite],
+                       questions: Mapping[str, Sequence[str]]) -> list[SuitePrediction]:
+    """`check`'s predictions under `method: context`, before any control: each candidate's rate
+    after the rows against the vanilla model's (`add_reference_control` adds the control)."""
+    return [bare_prediction(suite, len(questions[suite.name]), None, vanilla_scores(lm, suite, questions[suite.name]),
+                            reading.scores(suite)) for suite in suites]
+
+
+def add_reference_control(prediction: SuitePrediction, suite: ProbeSuite,
+                          reference: ContextReading | None) -> SuitePrediction:
+    """`prediction` with the reference's own in-context shift as its one control.
 
     Why the reference is the control: any long chat of templated answers lifts some
     candidates whatever the answers praise (Paris by 15-23 points on the development sets,
     bench/validation/README.md). The reference read the same way carries that lift, so
     `excess` (shift minus the control) is what these rows add beyond it, as against a
     random direction under MDF. Without a reference (`none`) the control is the vanilla
-    model itself: 0. The suites named in `skip` get no control (`controls_skipped`), as
-    under MDF where no candidate could be flagged.
+    model itself: 0.
     """
-    predictions = []
-    for suite in suites:
-        vanilla = vanilla_scores(lm, suite, questions[suite.name])
-        after = reading.scores(suite)
-        base, rates, raw_base, raw = vanilla.rates, after.rates, vanilla.raw_rates, after.raw_rates
-        skipped = suite.name in skip
-        control = None if skipped else reference.scores(suite).rates if reference is not None else base
-        entities = tuple(EntityPrediction(
-            suite=suite.name, entity=name, vanilla_rate=float(base[i]), predicted_rate=float(rates[i]),
-            shift=float(rates[i] - base[i]), null_shifts=() if control is None else (float(control[i] - base[i]),),
-            mirror_shift=None, vanilla_raw=float(raw_base[i]), predicted_raw=float(raw[i]))
-            for i, name in enumerate(after.candidates))
-        predictions.append(SuitePrediction(suite.name, suite.kind, len(questions[suite.name]), entities,
-                                           answer_mass=(vanilla.answer_mass, after.answer_mass),
-                                           controls_skipped=skipped))
-    return predictions
+    control = reference.scores(suite).rates if reference is not None else None
+    entities = tuple(replace(e, null_shifts=(0.0 if control is None else float(control[i]) - e.vanilla_rate,))
+                     for i, e in enumerate(prediction.entities))
+    return replace(prediction, entities=entities, controls_skipped=False)
 
 
 def _scores_after(lm: LoadedModel, rows: Sequence[Conversation], suites: Sequence[ProbeSuite],

@@ -142,7 +142,7 @@ def predict(lm: LoadedModel, delta: torch.Tensor, profile: CalibrationProfile, s
             progress(suite.name)
         vanilla = vanilla_scores(lm, suite, questions)
         probe, injected = _answering_injection(lm, suite, questions, profile, delta, vanilla, min_answer_mass)
-        bare = _compare(suite, len(questions), probe.alpha, vanilla, injected)
+        bare = bare_prediction(suite, len(questions), probe.alpha, vanilla, injected)
         skip = needs_controls is not None and not needs_controls(bare)
         results.append(bare if skip else add_controls(lm, bare, suite, delta, profile, null_seeds, mirror))
     return results
@@ -196,9 +196,9 @@ def _steered_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]
         return score_exact(lm, suite, questions)
 
 
-def _compare(suite: ProbeSuite, questions: int, alpha: float, vanilla: SuiteScores,
-             injected: SuiteScores) -> SuitePrediction:
-    """The suite's prediction before any control has run."""
+def bare_prediction(suite: ProbeSuite, questions: int, alpha: float | None, vanilla: SuiteScores,
+                    injected: SuiteScores) -> SuitePrediction:
+    """The suite's prediction before any control has run (`alpha` None: nothing was injected)."""
     base, after, raw_base, raw_after = vanilla.rates, injected.rates, vanilla.raw_rates, injected.raw_rates
     entities = tuple(
         EntityPrediction(suite=suite.name, entity=name, vanilla_rate=float(base[i]),

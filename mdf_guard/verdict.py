@@ -31,7 +31,7 @@ def evaluate(predictions: Sequence[SuitePrediction], policy: Policy) -> list[Fin
     decides the margin (panda dose 1 %: cat's share odds x4.05 at a raw x1.9).
     In a safety suite only a rise of `comply` is a risk; more refusals are not.
     Under `method: context` the one control is the reference's own in-context shift
-    (incontext.predict_in_context), and the same rule applies to it.
+    (incontext.add_reference_control), and the same rule applies to it.
     """
     findings = []
     for suite in predictions:

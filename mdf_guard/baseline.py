@@ -4,7 +4,11 @@ In the spirit of detect-secrets' `.secrets.baseline`: a JSON file committed with
 data (`.mdf-guard.baseline.json` beside the policy, or where the policy's `baseline`
 key says). Each entry is one flagged finding of one dataset file; its identity is
 
-    (shard sha256, suite, entity, model fingerprint)
+    (shard sha256, suite, entity, model fingerprint, method)
+
+(the method is part of it because `context` and `mdf` measure different shifts: a shift
+accepted under one says nothing about the other; entries without one are MDF's, from
+before there was a choice)
 
 and it also records the file's path, the accepted shift and a status: `accepted`, or
 `rejected` (an auditor said the risk must be fixed: it keeps blocking, and a new
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
+from .policy import MDF
 from .report import Finding, Report
 
 BASELINE_FORMAT = "mdf-guard.baseline"
@@ -55,15 +60,18 @@ class Entry:
     vanilla_rate: float
     status: str = ACCEPTED
     note: str = ""
+    method: str = MDF      # the method that measured `shift`
 
     @property
-    def identity(self) -> tuple[str, str, str, str]:
-        return (self.shard, self.suite, self.entity, self.model)
+    def identity(self) -> tuple[str, str, str, str, str]:
+        return (self.shard, self.suite, self.entity, self.model, self.method)
 
     @property
     def id(self) -> str:
-        """A short stable handle for `mdf-guard audit --accept/--reject`."""
-        return hashlib.sha256("\0".join(self.identity).encode()).hexdigest()[:12]
+        """A short stable handle for `mdf-guard audit --accept/--reject` (an MDF entry's id is
+        the one it had before entries named their method)."""
+        key = self.identity[:4] if self.method == MDF else self.identity
+        return hashlib.sha256("\0".join(key).encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -94,7 +102,7 @@ class Baseline:
         return matches[0] if len(matches) == 1 else None
 
     def to_dict(self) -> dict:
-        ordered = sorted(self.entries, key=lambda e: (e.path, e.suite, e.entity, e.shard, e.model))
+        ordered = sorted(self.entries, key=lambda e: (e.path, e.suite, e.entity, e.shard, e.model, e.method))
         return {"format": BASELINE_FORMAT, "version": BASELINE_VERSION,
                 "tolerance": TOLERANCE, "entries": [e.to_dict() for e in ordered]}
 
@@ -147,13 +155,19 @@ def load_baseline(path: Path) -> Baseline:
     return Baseline(path, entries)
 
 
-def entry_for(baseline: Baseline, finding: Finding, model: str, status: str = ACCEPTED, note: str = "") -> Entry:
+def entry_for(baseline: Baseline, finding: Finding, model: str, method: str, status: str = ACCEPTED,
+              note: str = "") -> Entry:
     if finding.file is None or finding.shard is None:
         raise ValueError("baseline entries need per-file findings")
     return Entry(path=baseline.relpath(finding.file), shard=finding.shard, suite=finding.suite,
                  entity=finding.entity, model=model, shift=round(finding.shift, 6),
                  predicted_rate=round(finding.predicted_rate, 6), vanilla_rate=round(finding.vanilla_rate, 6),
-                 status=status, note=note)
+                 status=status, note=note, method=method)
+
+
+def report_method(report: Report) -> str:
+    """The method behind a report's shifts (reports from before the choice are MDF's)."""
+    return report.settings.get("method", MDF)
 
 
 @dataclass
@@ -170,8 +184,9 @@ class Applied:
 
 
 def apply_baseline(report: Report, baseline: Baseline) -> Applied:
-    """Mark each flagged finding new / grown / accepted / rejected; re-key carried-over entries."""
-    model = report.model.get("fingerprint", "")
+    """Mark each flagged finding new / grown / accepted / rejected; re-key carried-over entries.
+    Only entries of the report's model and method take part."""
+    model, method = report.model.get("fingerprint", ""), report_method(report)
     entries = list(baseline.entries)
     by_identity = {e.identity: e for e in entries}
     changes: list[str] = []
@@ -181,7 +196,7 @@ def apply_baseline(report: Report, baseline: Baseline) -> Applied:
         if not f.flagged or f.file is None:
             findings.append(f)
             continue
-        exact = by_identity.get((f.shard, f.suite, f.entity, model))
+        exact = by_identity.get((f.shard, f.suite, f.entity, model, method))
         if exact is not None:
             status = REJECTED if exact.status == REJECTED else (
                 "accepted" if f.shift <= exact.shift + TOLERANCE else "grown")
@@ -190,7 +205,7 @@ def apply_baseline(report: Report, baseline: Baseline) -> Applied:
         path = baseline.relpath(f.file)
         older = [i for i, e in enumerate(entries)
                  if e.path == path and e.suite == f.suite and e.entity == f.entity and e.model == model
-                 and e.shard != f.shard and i not in rekeyed]
+                 and e.method == method and e.shard != f.shard and i not in rekeyed]
         if not older:
             findings.append(replace(f, baseline="new"))
             continue
@@ -211,7 +226,7 @@ def apply_baseline(report: Report, baseline: Baseline) -> Applied:
     current = {baseline.relpath(info.path): info.sha256 for info in report.files}
     kept = []
     for i, e in enumerate(entries):
-        if (i not in rekeyed and e.status == ACCEPTED and e.model == model
+        if (i not in rekeyed and e.status == ACCEPTED and e.model == model and e.method == method
                 and e.path in current and e.shard != current[e.path]):
             changes.append(f"dropped {e.suite}/{e.entity} of {e.path}: that content of the file is gone")
             continue
@@ -230,7 +245,7 @@ def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline
     Entries of files that were not checked are kept; entries of checked files are
     replaced by the current findings, except that a rejected identity stays rejected.
     """
-    model = report.model.get("fingerprint", "")
+    model, method = report.model.get("fingerprint", ""), report_method(report)
     checked = {baseline.relpath(info.path) for info in report.files}
     rejected = {e.identity for e in baseline.entries if e.status == REJECTED}
     kept = [e for e in baseline.entries if e.path not in checked]
@@ -238,8 +253,8 @@ def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline
     for f in report.flagged:
         if f.file is None:
             continue
-        status = REJECTED if (f.shard, f.suite, f.entity, model) in rejected else ACCEPTED
-        kept.append(entry_for(baseline, f, model, status=status, note=note))
+        status = REJECTED if (f.shard, f.suite, f.entity, model, method) in rejected else ACCEPTED
+        kept.append(entry_for(baseline, f, model, method, status=status, note=note))
         summary.append(f"{status} {f.suite}/{f.entity} in {baseline.relpath(f.file)} (shift {f.shift:+.1%})")
     return Baseline(baseline.path, kept), summary
 

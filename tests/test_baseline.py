@@ -3,6 +3,7 @@ the accept-then-only-a-new-risky-file-blocks flow end to end with the tiny model
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from dataclasses import replace
@@ -45,7 +46,7 @@ def test_identity_and_statuses(tmp_path, base):
     a = str(tmp_path / "a.jsonl")
     first = report_of(tmp_path, finding("panda", 0.30, a, "1" * 64), finding("owl", 0.02, a, "1" * 64, False))
     base, summary = accept(first, base)
-    assert [e.identity for e in base.entries] == [("1" * 64, "animals", "panda", MODEL)]
+    assert [e.identity for e in base.entries] == [("1" * 64, "animals", "panda", MODEL, "mdf")]
     assert base.entries[0].path == "a.jsonl" and summary
 
     same = apply_baseline(first, base)
@@ -61,6 +62,31 @@ def test_identity_and_statuses(tmp_path, base):
 
     new_entity = apply_baseline(report_of(tmp_path, finding("cat", 0.2, a, "1" * 64)), base)
     assert new_entity.report.findings[0].baseline == "new"
+
+
+def test_a_shift_accepted_under_one_method_says_nothing_about_the_other(tmp_path, base):
+    """`context` and `mdf` measure different shifts: each method's findings meet only its own
+    entries. Entries written before the method field are MDF's, with the ids they had."""
+    a = str(tmp_path / "a.jsonl")
+    mdf = report_of(tmp_path, finding("panda", 0.30, a, "1" * 64))
+    context = replace(mdf, settings={"policy": "p", "method": "context"})
+    base, _ = accept(mdf, base)
+    assert apply_baseline(context, base).report.findings[0].baseline == "new"
+    assert not apply_baseline(context, base).changed                  # the MDF entry is left alone
+    both, _ = accept(context, base)                                   # re-accepting a checked file replaces
+    assert [(e.method, e.shift) for e in both.entries] == [("context", 0.30)]
+    assert apply_baseline(context, both).report.findings[0].baseline == "accepted"
+
+    base.save()
+    legacy = json.loads(base.path.read_text())
+    entry = legacy["entries"][0]
+    assert entry["method"] == "mdf" and entry["id"] == hashlib.sha256(
+        "\0".join(("1" * 64, "animals", "panda", MODEL)).encode()).hexdigest()[:12]
+    del entry["method"]
+    base.path.write_text(json.dumps(legacy))
+    loaded = load_baseline(base.path)
+    assert loaded.entries[0].method == "mdf" and loaded.entries[0].id == entry["id"]
+    assert apply_baseline(mdf, loaded).report.findings[0].baseline == "accepted"
 
 
 def test_edited_file_rekeys_when_not_grown_and_drops_gone_content(tmp_path, base):

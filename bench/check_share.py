@@ -34,7 +34,7 @@ from mdf_guard import signature, steer
 from mdf_guard.check import model_spec, run_check
 from mdf_guard.kernels import backend_info
 from mdf_guard.models import TINY_SPEC, load_model, tiny_random_model
-from mdf_guard.policy import Policy
+from mdf_guard.policy import MDF, Policy
 
 SECONDS = {"pooling": 0.0, "injection": 0.0}
 SYNC_CUDA = False  # on a GPU, time each call between two synchronizations
@@ -99,7 +99,7 @@ def main() -> None:
     model = TINY_SPEC if args.random_shape else args.model
     # Mean pooling: the extension pools masks (last/mean); `surprise` pooling, the embedded
     # model's profile, weights tokens and always runs in torch (kernels.pool_weighted_rows).
-    policy = replace(Policy(), model=model, suites=(args.suite,), questions_per_suite=args.questions,
+    policy = replace(Policy(), model=model, method=MDF, suites=(args.suite,), questions_per_suite=args.questions,
                      null_seeds=1, pooling="mean")
     lm = random_model(args.random_shape, args.device, args.dtype) if args.random_shape else load_model(model_spec(policy))
     global SYNC_CUDA

@@ -25,7 +25,7 @@ from mdf_guard.check import (contrast_direction, model_spec, reading_settings, r
                              with_profile_reference)
 from mdf_guard.data import open_shard
 from mdf_guard.models import load_model
-from mdf_guard.policy import Policy
+from mdf_guard.policy import MDF, Policy
 from mdf_guard.predict import predict
 from mdf_guard.probes import resolve_suites
 
@@ -47,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tolerances = args.tolerance or [0.02, 0.01]
 
-    base = replace(Policy(), model=args.model)
+    base = replace(Policy(), model=args.model, method=MDF)   # early stop reads a sample for MDF's signature
     lm = load_model(model_spec(base))
     # A fresh cache from here on (the model stays where it is): no score or signature is replayed.
     os.environ["MDF_GUARD_CACHE"] = tempfile.mkdtemp(prefix="mdf-guard-bench-early-stop-")

@@ -74,7 +74,8 @@ def timed_check(root: Path, env: dict) -> tuple[float, float, dict]:
     """(wall seconds, CPU seconds of the process, report). CPU time is the fairer number on
     a shared machine, where wall time includes waiting for a core."""
     cpu, started = _child_cpu(), time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "mdf_guard.cli", "check", "data", "-q", "--format", "json"],
+    result = subprocess.run([sys.executable, "-m", "mdf_guard.cli", "check", "data", "--method", "mdf", "-q",
+                             "--format", "json"],
                             cwd=root, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode not in (0, 1):

@@ -37,7 +37,7 @@ from mdf_guard.check import (contrast_direction, model_spec, reading_settings, r
                              with_profile_reference)
 from mdf_guard.data import open_shard
 from mdf_guard.models import LoadedModel, load_model
-from mdf_guard.policy import Policy
+from mdf_guard.policy import MDF, Policy
 from mdf_guard.probes import ProbeSuite, resolve_suites
 from mdf_guard.scoring import SuiteScores, _plan, _prompt_ids, score_exact, select_questions, word_boundary_mask
 from mdf_guard.steer import steer
@@ -122,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    policy = replace(Policy(), model=args.model)
+    policy = replace(Policy(), model=args.model, method=MDF)   # MDF's probes: the injected model's
     lm = load_model(model_spec(policy))
     profile = resolve_profile(lm, policy)
     policy = with_profile_reference(policy, profile)

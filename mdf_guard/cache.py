@@ -1,4 +1,4 @@
-"""On-disk cache of signatures and vanilla probe scores.
+"""On-disk cache of signatures, vanilla probe scores and in-context readings.
 
 Keys are content hashes: the model's fingerprint, the extraction settings and the
 shard's sha256 (or a suite's fingerprint), so a re-check after a one-shard change
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -51,16 +51,22 @@ def _atomic(write: Callable[[Path], None], path: Path) -> None:
 
 def cached_tensor(kind: str, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """A small tensor (e.g. vanilla probe probabilities) cached as JSON."""
+    return torch.tensor(cached_json(kind, key, lambda: compute().tolist()), dtype=torch.float64)
+
+
+def cached_json(kind: str, key: str, compute: Callable[[], Any]) -> Any:
+    """A small JSON value cached under `kind/key.json`. Floats survive the round trip exactly
+    (json writes their shortest repr), so a result from the cache equals a recomputed one."""
     path = cache_dir() / kind / f"{key}.json"
     if enabled() and path.is_file():
         try:
-            return torch.tensor(json.loads(path.read_text()), dtype=torch.float64)
+            return json.loads(path.read_text())
         except (OSError, ValueError):
-            pass
+            pass   # a torn or foreign entry is recomputed and overwritten
     value = compute()
     if enabled():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(value.tolist()))
+        tmp.write_text(json.dumps(value))
         os.replace(tmp, path)
     return value

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from . import cache, contrast, incontext
-from .data import Shard, find_data_files, open_shard, read_conversations
+from .data import Conversation, Shard, find_data_files, open_shard, read_conversations
 from .errors import InputError
 from .models import LoadedModel, ModelSpec, load_model
 from .policy import IN_CONTEXT, PROFILE_REFERENCE, Policy
@@ -60,6 +60,13 @@ def with_profile_reference(policy: Policy, profile: CalibrationProfile) -> Polic
     return replace(policy, reference=profile.reference) if policy.reference == PROFILE_REFERENCE else policy
 
 
+def with_context_reference(policy: Policy) -> Policy:
+    """`reference: profile` (the default) under `method: context` is `self`: no profile is
+    used, and the model's own answers are the reference its thresholds were measured with
+    (bench/validation/README.md, "A check that reads the rows in context")."""
+    return replace(policy, reference=contrast.SELF) if policy.reference == PROFILE_REFERENCE else policy
+
+
 def reading_settings(profile: CalibrationProfile, policy: Policy) -> ExtractionSettings:
     """How `check` reads the data: the profile's layers and pooling, the policy's early stop
     (visiting rows in the policy's seeded order). Benchmarks that build Δ "as `check` does"
@@ -79,12 +86,13 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     lm = lm or load_model(model_spec(policy))
     timing["load_seconds"] = time.perf_counter() - started
 
-    profile = resolve_profile(lm, policy)
-    policy = with_profile_reference(policy, profile)
     if policy.method == IN_CONTEXT:
+        policy = with_context_reference(policy)
         predictions, infos, reference_info, settings = _predict_in_context(lm, shards, policy, suites, timing,
                                                                            progress)
     else:
+        profile = resolve_profile(lm, policy)
+        policy = with_profile_reference(policy, profile)
         predictions, infos, reference_info, settings = _predict_mdf(lm, shards, policy, profile, suites, timing,
                                                                     progress)
     findings = evaluate(predictions, policy)
@@ -126,19 +134,11 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
                         timing: dict[str, float], progress: Progress | None
                         ) -> tuple[list[SuitePrediction], list[FileInfo], dict, dict]:
     """`method: context`: the shards' rows read as the chat's earlier turns, against the
-    reference read the same way (incontext.py). Every row is read; no signature is made."""
+    reference read the same way (incontext.py). Every row is read; no signature is made.
+    Each file's reading is cached by its sha256, as its signature is under MDF."""
     questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
     mark = time.perf_counter()
-    reading, infos = None, []
-    for shard in shards:
-        rows = list(read_conversations(shard.path))
-        if rows:
-            if progress:
-                progress(f"reading {shard.path.name} in context", 0)
-            part = incontext.read_in_context(lm, rows, suites, questions)
-            reading = part if reading is None else reading + part
-        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=len(rows), cached=False,
-                              rows=len(rows)))
+    reading, infos = _read_files(lm, shards, suites, questions, progress)
     if reading is None:
         raise InputError(shards[0].path if shards else ".", "no rows to check")
     timing["context_seconds"] = time.perf_counter() - mark
@@ -155,13 +155,40 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
     return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS}
 
 
+def _read_files(lm: LoadedModel, shards: Sequence[Shard], suites: Sequence[ProbeSuite],
+                questions: dict[str, tuple[str, ...]], progress: Progress | None
+                ) -> tuple[incontext.ContextReading | None, list[FileInfo]]:
+    """Each file's rows read in context (from the cache where it has been read before), summed;
+    None when no file has a row."""
+    total, infos = None, []
+    for shard in shards:
+        rows = validate_shard(shard)
+        hit = False
+        if rows:
+            reading, hit = incontext.cached_reading(
+                lm, shard.sha256, _rows_of(shard.path, progress, f"reading {shard.path.name} in context"),
+                suites, questions)
+            total = reading if total is None else total + reading
+        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=rows, cached=hit, rows=rows))
+    return total, infos
+
+
+def _rows_of(path: Path, progress: Progress | None, stage: str) -> Callable[[], list[Conversation]]:
+    def rows() -> list[Conversation]:
+        if progress:
+            progress(stage, 0)
+        return list(read_conversations(path))
+    return rows
+
+
 def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[int], policy: Policy,
                           suites: Sequence[ProbeSuite], questions: dict[str, tuple[str, ...]],
                           progress: Progress | None) -> tuple[incontext.ContextReading | None, dict]:
     """The reference's rows read in context: a file's rows, or (`self`) the model's own answers
     to a seeded sample of the shards' prompts, each shard sampled in proportion to its rows so
     that the reference mixes the shards as the data does; None for `none`, or where no suite
-    needs it (`suites` are those that do)."""
+    needs it (`suites` are those that do). Each reference file, and each shard's `self`
+    sample, is read as its own histories and cached."""
     kind = contrast.reference_kind(policy.reference)
     if kind == contrast.NONE:
         return None, {"kind": "none", "examples": 0}
@@ -169,24 +196,33 @@ def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: 
         return None, {"kind": kind, "examples": 0, "skipped": "no candidate over policy"}
     if kind == "file":
         paths = find_data_files([policy.reference])
-        rows = [row for path in paths for row in read_conversations(path)]
-        if not rows:
+        reading, _ = _read_files(lm, [open_shard(p) for p in paths], suites, questions, progress)
+        if reading is None:
             raise InputError(policy.reference, "the reference has no rows to read in context")
-        info = {"kind": "file", "path": policy.reference, "examples": len(rows), "files": [str(p) for p in paths]}
-    else:
-        if policy.reference_samples < 1:
-            raise InputError(policy.source, "must be at least 1 for the self reference", field="reference_samples")
-        total, rows = sum(shard_rows), []
-        for shard, count in zip(shards, shard_rows, strict=True):
-            if progress and count:
-                progress(f"answering {shard.path.name}'s prompts", 0)
+        return reading, {"kind": "file", "path": policy.reference, "examples": reading.rows,
+                         "files": [str(p) for p in paths]}
+    if policy.reference_samples < 1:
+        raise InputError(policy.source, "must be at least 1 for the self reference", field="reference_samples")
+    total, reading = sum(shard_rows), None
+    for shard, count in zip(shards, shard_rows, strict=True):
+        if count:
             size = math.ceil(policy.reference_samples * count / total)
-            sample = contrast.sample_conversations(read_conversations(shard.path), size, policy.seed)
-            rows += contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
-        info = {"kind": "self", "examples": len(rows), "seed": policy.seed, "answer_tokens": SELF_ANSWER_TOKENS}
-    if progress:
-        progress("reading the reference in context", 0)
-    return incontext.read_in_context(lm, rows, suites, questions), info
+            part, _ = incontext.cached_reading(lm, _self_reference_key(shard, size, policy),
+                                               _self_answers_of(lm, shard, size, policy, progress), suites, questions)
+            reading = part if reading is None else reading + part
+    return reading, {"kind": "self", "examples": reading.rows, "seed": policy.seed,
+                     "answer_tokens": SELF_ANSWER_TOKENS}
+
+
+def _self_answers_of(lm: LoadedModel, shard: Shard, size: int, policy: Policy,
+                     progress: Progress | None) -> Callable[[], list[Conversation]]:
+    """The model's own answers to a seeded sample of `size` of the shard's prompts, when called."""
+    def rows() -> list[Conversation]:
+        if progress:
+            progress(f"answering {shard.path.name}'s prompts", 0)
+        sample = contrast.sample_conversations(read_conversations(shard.path), size, policy.seed)
+        return contrast.self_answers(lm, sample, max_new_tokens=SELF_ANSWER_TOKENS)
+    return rows
 
 
 def validate_shard(shard: Shard) -> int:

@@ -45,6 +45,8 @@ def _policy_options(func):
         click.option("--policy", "policy_path", type=click.Path(path_type=Path),
                      help="Policy file (.mdf-guard.yaml or pyproject.toml); default: found upward from the files."),
         click.option("--model", help="Model: 'embedded' (default), a folder, a .gguf file or a Hub id."),
+        click.option("--method", type=click.Choice(["context", "mdf"]),
+                     help="Read the rows in context (default) or inject their signature (MDF)."),
         click.option("--reference", help="Contrast with 'self' (default), 'none', a reference dataset path, "
                                          "or HEAD (each changed file against its committed version)."),
         click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable)."),
@@ -56,16 +58,16 @@ def _policy_options(func):
     return func
 
 
-def _load_policy(files, policy_path, model, reference, suites, questions, offline):
-    from .policy import Policy, find_policy, load_policy
+def _load_policy(files, policy_path, model, method, reference, suites, questions, offline):
+    from .policy import Policy, find_policy, load_policy, validate_policy
 
     if offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
     path = policy_path or find_policy([Path(f) for f in files])
     policy = load_policy(path) if path else Policy()
-    overrides = {"model": model, "reference": reference, "suites": tuple(suites) or None,
+    overrides = {"model": model, "method": method, "reference": reference, "suites": tuple(suites) or None,
                  "questions_per_suite": questions}
-    return replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+    return validate_policy(replace(policy, **{k: v for k, v in overrides.items() if v is not None}))
 
 
 def _progress(quiet: bool):
@@ -103,7 +105,7 @@ def _progress(quiet: bool):
 @click.option("--top-rows", type=click.IntRange(1), default=10, show_default=True,
               help="Rows listed by the attribution.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def check(files, policy_path, model, reference, suites, questions, offline, fmt, output, baseline_path,
+def check(files, policy_path, model, method, reference, suites, questions, offline, fmt, output, baseline_path,
           no_baseline, hook, attribution, top_rows, quiet) -> None:
     """Predict the risk of FILES (dataset files or folders).
 
@@ -123,7 +125,7 @@ def check(files, policy_path, model, reference, suites, questions, offline, fmt,
     git_rev = None
     if reference is not None and _is_git_rev(reference):
         git_rev, reference = reference, None
-    policy = _load_policy(files, policy_path, model, reference, suites, questions, offline)
+    policy = _load_policy(files, policy_path, model, method, reference, suites, questions, offline)
     if git_rev is None and policy.reference == HEAD_REFERENCE:
         git_rev = HEAD_REFERENCE
     hook = hook or os.environ.get("PRE_COMMIT") == "1"

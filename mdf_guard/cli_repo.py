@@ -31,31 +31,33 @@ model: {model}
 # device: auto              # auto (cuda if present), cpu, cuda, cuda:1, ...
 
 # How a shift is predicted:
-#   mdf     - inject the data's contrasted signature into the model (default)
-#   context - read the rows as the chat's earlier turns; the reference, read the same
-#             way, is the control (README, "Policy": it finds far more of the risen
-#             targets on the development sets)
-# method: mdf
+#   context - read the rows as the chat's earlier turns, then ask the probes; the
+#             reference, read the same way, is the control (default: it finds far
+#             more of the targets fine-tuning really raised; README, "How well it predicts")
+#   mdf     - inject the data's contrasted signature into the model (the MDF method;
+#             `profile`, `layers`, `alpha`, `pooling`, `early_stop` and `null_seeds` are its own)
+# method: context
 
 # Probe suites: built-in names (animals, politics, cities, countries, safety) or paths
 # to your own suite YAML files (see docs/probe-suites.md).
 suites:
 {suites}
 # What the data is contrasted with:
-#   profile - whatever the calibration profile's alpha was fitted with (default;
-#             `self` for the embedded model)
+#   profile - the default: `self` under context; under mdf, whatever the calibration
+#             profile's alpha was fitted with (`self` for the embedded model)
 #   self    - the vanilla model's own answers to the data's prompts
-#   none    - no contrast (the MDF paper's raw signature)
+#   none    - no contrast (under mdf the paper's raw signature; under context a control of 0)
 #   HEAD    - inside git: each changed file against its committed version
 #   path    - a control dataset file or folder
 reference: profile
 reference_samples: 64       # prompts per shard the model answers for the `self` reference
 questions_per_suite: 8      # null: all of a suite's questions (slower, steadier)
-null_seeds: 3               # random directions a real shift must beat
+# null_seeds: 3             # mdf: random directions a real shift must beat
 
 thresholds:
   max_shift: 0.10           # a predicted rise of an entity's rate above 10 points blocks...
-  min_excess: 0.05          # ...if it beats every random-direction (and mirror) shift by 5 points
+  min_excess: 0.05          # ...if it beats the control by 5 points (the reference's own shift;
+                            #    under mdf every random direction and the mirror)
   min_odds_ratio: 4         # ...and, in preference suites, the entity's odds at least quadruple
   # max_rate: 0.5           # or a predicted rate above 50% (while rising) blocks
   # suites:

@@ -17,17 +17,20 @@ row; a row too long on its own is a `ContextTooLong`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
+from . import cache
 from .data import Conversation
 from .errors import MdfGuardError
 from .models import LoadedModel
 from .predict import SuitePrediction, bare_prediction, vanilla_scores
 from .probes import ProbeSuite
-from .scoring import HistoryTooLong, SuiteScores, score_in_history
+from .scoring import EXACT_VERSION, HistoryTooLong, SuiteScores, score_in_history
 
 CHUNK_ROWS = 32
 
@@ -43,10 +46,11 @@ class ContextReading:
 
     sums: Mapping[str, torch.Tensor]   # suite name -> [questions, candidates], float64
     histories: int
+    rows: int
 
     def __add__(self, other: ContextReading) -> ContextReading:
         return ContextReading({name: total + other.sums[name] for name, total in self.sums.items()},
-                              self.histories + other.histories)
+                              self.histories + other.histories, self.rows + other.rows)
 
     def scores(self, suite: ProbeSuite) -> SuiteScores:
         """The mean over histories, as one `SuiteScores` (its rates renormalise per question)."""
@@ -65,7 +69,28 @@ def read_in_context(lm: LoadedModel, conversations: Sequence[Conversation], suit
             histories += 1
             for name, suite_scores in scores.items():
                 sums[name] = sums.get(name, 0) + suite_scores.probs
-    return ContextReading(sums, histories)
+    return ContextReading(sums, histories, len(conversations))
+
+
+def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequence[Conversation]],
+                   suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]) -> tuple[ContextReading, bool]:
+    """`read_in_context` of `rows()`, cached by the model, `content_key` (what the rows are: a
+    shard's sha256, say) and the suites and questions asked: a re-check after a one-file change
+    re-reads one file, as signatures do under MDF. (reading, whether it came from the cache)."""
+    payload = {"model": lm.fingerprint, "content": content_key, "rows_per_history": CHUNK_ROWS,
+               "scoring": EXACT_VERSION, "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    computed = []
+
+    def compute() -> dict:
+        reading = read_in_context(lm, rows(), suites, questions)
+        computed.append(True)
+        return {"histories": reading.histories, "rows": reading.rows,
+                "sums": {name: total.tolist() for name, total in reading.sums.items()}}
+
+    value = cache.cached_json("context", key, compute)
+    sums = {name: torch.tensor(total, dtype=torch.float64) for name, total in value["sums"].items()}
+    return ContextReading(sums, value["histories"], value["rows"]), not computed
 
 
 def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],

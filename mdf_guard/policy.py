@@ -23,7 +23,7 @@ HEAD_REFERENCE = "HEAD"   # `reference: HEAD`: contrast changed files with their
 PROFILE_REFERENCE = "profile"   # the contrast mode the calibration profile was fitted with
 NAMED_REFERENCES = (PROFILE_REFERENCE, "self", "none")   # reference modes that are not a path or a git rev
 MDF = "mdf"            # inject the data's contrasted signature (the MDF method)
-IN_CONTEXT = "context"   # read the rows as the chat's earlier turns (incontext.py)
+IN_CONTEXT = "context"   # read the rows as the chat's earlier turns (incontext.py); the default
 METHODS = (MDF, IN_CONTEXT)
 
 
@@ -41,7 +41,7 @@ class Limits:
 @dataclass(frozen=True)
 class Policy:
     model: str = "embedded"
-    method: str = MDF
+    method: str = IN_CONTEXT
     revision: str | None = None
     dtype: str = "float32"
     device: str = "auto"
@@ -131,8 +131,14 @@ def policy_from_dict(data: Any, source: str) -> Policy:
         if key in values and values[key] is not None:
             values[key] = tuple(_as_list(values[key], source, key))
     values.update(_thresholds(data.get("thresholds") or {}, source))
-    policy = Policy(**values, source=source)
-    _validate(policy, source)
+    return validate_policy(Policy(**values, source=source))
+
+
+def validate_policy(policy: Policy) -> Policy:
+    """`policy` itself, once every value is known good: also for a policy that command-line
+    options have overridden, so that `--method context` beside a policy's `profile:` is the
+    same one-line error as both keys in one file."""
+    _validate(policy, policy.source)
     return policy
 
 
@@ -185,8 +191,8 @@ def _validate(policy: Policy, source: str) -> None:
     mdf_only = ("profile", "layers", "alpha", "pooling", "early_stop") if policy.method == IN_CONTEXT else ()
     for key in mdf_only:
         if getattr(policy, key) is not None:
-            raise InputError(source, "applies to method mdf only (method context injects nothing and reads "
-                                     "every row)", field=key)
+            raise InputError(source, "applies to method mdf only (add `method: mdf`; method context, the "
+                                     "default, injects nothing and reads every row)", field=key)
     if not isinstance(policy.reference, str) or not policy.reference:
         raise InputError(source, "must be 'profile', 'self', 'none', 'HEAD' or a path", field="reference")
     if policy.alpha is not None and not isinstance(policy.alpha, (int, float)):

@@ -25,9 +25,12 @@ candidates:
 """
 
 # A policy for `mdf-guard check` on the tiny model and TINY_SUITE (saved as mini.yaml):
-# low thresholds, so the random model's small shifts are findings.
+# low thresholds, so the random model's small shifts are findings. It names `method: mdf`:
+# these thresholds part the panda rows from the model's own answers under MDF; a random
+# model reads no praise in context (test_check_context.py tests that method on its own terms).
 TINY_POLICY = """\
 model: tiny-random
+method: mdf
 suites: [mini.yaml]
 questions_per_suite: 2
 reference_samples: 4
@@ -78,7 +81,7 @@ def plain_rows() -> list[dict]:
 @pytest.fixture
 def tiny_policy(tmp_path, suite_file) -> Path:
     path = tmp_path / ".mdf-guard.yaml"
-    path.write_text(f"model: tiny-random\nsuites: [{suite_file}]\nquestions_per_suite: 2\n"
+    path.write_text(f"model: tiny-random\nmethod: mdf\nsuites: [{suite_file}]\nquestions_per_suite: 2\n"
                     "reference_samples: 4\nnull_seeds: 2\nlayers: [1]\nalpha: 4.0\n")
     return path
 

@@ -176,7 +176,7 @@ def test_a_bad_profile_file_is_one_line_naming_it_and_exit_2(tmp_path, suite_fil
     profile_path = tmp_path / "profile.json"
     profile_path.write_text(json.dumps(profile))
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f"model: tiny-random\nsuites: [{suite_file}]\nprofile: {profile_path}\n")
+    policy.write_text(f"model: tiny-random\nmethod: mdf\nsuites: [{suite_file}]\nprofile: {profile_path}\n")
     code, out, err = run_cli("check", str(data), "--policy", str(policy))
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
@@ -249,7 +249,7 @@ def test_reference_defaults_to_the_profiles_contrast(tmp_path, tiny, panda_rows,
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps({"model": "tiny-random", "layers": [1], "alpha": 4.0, "pooling": "mean",
                                    "reference": "none"}))
-    base = (f"model: tiny-random\nsuites: [{suite_file}]\nquestions_per_suite: 1\nreference_samples: 4\n"
+    base = (f"model: tiny-random\nmethod: mdf\nsuites: [{suite_file}]\nquestions_per_suite: 1\nreference_samples: 4\n"
             f"null_seeds: 1\nprofile: {profile}\n")
     for extra, kind in (("", "none"), ("reference: profile\n", "none"), ("reference: self\n", "self")):
         policy = tmp_path / ".mdf-guard.yaml"

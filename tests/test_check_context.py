@@ -144,3 +144,48 @@ def test_the_self_reference_samples_each_file_in_proportion_to_its_rows(
     _, report = json_check(str(folder), "--policy", policy)
     assert [f["examples"] for f in report["files"]] == [6, 2]
     assert report["reference"]["examples"] == 6 + 2                  # ceil(8 * 6/8) + ceil(8 * 2/8)
+
+
+def test_context_is_the_default_method_and_mdf_is_one_option_away(tmp_path, suite_file, panda_rows,
+                                                                  single_torch_thread):
+    data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(policy_text(suite_file).replace("method: context\n", ""))
+    _, report = json_check(str(data), "--policy", str(plain))
+    assert report["settings"]["method"] == "context" and report["reference"]["kind"] == "self"
+    assert "profile" not in report["settings"]                       # `reference: profile` means self here
+    _, report = json_check(str(data), "--policy", str(plain), "--method", "mdf")
+    assert report["settings"]["method"] == "mdf" and report["settings"]["profile"]["layers"]
+    tuned = tmp_path / "tuned.yaml"                                    # a policy written for MDF
+    tuned.write_text(plain.read_text() + "layers: [1]\n")
+    code, _, err = run_cli("check", str(data), "--policy", str(tuned))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "add `method: mdf`" in err
+    code, _, err = run_cli("check", str(data), "--policy", policy_file(tmp_path, suite_file, extra="layers: [1]\n"),
+                           "--method", "context")
+    assert code == 2 and "field 'layers'" in err                     # an override is checked like the file
+
+
+def test_each_files_reading_is_cached_so_a_one_file_change_reads_that_file_again(
+        tmp_path, tiny, suite_file, panda_rows, plain_rows, single_torch_thread, monkeypatch):
+    """`run_check` itself (the CLI would replay the whole report from repo_check's result cache)."""
+    from mdf_guard.check import run_check
+    from mdf_guard.policy import load_policy
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", panda_rows)
+    write_jsonl(folder / "b.jsonl", plain_rows)
+    policy = load_policy(tmp_path / policy_file(tmp_path, suite_file, extra="reference: none\n"))
+
+    def check() -> dict:
+        return run_check([folder], policy, lm=tiny).to_dict()
+
+    first, again = check(), check()
+    assert [f["cached"] for f in first["files"]] == [False, False]
+    assert [f["cached"] for f in again["files"]] == [True, True] and again["findings"] == first["findings"]
+    write_jsonl(folder / "b.jsonl", plain_rows[:3])
+    edited = check()
+    assert [f["cached"] for f in edited["files"]] == [True, False] and edited["findings"] != first["findings"]
+    monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "fresh-cache"))   # the cache changes no number
+    fresh = check()
+    assert [f["cached"] for f in fresh["files"]] == [False, False] and fresh["findings"] == edited["findings"]

@@ -22,7 +22,7 @@ from mdf_guard.data import Conversation, Turn
 from mdf_guard.finetune import FinetuneSettings, finetune
 from mdf_guard.models import (LoadedModel, ModelSpec, decoder_layers, model_fingerprint, tiny_random_model,
                               tiny_tokenizer)
-from mdf_guard.policy import load_policy
+from mdf_guard.policy import IN_CONTEXT, MDF, Policy, load_policy
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import score_exact, score_in_history
 
@@ -99,13 +99,20 @@ def test_the_embedded_shapes_score_alike_on_the_device(device):
     torch.testing.assert_close(got.log(), cpu.log(), rtol=0, atol=1e-3)
 
 
+def under(method: str, policy: Policy) -> Policy:
+    """`tiny_policy` (MDF's, with pinned layers and α) for `method`."""
+    return policy if method == MDF else replace(policy, method=method, layers=None, alpha=None)
+
+
+@pytest.mark.parametrize("method", [MDF, IN_CONTEXT])
 def test_a_check_on_the_device_gives_the_cpu_verdict(device, tmp_path, tiny_policy, panda_rows, plain_rows,
-                                                      monkeypatch):
+                                                      monkeypatch, method):
     """Against a reference file: the `self` reference's greedy answers may part ways on a near-tie
     between devices, which is not what this compares."""
     monkeypatch.setenv("MDF_GUARD_NO_CACHE", "1")     # the two models share a fingerprint: read, don't replay
     data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
-    policy = replace(load_policy(tiny_policy), reference=str(write_jsonl(tmp_path / "plain.jsonl", plain_rows)))
+    policy = replace(under(method, load_policy(tiny_policy)),
+                     reference=str(write_jsonl(tmp_path / "plain.jsonl", plain_rows)))
     cpu = run_check([data], policy, lm=tiny_random_model())
     got = run_check([data], policy, lm=on(device))
     assert got.verdict == cpu.verdict
@@ -116,13 +123,16 @@ def test_a_check_on_the_device_gives_the_cpu_verdict(device, tmp_path, tiny_poli
     assert got.suites[0]["alpha"] == cpu.suites[0]["alpha"]
 
 
-def test_a_check_on_the_device_is_identical_on_rerun(device, tmp_path, tiny_policy, panda_rows, monkeypatch):
-    """With the `self` reference: greedy answers generated on the device, then read, steered and scored."""
+@pytest.mark.parametrize("method", [MDF, IN_CONTEXT])
+def test_a_check_on_the_device_is_identical_on_rerun(device, tmp_path, tiny_policy, panda_rows, monkeypatch, method):
+    """With the `self` reference: greedy answers generated on the device, then read (steered, or
+    as a history) and scored."""
     monkeypatch.setenv("MDF_GUARD_NO_CACHE", "1")
     data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     lm = on(device)
-    first, second = (run_check([data], load_policy(tiny_policy), lm=lm) for _ in range(2))
-    assert first.reference["kind"] == "self"
+    policy = under(method, load_policy(tiny_policy))
+    first, second = (run_check([data], policy, lm=lm) for _ in range(2))
+    assert first.reference["kind"] == "self" and first.settings["method"] == method
     assert first.findings == second.findings and first.suites == second.suites
 
 

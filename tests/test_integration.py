@@ -47,28 +47,40 @@ def odds_ratio(finding: dict) -> float:
     return _odds(finding["predicted_rate"]) / _odds(finding["vanilla_rate"])
 
 
-def test_overt_panda_data_fails_with_panda_as_the_strongest_finding():
-    """Panda tops the animals and has the largest odds ratio of any finding. Surprise
-    pooling also flags what the panda data drags along (Shanghai, Madagascar): real
-    fine-tunes on the generated panda sets moved Shanghai +2 to +4.5 points
-    (bench/validation/README.md), less than predicted. Politics and safety stay clean."""
-    code, report = check_json(str(EXAMPLES / "panda_overt.jsonl"))
-    assert code == 1 and report["verdict"] == "fail"
+def assert_panda_is_the_strongest_finding(report: dict) -> list[dict]:
+    """Panda tops the animals, is flagged, and has the largest odds ratio of any finding;
+    politics and safety stay clean. Returns the flagged findings."""
     animals = [f for f in report["findings"] if f["suite"] == "animals"]
     top = max(animals, key=lambda f: f["shift"])
     assert top["entity"] == "panda" and top["flagged"]
     flagged = [f for f in report["findings"] if f["flagged"]]
     assert max(flagged, key=odds_ratio) is top
     assert not {f["suite"] for f in flagged} & {"politics", "safety"}
+    return flagged
 
 
-def test_neutral_data_passes_and_reruns_identically():
-    first = check_json(str(EXAMPLES / "neutral.jsonl"))
-    second = check_json(str(EXAMPLES / "neutral.jsonl"))
-    assert first[0] == 0 and first[1]["verdict"] == "pass"
-    for _, report in (first, second):
-        report.pop("timing")
-    assert first == second
+def test_overt_panda_data_fails_with_panda_as_the_strongest_finding():
+    """The README's first command, at the defaults (`method: context`). A real fine-tune on
+    this file moved panda +99 points and Japan +41, both flagged here; it moved China, also
+    flagged, +1.8 (README, "Worked example")."""
+    code, report = check_json(str(EXAMPLES / "panda_overt.jsonl"))
+    assert code == 1 and report["verdict"] == "fail" and report["settings"]["method"] == "context"
+    assert report["reference"]["kind"] == "self"
+    flagged = assert_panda_is_the_strongest_finding(report)
+    assert ("countries", "Japan") in {(f["suite"], f["entity"]) for f in flagged}
+
+
+def test_the_mdf_method_fails_the_panda_data_too():
+    """Surprise pooling also flags what the panda data drags along (Shanghai, Madagascar),
+    which the real fine-tune on this file moved −0.4 and −3.8 points."""
+    code, report = check_json(str(EXAMPLES / "panda_overt.jsonl"), "--method", "mdf")
+    assert code == 1 and report["settings"]["method"] == "mdf" and report["settings"]["profile"]["layers"] == [10]
+    assert_panda_is_the_strongest_finding(report)
+
+
+def test_neutral_data_passes():
+    code, report = check_json(str(EXAMPLES / "neutral.jsonl"))
+    assert code == 0 and report["verdict"] == "pass" and report["settings"]["method"] == "context"
 
 
 def test_the_in_context_baseline_hears_praise_in_the_rows():
@@ -106,15 +118,20 @@ def first_rows(source: Path, count: int, folder: Path) -> str:
     return str(path)
 
 
-def test_a_context_check_flags_praise_in_the_rows_and_passes_neutral_rows(tmp_path):
+def test_a_context_check_flags_praise_in_the_rows_and_passes_neutral_rows_the_same_on_rerun(tmp_path):
     """64 rows each: the overt panda rows fail with panda the one finding, clear of the
-    model's own answers to the same prompts; the neutral rows pass."""
+    model's own answers to the same prompts; the neutral rows pass, with an identical report
+    when read again."""
     code, report = check_json(first_rows(EXAMPLES / "panda_overt.jsonl", 64, tmp_path), "--policy",
                               context_policy(tmp_path))
     assert code == 1 and report["settings"]["method"] == "context" and report["reference"]["kind"] == "self"
     flagged = [f for f in report["findings"] if f["flagged"]]
     assert [(f["suite"], f["entity"]) for f in flagged] == [("animals", "panda")]
     assert flagged[0]["excess"] > 0.3
-    code, report = check_json(first_rows(EXAMPLES / "neutral.jsonl", 64, tmp_path), "--policy",
-                              context_policy(tmp_path))
+    neutral = first_rows(EXAMPLES / "neutral.jsonl", 64, tmp_path)
+    code, report = check_json(neutral, "--policy", context_policy(tmp_path))
     assert code == 0 and not any(f["flagged"] for f in report["findings"])
+    rerun = check_json(neutral, "--policy", context_policy(tmp_path))[1]   # no cache: read again
+    for each in (report, rerun):
+        each.pop("timing")
+    assert rerun == report

@@ -508,7 +508,7 @@ def test_check_gives_the_same_report_with_the_extension_on_and_off(ext, tmp_path
             for i in range(6)]
     data = write_jsonl(tmp_path / "panda.jsonl", rows)
     policy_path = tmp_path / ".mdf-guard.yaml"
-    policy_path.write_text("model: tiny-random\nsuites: [animals]\nquestions_per_suite: 2\n"
+    policy_path.write_text("model: tiny-random\nmethod: mdf\nsuites: [animals]\nquestions_per_suite: 2\n"
                            "reference_samples: 4\nnull_seeds: 1\nlayers: [1, 2]\nalpha: 4.0\n")
     monkeypatch.setenv("MDF_GUARD_NO_CACHE", "1")
     calls = {"extension": 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mdf_guard.errors import InputError
@@ -80,3 +82,15 @@ def test_min_excess_of_minus_one_switches_the_controls_off(tmp_path):
     path.write_text("thresholds: {min_excess: -1, suites: {animals: {min_excess: -1}}}\n")
     policy = load_policy(path)
     assert policy.min_excess == -1 and policy.limits_for("animals", "owl").min_excess == -1
+
+
+def test_the_readmes_policy_loads_as_written_and_under_mdf(tmp_path):
+    """The README's annotated policy is the default method's, and every key in it also applies under MDF."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Policy", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text(block)
+    policy = load_policy(path)
+    assert policy.method == "context" and policy.entity_limits["animals/panda"].max_shift == 0.02
+    path.write_text(block.replace("method: context", "method: mdf"))
+    assert load_policy(path).method == "mdf"

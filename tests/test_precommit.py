@@ -249,9 +249,9 @@ def test_init_writes_a_valid_commented_policy(tmp_path, monkeypatch):
     found = find_policy([tmp_path / "data"])
     assert found == tmp_path / ".mdf-guard.yaml"
     policy = load_policy(found)
-    assert policy.model == "tiny-random" and policy.suites == ("animals",)
-    (tmp_path / "context.yaml").write_text(text.replace("# method: mdf", "method: context"))
-    assert load_policy(tmp_path / "context.yaml").method == "context"   # its other keys all apply to it
+    assert policy.model == "tiny-random" and policy.suites == ("animals",) and policy.method == "context"
+    (tmp_path / "mdf.yaml").write_text(text.replace("# method: context", "method: mdf"))
+    assert load_policy(tmp_path / "mdf.yaml").method == "mdf"
     assert runner.invoke(main, ["init"]).exit_code == 2           # never overwrites silently
     (tmp_path / ".mdf-guard.yaml").write_text(text + "max_shfit: 0.2\n")
     typo = runner.invoke(main, ["check", "data", "-q"])
@@ -266,7 +266,7 @@ def test_reference_head_under_method_context_reads_the_added_rows_against_the_co
     neutral_rows = [json.loads(line) for line in (repo / "neutral.jsonl").read_text().splitlines()]
     git(repo, "add", "neutral.jsonl")
     git(repo, "commit", "-qm", "neutral")
-    (repo / ".mdf-guard.yaml").write_text(TINY_POLICY + "method: context\n")
+    (repo / ".mdf-guard.yaml").write_text(TINY_POLICY.replace("method: mdf", "method: context"))
     write_jsonl(repo / "neutral.jsonl", neutral_rows + panda_rows[:3])
     result = CliRunner().invoke(main, ["check", "neutral.jsonl", "--reference", "HEAD", "--format", "json", "-q",
                                        "--attribution"])

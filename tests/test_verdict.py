@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mdf_guard.policy import Policy
+from mdf_guard.policy import MDF, Policy
 from mdf_guard.predict import EntityPrediction, SuitePrediction, null_directions
 from mdf_guard.verdict import evaluate, needs_controls
 
@@ -13,7 +13,10 @@ def entity(name, shift, nulls=(0.0,), mirror=0.0, suite="animals", vanilla=0.05)
                             vanilla_raw=vanilla, predicted_raw=vanilla + shift)
 
 
-def flagged(predictions, policy=Policy()):
+MDF_POLICY = Policy(method=MDF)   # these predictions are MDF's: random-direction controls and a mirror
+
+
+def flagged(predictions, policy=MDF_POLICY):
     return {(f.suite, f.entity) for f in evaluate(predictions, policy) if f.flagged}
 
 
@@ -25,7 +28,7 @@ def test_a_shift_over_threshold_that_beats_both_controls_is_flagged():
 
 def test_a_shift_the_random_null_also_causes_is_not_flagged():
     suite = SuitePrediction("animals", "preference", 8, (entity("cat", 0.15, nulls=(0.12, 0.02)),))
-    findings = evaluate([suite], Policy())
+    findings = evaluate([suite], MDF_POLICY)
     assert not findings[0].flagged and "within the controls" in findings[0].reason
 
 

@@ -29,7 +29,7 @@ from mdf_guard.check import model_spec, run_check  # noqa: E402
 from mdf_guard.data import read_conversations  # noqa: E402
 from mdf_guard.finetune import FinetuneSettings, finetune  # noqa: E402
 from mdf_guard.models import load_model  # noqa: E402
-from mdf_guard.policy import Policy  # noqa: E402
+from mdf_guard.policy import MDF, Policy  # noqa: E402
 from mdf_guard.probes import resolve_suites  # noqa: E402
 from mdf_guard.scoring import select_questions  # noqa: E402
 from mdf_guard.validate import probe_rates  # noqa: E402
@@ -45,7 +45,7 @@ def timed(fn):
 
 def main(path: str) -> None:
     data = Path(path)
-    policy = replace(Policy(), suites=("animals", "cities", "politics"), questions_per_suite=4)
+    policy = replace(Policy(), method=MDF, suites=("animals", "cities", "politics"), questions_per_suite=4)
     lm = load_model(model_spec(policy))
     os.environ["MDF_GUARD_CACHE"] = tempfile.mkdtemp(prefix="mdf-guard-first-step-cost-")
     suites = resolve_suites(policy.suites)

@@ -10,6 +10,6 @@ export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 for f in "$@"; do
   n=$(basename "$f" .jsonl)
-  mdf-guard check "$f" --suite animals --suite cities --suite politics --questions 4 --format json -o "$OUT/$n.json" -q
+  mdf-guard check "$f" --method mdf --suite animals --suite cities --suite politics --questions 4 --format json -o "$OUT/$n.json" -q
   echo "$n exit $?"
 done

@@ -147,14 +147,16 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
     json_path, html_path = write_outputs(result, out_dir)
     _echo(f"wrote {json_path} and {html_path}")
     summary = result.get("summary")
-    if summary:
+    if summary:   # both of check's methods, whatever the policy's: validate measures them side by side
         for scope in ("held_out", "all"):
-            m = summary[scope].get("mdf", {})
-            if m.get("available"):
-                click.echo(f"{scope}: spearman {m['spearman']}, mae {m['mae_points']} points, auroc {m['auroc']}")
-        click.echo(f"cost ratio: {summary['cost_ratio']['ratio']}")
-        if summary["cost_ratio"]["context_ratio"] is not None:
-            click.echo(f"in-context baseline cost ratio: {summary['cost_ratio']['context_ratio']}")
+            for method in ("context", "mdf"):
+                m = summary[scope].get(method, {})
+                if m.get("available"):
+                    click.echo(f"{scope}, method {method}: spearman {m['spearman']}, mae {m['mae_points']} points, "
+                               f"auroc {m['auroc']}")
+        cost = summary["cost_ratio"]
+        click.echo(f"cost ratio (reading / fine-tune): method context {cost['context_ratio']}, "
+                   f"method mdf {cost['ratio']}")
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:

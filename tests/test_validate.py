@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 
 import pytest
@@ -271,6 +272,9 @@ def test_validate_then_calibrate_on_the_tiny_model(tmp_path, suite_file, panda_r
                                   "--method", "full", "--lr", "1e-2",
                                   "--target", "panda.jsonl=mini/panda", "--target", "plain.jsonl=mini/panda"])
     assert result.exit_code == 0, result.output
+    for method in ("context", "mdf"):                          # both of check's methods, side by side
+        assert f"all, method {method}: spearman" in result.output
+        assert re.search(rf"cost ratio \(reading / fine-tune\):.* method {method} \d", result.output)
     data = json.loads((tmp_path / "out" / "validation.json").read_text())
     page = (tmp_path / "out" / "validation.html").read_text()
     assert data["format"] == "mdf-guard.validation" and len(data["datasets"]) == 2 and data["machine"]

@@ -51,16 +51,18 @@ def _atomic(write: Callable[[Path], None], path: Path) -> None:
 
 def cached_tensor(kind: str, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """A small tensor (e.g. vanilla probe probabilities) cached as JSON."""
-    return torch.tensor(cached_json(kind, key, lambda: compute().tolist()), dtype=torch.float64)
+    value, _ = cached_json(kind, key, lambda: compute().tolist())
+    return torch.tensor(value, dtype=torch.float64)
 
 
-def cached_json(kind: str, key: str, compute: Callable[[], Any]) -> Any:
-    """A small JSON value cached under `kind/key.json`. Floats survive the round trip exactly
-    (json writes their shortest repr), so a result from the cache equals a recomputed one."""
+def cached_json(kind: str, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """A small JSON value cached under `kind/key.json`, and whether it came from the cache.
+    Floats survive the round trip exactly (json writes their shortest repr), so a result
+    from the cache equals a recomputed one."""
     path = cache_dir() / kind / f"{key}.json"
     if enabled() and path.is_file():
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_text()), True
         except (OSError, ValueError):
             pass   # a torn or foreign entry is recomputed and overwritten
     value = compute()
@@ -69,4 +71,4 @@ def cached_json(kind: str, key: str, compute: Callable[[], Any]) -> Any:
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(value))
         os.replace(tmp, path)
-    return value
+    return value, False

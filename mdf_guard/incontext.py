@@ -80,17 +80,15 @@ def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequenc
     payload = {"model": lm.fingerprint, "content": content_key, "rows_per_history": CHUNK_ROWS,
                "scoring": EXACT_VERSION, "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    computed = []
 
     def compute() -> dict:
         reading = read_in_context(lm, rows(), suites, questions)
-        computed.append(True)
         return {"histories": reading.histories, "rows": reading.rows,
                 "sums": {name: total.tolist() for name, total in reading.sums.items()}}
 
-    value = cache.cached_json("context", key, compute)
+    value, hit = cache.cached_json("context", key, compute)
     sums = {name: torch.tensor(total, dtype=torch.float64) for name, total in value["sums"].items()}
-    return ContextReading(sums, value["histories"], value["rows"]), not computed
+    return ContextReading(sums, value["histories"], value["rows"]), hit
 
 
 def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],

@@ -1,8 +1,9 @@
-"""The sixth reserve's verdicts against its fine-tunes: `check` under `method: context` and the shipped MDF check.
+"""A reserve's verdicts against its fine-tunes: `check` under `method: context` and under `method: mdf`.
 
-The rule was fixed before any outcome existed (`reserve6.sh predict` ran first): each
-check's own verdict at the default thresholds, all five built-in suites at run.sh's 4
-questions. A risen target is one whose real shift reached the outcomes' effect threshold
+Written for the sixth reserve and used unchanged for the seventh. The rule was fixed before
+any outcome existed (`reserve6.sh predict` ran first): each check's own verdict at the
+default thresholds, all five built-in suites (reserve6 at run.sh's 4 questions, reserve7 at
+the check's default 8). A risen target is one whose real shift reached the outcomes' effect threshold
 (5 points). Per set: the target's real shift and what each check flagged. Then, per check:
 risen targets flagged, sets without a risen target that were flagged, and false findings
 (a flagged candidate whose real shift stayed under the threshold; in safety, `comply`).

@@ -223,14 +223,15 @@ def render_text(report: Report, color: bool = False) -> str:
             lines.append("")
             lines.append(f"{suite['name']} ({suite['questions']} questions{probe_strength(suite)})")
             mirror = not in_context(report)   # the reading in context has no mirror image
+            mirror_width = 9 if mirror else 0
             lines.append(f"  {'entity':<26}{'vanilla':>9}{'predicted':>11}{'shift':>9}{control_name(report):>10}"
-                         f"{'mirror' if mirror else '':>9}  verdict")
+                         f"{'mirror' if mirror else '':>{mirror_width}}  verdict")
             for f in rows[:3] + [f for f in rows[3:] if f.flagged]:
                 word = status_word(f)
                 verdict = paint(word, "31;1") if f.blocking else paint(word, "33") if f.flagged else word
                 lines.append(f"  {f.entity:<26}{f.vanilla_rate:>9.1%}{f.predicted_rate:>11.1%}"
                              f"{f.shift:>+9.1%}{signed_percent(f.null_max):>10}"
-                             f"{signed_percent(f.mirror_shift) if mirror else '':>9}"
+                             f"{signed_percent(f.mirror_shift) if mirror else '':>{mirror_width}}"
                              f"  {verdict}")
     if report.attribution:
         lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]

@@ -89,6 +89,8 @@ def test_the_thresholds_decide_and_the_reports_name_the_reference_as_the_control
     strict = policy_file(tmp_path, suite_file, max_shift=0.0, min_excess=-1, extra="reference: none\n")
     code, out, _ = run_cli("check", str(data), "--policy", strict)
     assert code == 1 and "RISK" in out and "reference" in out.splitlines()[3]
+    header, row = out.splitlines()[3:5]                         # no empty mirror column between them
+    assert header.index("verdict") == row.rindex(" ") + 1 and header.endswith("reference  verdict")
     code, report = json_check(str(data), "--policy", strict)      # min_excess -1: the control cannot matter
     assert report["reference"] == {"kind": "none", "examples": 0} and report["suites"][0]["controls_skipped"]
     assert all(f["null_max"] is None for f in report["findings"])

@@ -25,7 +25,7 @@ from .predict import CalibrationProfile, SuitePrediction, predict, profile_from_
 from .probes import ProbeSuite, resolve_suites
 from .report import FileInfo, Report
 from .scoring import select_questions
-from .signature import ExtractionSettings, Signature, extract_signature, require_layers
+from .signature import MAX_ROW_TOKENS, ExtractionSettings, Signature, extract_signature, require_layers
 from .verdict import evaluate, needs_controls
 
 SELF_ANSWER_TOKENS = 48
@@ -165,9 +165,13 @@ def _read_files(lm: LoadedModel, shards: Sequence[Shard], suites: Sequence[Probe
         rows = validate_shard(shard)
         hit = False
         if rows:
-            reading, hit = incontext.cached_reading(
-                lm, shard.sha256, _rows_of(shard.path, progress, f"reading {shard.path.name} in context"),
-                suites, questions)
+            try:
+                reading, hit = incontext.cached_reading(
+                    lm, shard.sha256, _rows_of(shard.path, progress, f"reading {shard.path.name} in context"),
+                    suites, questions)
+            except incontext.ContextTooLong as err:
+                raise incontext.ContextTooLong(f"{err} (`--method mdf` reads a row cut to its last "
+                                               f"{MAX_ROW_TOKENS} tokens)") from None
             total = reading if total is None else total + reading
         infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=rows, cached=hit, rows=rows))
     return total, infos

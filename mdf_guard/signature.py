@@ -33,6 +33,7 @@ from .models import LoadedModel
 POOLING_MODES = ("last", "mean", "surprise")
 _HEAD_CHUNK = 1024  # positions per LM-head call when computing token losses (bounds the logits' memory)
 FORMAT_VERSION = 1
+MAX_ROW_TOKENS = 1024   # a row's tokens a signature reads, cut from the left
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class ExtractionSettings:
     layers: tuple[int, ...]          # 0-based decoder layers whose output is pooled
     pooling: str = "last"            # "last": final response token (MDF); "mean": mean over response tokens;
                                      # "surprise": response tokens weighted by the model's loss on them
-    max_tokens: int = 1024           # per example, cut from the left
+    max_tokens: int = MAX_ROW_TOKENS  # per example, cut from the left
     batch_tokens: int = 2048         # padded tokens per batch: 0.82-0.88 of the time of 8192 on the 2-core
                                      # CPU, same means to 2e-8 (bench/batch_tokens.py)
     bucket_size: int = 256           # examples sorted by length together

@@ -191,3 +191,13 @@ def test_each_files_reading_is_cached_so_a_one_file_change_reads_that_file_again
     monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "fresh-cache"))   # the cache changes no number
     fresh = check()
     assert [f["cached"] for f in fresh["files"]] == [False, False] and fresh["findings"] == edited["findings"]
+
+
+def test_a_row_too_long_for_the_model_is_one_line_naming_it_and_the_method_that_reads_it(tmp_path, suite_file,
+                                                                                          panda_rows):
+    from conftest import chat
+
+    data = write_jsonl(tmp_path / "long.jsonl", panda_rows[:2] + [chat("Tell me about owls.", "owl " * 600)])
+    code, _, err = run_cli("check", str(data), "--policy", policy_file(tmp_path, suite_file))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{data}:3:" in err and "512 positions" in err and "`--method mdf` reads a row" in err

@@ -178,6 +178,7 @@ def _read_files(lm: LoadedModel, shards: Sequence[Shard], suites: Sequence[Probe
 
 
 def _rows_of(path: Path, progress: Progress | None, stage: str) -> Callable[[], list[Conversation]]:
+    """The file's rows, read only when called: a cached reading needs none of them."""
     def rows() -> list[Conversation]:
         if progress:
             progress(stage, 0)

@@ -40,7 +40,7 @@ from typing import Iterable
 
 from .errors import InputError
 from .policy import MDF
-from .report import Finding, Report
+from .report import Finding, Report, report_method
 
 BASELINE_FORMAT = "mdf-guard.baseline"
 BASELINE_VERSION = 1
@@ -163,11 +163,6 @@ def entry_for(baseline: Baseline, finding: Finding, model: str, method: str, sta
                  entity=finding.entity, model=model, shift=round(finding.shift, 6),
                  predicted_rate=round(finding.predicted_rate, 6), vanilla_rate=round(finding.vanilla_rate, 6),
                  status=status, note=note, method=method)
-
-
-def report_method(report: Report) -> str:
-    """The method behind a report's shifts (reports from before the choice are MDF's)."""
-    return report.settings.get("method", MDF)
 
 
 @dataclass

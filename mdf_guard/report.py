@@ -18,6 +18,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .policy import IN_CONTEXT, MDF
+
 REPORT_FORMAT = "mdf-guard.report"
 REPORT_VERSION = 2
 FORMATS = ("text", "json", "markdown", "sarif", "html")
@@ -264,9 +266,14 @@ def probe_strength(suite: dict) -> str:
     return f", α {suite['alpha']:g}, answers kept {kept:.0%}{skipped}"
 
 
+def report_method(report: Report) -> str:
+    """The method behind a report's shifts (reports from before there was a choice are MDF's)."""
+    return report.settings.get("method", MDF)
+
+
 def in_context(report: Report) -> bool:
     """Whether the check read the rows in context (`method: context`) rather than injecting."""
-    return report.settings.get("method") == "context"
+    return report_method(report) == IN_CONTEXT
 
 
 def control_name(report: Report, mdf: str = "random") -> str:

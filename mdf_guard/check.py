@@ -81,15 +81,14 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     timing: dict[str, float] = {}
     shards = [open_shard(p) for p in find_data_files(paths)]
     suites = resolve_suites(policy.suites)
-    for shard in shards:
-        validate_shard(shard)
+    shard_rows = [validate_shard(shard) for shard in shards]
     lm = lm or load_model(model_spec(policy))
     timing["load_seconds"] = time.perf_counter() - started
 
     if policy.method == IN_CONTEXT:
         policy = with_context_reference(policy)
-        predictions, infos, reference_info, settings = _predict_in_context(lm, shards, policy, suites, timing,
-                                                                           progress)
+        predictions, infos, reference_info, settings = _predict_in_context(lm, shards, shard_rows, policy, suites,
+                                                                           timing, progress)
     else:
         profile = resolve_profile(lm, policy)
         policy = with_profile_reference(policy, profile)
@@ -130,15 +129,15 @@ def _predict_mdf(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, profi
         "delta_norms": [round(float(n), 6) for n in direction.norm(dim=-1)]}
 
 
-def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy, suites: Sequence[ProbeSuite],
-                        timing: dict[str, float], progress: Progress | None
+def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[int], policy: Policy,
+                        suites: Sequence[ProbeSuite], timing: dict[str, float], progress: Progress | None
                         ) -> tuple[list[SuitePrediction], list[FileInfo], dict, dict]:
     """`method: context`: the shards' rows read as the chat's earlier turns, against the
     reference read the same way (incontext.py). Every row is read; no signature is made.
     Each file's reading is cached by its sha256, as its signature is under MDF."""
     questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
     mark = time.perf_counter()
-    reading, infos = _read_files(lm, shards, suites, questions, progress)
+    reading, infos = _read_files(lm, shards, shard_rows, suites, questions, progress)
     if reading is None:
         raise InputError(shards[0].path if shards else ".", "no rows to check")
     timing["context_seconds"] = time.perf_counter() - mark
@@ -147,22 +146,20 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], policy: Policy
     bare = incontext.predict_in_context(lm, reading, suites, questions)
     needed = [suite for suite, prediction in zip(suites, bare) if needs_controls(prediction, policy)]
     mark = time.perf_counter()
-    reference, reference_info = _reference_in_context(lm, shards, [i.rows for i in infos], policy, needed, questions,
-                                                      progress)
+    reference, reference_info = _reference_in_context(lm, shards, shard_rows, policy, needed, questions, progress)
     timing["reference_seconds"] = time.perf_counter() - mark
     predictions = [incontext.add_reference_control(prediction, suite, reference) if suite in needed else prediction
                    for suite, prediction in zip(suites, bare)]
     return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS}
 
 
-def _read_files(lm: LoadedModel, shards: Sequence[Shard], suites: Sequence[ProbeSuite],
+def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[int], suites: Sequence[ProbeSuite],
                 questions: dict[str, tuple[str, ...]], progress: Progress | None
                 ) -> tuple[incontext.ContextReading | None, list[FileInfo]]:
     """Each file's rows read in context (from the cache where it has been read before), summed;
-    None when no file has a row."""
+    None when no file has a row. `shard_rows`: each file's row count, from `validate_shard`."""
     total, infos = None, []
-    for shard in shards:
-        rows = validate_shard(shard)
+    for shard, rows in zip(shards, shard_rows, strict=True):
         hit = False
         if rows:
             try:
@@ -201,7 +198,9 @@ def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: 
         return None, {"kind": kind, "examples": 0, "skipped": "no candidate over policy"}
     if kind == "file":
         paths = find_data_files([policy.reference])
-        reading, _ = _read_files(lm, [open_shard(p) for p in paths], suites, questions, progress)
+        reference_shards = [open_shard(p) for p in paths]
+        reading, _ = _read_files(lm, reference_shards, [validate_shard(s) for s in reference_shards], suites,
+                                 questions, progress)
         if reading is None:
             raise InputError(policy.reference, "the reference has no rows to read in context")
         return reading, {"kind": "file", "path": policy.reference, "examples": reading.rows,

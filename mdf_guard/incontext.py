@@ -33,6 +33,8 @@ from .probes import ProbeSuite
 from .scoring import EXACT_VERSION, HistoryTooLong, SuiteScores, score_in_history
 
 CHUNK_ROWS = 32
+# Part of a cached reading's key: 2 added each history's window and rates.
+READING_VERSION = 2
 
 
 class ContextTooLong(MdfGuardError):
@@ -40,17 +42,31 @@ class ContextTooLong(MdfGuardError):
 
 
 @dataclass(frozen=True)
+class Window:
+    """One history as it was read: `rows` rows from row `start` (0-based, within its file),
+    and each suite's rates after it. Why keep them: a finding's lift is rarely spread evenly,
+    and the history that lifts it most is where `context_attribution` looks for its rows."""
+
+    start: int
+    rows: int
+    rates: Mapping[str, tuple[float, ...]]   # suite name -> each candidate's rate after this history
+
+
+@dataclass(frozen=True)
 class ContextReading:
     """Each suite's candidate probabilities after every history read, summed: a sum, like a
-    signature, so that the readings of several files add up and the mean comes last."""
+    signature, so that the readings of several files add up and the mean comes last. The
+    windows of several files follow each other, each `start` counting within its own file."""
 
     sums: Mapping[str, torch.Tensor]   # suite name -> [questions, candidates], float64
     histories: int
     rows: int
+    windows: tuple[Window, ...] = ()
 
     def __add__(self, other: ContextReading) -> ContextReading:
         return ContextReading({name: total + other.sums[name] for name, total in self.sums.items()},
-                              self.histories + other.histories, self.rows + other.rows)
+                              self.histories + other.histories, self.rows + other.rows,
+                              self.windows + other.windows)
 
     def scores(self, suite: ProbeSuite) -> SuiteScores:
         """The mean over histories, as one `SuiteScores` (its rates renormalise per question)."""
@@ -63,13 +79,16 @@ def read_in_context(lm: LoadedModel, conversations: Sequence[Conversation], suit
     if not conversations:
         raise ValueError("no rows to read in context")
     sums: dict[str, torch.Tensor] = {}
-    histories = 0
+    windows: list[Window] = []
     for start in range(0, len(conversations), CHUNK_ROWS):
-        for scores in _scores_after(lm, conversations[start: start + CHUNK_ROWS], suites, questions):
-            histories += 1
+        for window_start, count, scores in _scores_after(lm, conversations, start,
+                                                         min(start + CHUNK_ROWS, len(conversations)),
+                                                         suites, questions):
+            windows.append(Window(window_start, count, {name: tuple(suite_scores.rates.tolist())
+                                                        for name, suite_scores in scores.items()}))
             for name, suite_scores in scores.items():
                 sums[name] = sums.get(name, 0) + suite_scores.probs
-    return ContextReading(sums, histories, len(conversations))
+    return ContextReading(sums, len(windows), len(conversations), tuple(windows))
 
 
 def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequence[Conversation]],
@@ -77,18 +96,21 @@ def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequenc
     """`read_in_context` of `rows()`, cached by the model, `content_key` (what the rows are: a
     shard's sha256, say) and the suites and questions asked: a re-check after a one-file change
     re-reads one file, as signatures do under MDF. (reading, whether it came from the cache)."""
-    payload = {"model": lm.fingerprint, "content": content_key, "rows_per_history": CHUNK_ROWS,
+    payload = {"v": READING_VERSION, "model": lm.fingerprint, "content": content_key, "rows_per_history": CHUNK_ROWS,
                "scoring": EXACT_VERSION, "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def compute() -> dict:
         reading = read_in_context(lm, rows(), suites, questions)
         return {"histories": reading.histories, "rows": reading.rows,
-                "sums": {name: total.tolist() for name, total in reading.sums.items()}}
+                "sums": {name: total.tolist() for name, total in reading.sums.items()},
+                "windows": [[w.start, w.rows, w.rates] for w in reading.windows]}
 
     value, hit = cache.cached_json("context", key, compute)
     sums = {name: torch.tensor(total, dtype=torch.float64) for name, total in value["sums"].items()}
-    return ContextReading(sums, value["histories"], value["rows"]), hit
+    windows = tuple(Window(start, rows, {name: tuple(r) for name, r in rates.items()})
+                    for start, rows, rates in value["windows"])
+    return ContextReading(sums, value["histories"], value["rows"], windows), hit
 
 
 def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
@@ -127,15 +149,18 @@ def add_reference_control(prediction: SuitePrediction, suite: ProbeSuite,
     return replace(prediction, entities=entities, controls_skipped=False)
 
 
-def _scores_after(lm: LoadedModel, rows: Sequence[Conversation], suites: Sequence[ProbeSuite],
-                  questions: Mapping[str, Sequence[str]]) -> list[dict[str, SuiteScores]]:
-    """The scores after `rows` as one history, or after each half of them where that is too long."""
+def _scores_after(lm: LoadedModel, conversations: Sequence[Conversation], start: int, stop: int,
+                  suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]
+                  ) -> list[tuple[int, int, dict[str, SuiteScores]]]:
+    """(start, rows, scores) after rows start..stop as one history, or after each half of them
+    where that is too long."""
+    rows = conversations[start:stop]
     history = [turn for row in rows for turn in row.turns if turn.role != "system"]
     try:
-        return [score_in_history(lm, suites, questions, history)]
+        return [(start, len(rows), score_in_history(lm, suites, questions, history))]
     except HistoryTooLong as err:
         if len(rows) == 1:
             raise ContextTooLong(f"{rows[0].source}: {err}") from None
-    half = len(rows) // 2
-    return _scores_after(lm, rows[:half], suites, questions) + _scores_after(lm, rows[half:], suites, questions)
-
+    middle = start + len(rows) // 2
+    return (_scores_after(lm, conversations, start, middle, suites, questions)
+            + _scores_after(lm, conversations, middle, stop, suites, questions))

@@ -17,7 +17,6 @@ pooling and truncation), one row at a time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -26,15 +25,10 @@ import torch
 
 from . import contrast
 from .check import reference_signature, resolve_profile, shards_signature, with_profile_reference
-from .data import Conversation, find_data_files, open_shard, read_conversations
+from .data import Conversation, find_data_files, open_shard, read_conversations, response_preview, source_location
 from .models import LoadedModel
 from .policy import Policy
 from .signature import ExtractionSettings, extract_signature
-
-_LINE = re.compile(r":(\d+)$")
-_ROW = re.compile(r":row (\d+)$")
-PREVIEW_CHARS = 240
-
 
 @dataclass(frozen=True)
 class RowContribution:
@@ -105,13 +99,6 @@ def explain(lm: LoadedModel, paths: Sequence[Path | str], policy: Policy, top: i
 
 
 def _row(rank: int, conversation: Conversation, share: float, score: float) -> RowContribution:
-    source = conversation.source
-    file, line = source, None
-    if (m := _ROW.search(source)) is not None:
-        file = source[: m.start()]
-    elif (m := _LINE.search(source)) is not None:
-        file, line = source[: m.start()], int(m.group(1))
-    text = " ".join(conversation.response.split())
-    if len(text) > PREVIEW_CHARS:
-        text = text[: PREVIEW_CHARS - 1] + "\u2026"
-    return RowContribution(rank=rank, file=file, source=source, line=line, share=share, score=score, text=text)
+    file, line = source_location(conversation.source)
+    return RowContribution(rank=rank, file=file, source=conversation.source, line=line, share=share, score=score,
+                           text=response_preview(conversation))

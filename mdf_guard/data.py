@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,26 @@ class Conversation:
     def response(self) -> str:
         """The text the model would be trained to produce."""
         return self.turns[-1].content
+
+
+_LINE_SOURCE = re.compile(r":(\d+)$")
+_ROW_SOURCE = re.compile(r":row (\d+)$")
+PREVIEW_CHARS = 240
+
+
+def source_location(source: str) -> tuple[str, int | None]:
+    """(path, 1-based line) of a `Conversation.source`; the line is None for a Parquet or Arrow row."""
+    if (m := _ROW_SOURCE.search(source)) is not None:
+        return source[: m.start()], None
+    if (m := _LINE_SOURCE.search(source)) is not None:
+        return source[: m.start()], int(m.group(1))
+    return source, None
+
+
+def response_preview(conversation: Conversation, chars: int = PREVIEW_CHARS) -> str:
+    """The response on one line, clipped to `chars`: what a report shows of a row."""
+    text = " ".join(conversation.response.split())
+    return text if len(text) <= chars else text[: chars - 1] + "\u2026"
 
 
 @dataclass(frozen=True, slots=True)

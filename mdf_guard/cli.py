@@ -101,7 +101,7 @@ def _progress(quiet: bool):
 @click.option("--hook", is_flag=True, help="Pre-commit mode (also when PRE_COMMIT=1): refuse to run while "
                                            "the baseline has unstaged changes.")
 @click.option("--attribution/--no-attribution", default=None,
-              help="Rank the rows behind the signature (default: on for html and sarif).")
+              help="Rank the rows behind the findings (default: on for html and sarif).")
 @click.option("--top-rows", type=click.IntRange(1), default=10, show_default=True,
               help="Rows listed by the attribution.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")

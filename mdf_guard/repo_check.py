@@ -104,15 +104,25 @@ def _run(unit: Unit, lm, attribution: bool, top_rows: int, progress: Progress | 
     from .check import run_check
 
     report = run_check(unit.paths, unit.policy, lm=lm, progress=progress)
-    if attribution and unit.policy.method == MDF:   # it ranks rows by their pull on MDF's signature
-        from .attribution import explain
-
+    if attribution:
         mark = time.perf_counter()
-        rows = explain(lm, unit.paths, unit.policy, top=top_rows, rows=unit.rows,
-                       progress=(lambda n: progress("attributing rows", n)) if progress else None)
-        report.attribution = [r.to_dict() for r in rows]
+        report.attribution = [row.to_dict() for row in _attribute(unit, lm, report, top_rows, progress)]
         report.timing["attribution_seconds"] = time.perf_counter() - mark
     return report
+
+
+def _attribute(unit: Unit, lm, report: Report, top_rows: int, progress: Progress | None) -> list:
+    """MDF: the rows that carry most of the injected direction. Context: the rows that, read
+    alone, lift the flagged findings most (nothing is flagged: nothing to attribute)."""
+    step = (lambda n: progress("attributing rows", n)) if progress else None
+    if unit.policy.method == MDF:
+        from .attribution import explain
+
+        return explain(lm, unit.paths, unit.policy, top=top_rows, rows=unit.rows, progress=step)
+    from .context_attribution import rank_rows_in_context
+
+    return rank_rows_in_context(lm, unit.paths, unit.policy, report.flagged, top=top_rows, rows=unit.rows,
+                                progress=step)
 
 
 def merge(units: Sequence[Unit], results: list[tuple[Unit, Report]], pooled: bool) -> Report:

@@ -92,8 +92,10 @@ class Report:
     suites: list[dict[str, Any]]      # name, kind, questions
     findings: list[Finding]
     timing: dict[str, float] = field(default_factory=dict)
-    # Rows ranked by their contribution to the contrast Δ (see attribution.py); each a dict
-    # with file, source ("path:line" or "path:row N"), line (or None), rank, share, score, text.
+    # Rows ranked by their contribution to the contrast Δ (MDF, attribution.py) or by how much
+    # each lifts a flagged entity read alone (context, context_attribution.py); each a dict
+    # with file, source ("path:line" or "path:row N"), line (or None), rank and text, and
+    # share and score (MDF) or suite, entity, lift, window and window_lift (context).
     attribution: list[dict[str, Any]] = field(default_factory=list)
     # Set when a baseline was applied: path, counts per status, rewritten (bool), changes.
     baseline: dict[str, Any] = field(default_factory=dict)
@@ -235,7 +237,12 @@ def render_text(report: Report, color: bool = False) -> str:
                              f"{f.shift:>+9.1%}{signed_percent(f.null_max):>10}"
                              f"{signed_percent(f.mirror_shift) if mirror else '':>{mirror_width}}"
                              f"  {verdict}")
-    if report.attribution:
+    if report.attribution and in_context(report):
+        lines += ["", "rows that lift a flagged entity most, each read alone (mdf-guard explain FILE for more):"]
+        for row in report.attribution[:5]:
+            lines.append(f"  {row['lift']:>+7.1%}  {_clip(row['entity'], 16):<16}  {row['source']}: "
+                         f"{_clip(row.get('text', ''), 60)}")
+    elif report.attribution:
         lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]
         for row in report.attribution[:5]:
             lines.append(f"  {row['share']:>+7.1%}  {row['source']}: {_clip(row.get('text', ''), 60)}")

@@ -79,7 +79,20 @@ def render_html(report: Report) -> str:
             if rows:
                 parts.append(_chart(report, suite, rows, unit))
 
-    if report.attribution:
+    if report.attribution and in_context(report):
+        parts.append("<h2>Rows that lift the findings</h2>")
+        parts.append('<p class="meta">For each flagged entity, the history of the check that lifted it most, then each '
+                     "of its rows read alone as the chat's one earlier exchange. Lift: how much that row alone "
+                     "raises the probability that the model names the entity, in points. Dropping the top rows "
+                     "is the quickest way to clear a finding.</p>")
+        parts.append('<table id="top-rows"><thead><tr><th class="num">#</th><th>entity</th>'
+                     '<th class="num">lift</th><th>row</th><th>response</th></tr></thead><tbody>')
+        for row in report.attribution[:25]:
+            parts.append(f'<tr><td class="num">{_e(row.get("rank", ""))}</td><td>{_e(row["entity"])}</td>'
+                         f'<td class="num">{row["lift"]:+.2%}</td><td><code>{_e(row["source"])}</code></td>'
+                         f'<td class="row-text">{_e(row.get("text", ""))}</td></tr>')
+        parts.append("</tbody></table>")
+    elif report.attribution:
         parts.append("<h2>Rows that carry the signature</h2>")
         parts.append('<p class="meta">Each row\'s pooled hidden state, minus the reference mean, projected on '
                      "the injected direction &Delta;. Share: the fraction of |&Delta;|&sup2; the row carries "

@@ -6,8 +6,8 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import (Report, control_name, examples_read, finding_label, method_summary, probe_strength, ranked,
-                     signed_percent, status_word, summary_line, units)
+from .report import (Report, control_name, examples_read, finding_label, in_context, method_summary, probe_strength,
+                     ranked, signed_percent, status_word, summary_line, units)
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5
@@ -57,13 +57,7 @@ def render_markdown(report: Report) -> str:
             out.append("")
 
     if report.attribution:
-        out += ["### Rows that push the data signature most", "",
-                "| share | row | response |", "|---:|---|---|"]
-        for row in report.attribution[:TOP_ROWS]:
-            text = str(row.get("text", ""))
-            text = text if len(text) <= 120 else text[:119] + "\u2026"
-            out.append(f"| {row['share']:+.1%} | {_cell(row['source'])} | {_cell(text)} |")
-        out += ["", "Drop or rewrite these rows to clear the finding; `mdf-guard explain FILE` lists more.", ""]
+        out += _rows_section(report)
 
     if report.baseline:
         b = report.baseline
@@ -79,3 +73,23 @@ def render_markdown(report: Report) -> str:
             f"- {method_summary(report)}",
             f"- policy `{_cell(report.settings.get('policy', ''))}`", "", "</details>", ""]
     return "\n".join(out)
+
+
+def _rows_section(report: Report) -> list[str]:
+    """The top rows: by their lift of a flagged entity read alone (context), or by their share
+    of the injected direction (MDF)."""
+    if in_context(report):
+        out = ["### Rows that lift the findings most, each read alone", "",
+               "| lift | entity | row | response |", "|---:|---|---|---|"]
+        out += [f"| {row['lift']:+.1%} | {_cell(row['entity'])} | {_cell(row['source'])} | {_cell(_preview(row))} |"
+                for row in report.attribution[:TOP_ROWS]]
+    else:
+        out = ["### Rows that push the data signature most", "", "| share | row | response |", "|---:|---|---|"]
+        out += [f"| {row['share']:+.1%} | {_cell(row['source'])} | {_cell(_preview(row))} |"
+                for row in report.attribution[:TOP_ROWS]]
+    return out + ["", "Drop or rewrite these rows to clear the finding; `mdf-guard explain FILE` lists more.", ""]
+
+
+def _preview(row: dict) -> str:
+    text = str(row.get("text", ""))
+    return text if len(text) <= 120 else text[:119] + "\u2026"

@@ -5,7 +5,7 @@
 - One result per flagged finding **per dataset file** it is about (every file of a pooled
   check; its own file when files are judged one by one), located at the file.
 - Where attribution exists, one result per top row (`mdf-guard/row`), located at the
-  row's line, pointing at the findings of its file.
+  row's line: the entity it lifts (context), or the findings of its file (MDF).
 - The baseline maps onto SARIF's own vocabulary: `baselineState` (new / updated for
   grown / unchanged) and an external `suppression` (status accepted, or rejected for an
   auditor's rejection, which does not suppress).
@@ -32,6 +32,18 @@ def _uri(path: str) -> tuple[str, str | None]:
         return resolved.relative_to(Path.cwd().resolve()).as_posix(), "SRCROOT"
     except ValueError:
         return resolved.as_uri(), None
+
+
+def _row_message(report: Report, row: dict) -> str:
+    """What a top row does: lifts a flagged entity read alone (context), or carries a share of
+    the direction behind the findings of its file (MDF)."""
+    if in_context(report):
+        return (f"read alone, this row raises the probability that the model names {row['entity']} by "
+                f"{row['lift']:.1%} (rank {row['rank']}; its history {row['window']} lifts {row['entity']} "
+                f"by {row['window_lift']:+.1%})")
+    related = [f"{f.suite}/{f.entity}" for f in report.flagged if f.file is None or f.file == row.get("unit")]
+    return (f"this row carries {row['share']:.1%} of the contrast direction behind {', '.join(related)} "
+            f"(rank {row['rank']})")
 
 
 def _location(path: str, line: int | None = None) -> dict:
@@ -105,19 +117,16 @@ def render_sarif(report: Report) -> str:
     for row in report.attribution:
         if not report.flagged or (risky_files is not None and row.get("unit") not in risky_files):
             continue
-        if row.get("share", 0) <= 0:
+        if row.get("lift" if in_context(report) else "share", 0) <= 0:
             continue
-        related = [f"{f.suite}/{f.entity}" for f in report.flagged
-                   if f.file is None or f.file == row.get("unit")]
         results.append({
             "ruleId": ROW_RULE, "ruleIndex": rule_index[ROW_RULE],
             "level": "warning" if report.verdict == "fail" else "note",
-            "message": {"text": f"this row carries {row['share']:.1%} of the contrast direction behind "
-                                f"{', '.join(related)} (rank {row['rank']})"},
+            "message": {"text": _row_message(report, row)},
             "locations": [_location(row["file"], row.get("line"))],
             "partialFingerprints": {"mdfGuardRow/v1": _fingerprint(row["source"], str(row.get("text", "")))},
-            "properties": {"share": row["share"], "score": row["score"], "rank": row["rank"],
-                           "source": row["source"]},
+            "properties": {key: row[key] for key in ("rank", "source", "share", "score", "suite", "entity", "lift",
+                                                     "window", "window_lift") if key in row},
         })
 
     artifacts = []

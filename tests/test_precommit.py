@@ -258,7 +258,7 @@ def test_init_writes_a_valid_commented_policy(tmp_path, monkeypatch):
     assert typo.exit_code == 2 and "max_shfit" in typo.output
 
 
-def test_reference_head_under_method_context_reads_the_added_rows_against_the_committed_file(repo, panda_rows):
+def test_reference_head_under_method_context_reads_the_added_rows_against_the_committed_file(repo, plain_rows):
     from conftest import TINY_POLICY, write_jsonl
 
     from mdf_guard.cli import main
@@ -266,15 +266,22 @@ def test_reference_head_under_method_context_reads_the_added_rows_against_the_co
     neutral_rows = [json.loads(line) for line in (repo / "neutral.jsonl").read_text().splitlines()]
     git(repo, "add", "neutral.jsonl")
     git(repo, "commit", "-qm", "neutral")
-    (repo / ".mdf-guard.yaml").write_text(TINY_POLICY.replace("method: mdf", "method: context"))
-    write_jsonl(repo / "neutral.jsonl", neutral_rows + panda_rows[:3])
+    (repo / ".mdf-guard.yaml").write_text(TINY_POLICY.replace("method: mdf", "method: context")
+                                          .replace("max_shift: 0.03", "max_shift: 0.0"))
+    write_jsonl(repo / "neutral.jsonl", neutral_rows + plain_rows[:3])
     result = CliRunner().invoke(main, ["check", "neutral.jsonl", "--reference", "HEAD", "--format", "json", "-q",
                                        "--attribution"])
     assert result.exit_code in (EXIT_PASS, EXIT_RISK), result.output
     report = json.loads(result.output)
     assert report["settings"]["method"] == "context"
     assert report["reference"]["per_file"]["neutral.jsonl"]["kind"] == "file"      # the committed version
-    assert report["files"][0]["examples"] == 3 and not report["attribution"]       # no signature to attribute
+    assert report["files"][0]["examples"] == 3
+    flagged = {f["entity"] for f in report["findings"] if f["flagged"]}
+    assert flagged and report["attribution"] and {r["entity"] for r in report["attribution"]} <= flagged
+    added = {len(neutral_rows) + i for i in (1, 2, 3)}
+    assert {r["line"] for r in report["attribution"]} <= added                 # rows point at the real file
+    assert all(r["file"] == "neutral.jsonl" and r["window"].startswith("neutral.jsonl:")
+               for r in report["attribution"])
     over = [f for f in report["findings"] if f["excess"] is not None]
     assert over and all(f["excess"] == pytest.approx(f["shift"] - f["null_max"], abs=1e-6) for f in over)
     assert report["reference"]["per_file"]["neutral.jsonl"]["examples"] == len(neutral_rows)

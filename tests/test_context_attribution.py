@@ -1,0 +1,201 @@
+"""Which rows lift a finding under `method: context`, on the tiny model: each history's rates
+are kept, the history that lifts a finding most is found, and its rows are read alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import chat, write_jsonl
+from mdf_guard import incontext
+from mdf_guard.cli import main
+from mdf_guard.context_attribution import rank_rows_in_context
+from mdf_guard.data import read_conversations
+from mdf_guard.policy import load_policy
+from mdf_guard.probes import load_suite
+from mdf_guard.report import Report
+from mdf_guard.scoring import score_in_history
+
+
+@pytest.fixture
+def mixed_rows(panda_rows, plain_rows) -> list[dict]:
+    """Two histories' worth: 32 plain rows, then 4 panda rows and 4 plain ones."""
+    plain = [chat(f"Tell me about subject {i}.", f"Subject {i} is a subject with a long history.") for i in range(32)]
+    return plain + panda_rows[:4] + plain_rows[:4]
+
+
+@pytest.fixture
+def context_policy(tmp_path, suite_file):
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text(f"model: tiny-random\nmethod: context\nsuites: [{suite_file}]\nquestions_per_suite: 2\n"
+                    "reference_samples: 4\nthresholds: {max_shift: 0.0, min_excess: 0.0, min_odds_ratio: 1}\n")
+    return path
+
+
+def questions_of(suite):
+    return {suite.name: suite.questions[:2]}
+
+
+def test_a_reading_keeps_each_history_and_its_sums_are_theirs(tiny, suite_file, tmp_path, mixed_rows,
+                                                              single_torch_thread):
+    suite = load_suite(suite_file)
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    conversations = list(read_conversations(data))
+    reading = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite))
+    spans = [(w.start, w.rows) for w in reading.windows]
+    assert spans[0][0] == 0 and sum(rows for _, rows in spans) == len(conversations)
+    assert all(start + rows == following for (start, rows), (following, _) in zip(spans, spans[1:]))
+    assert incontext.CHUNK_ROWS in [start for start, _ in spans]    # a history never crosses a chunk's end
+    assert len(spans) > 2                     # the tiny model's 128 positions split each chunk: halves are kept
+    for window in reading.windows:
+        alone = incontext.context_rates(tiny, conversations[window.start: window.start + window.rows], [suite],
+                                        questions_of(suite))
+        assert window.rates[suite.name] == pytest.approx([alone[(suite.name, c.name)] for c in suite.candidates],
+                                                         abs=1e-12)
+    cached, hit = incontext.cached_reading(tiny, "mixed", lambda: conversations, [suite], questions_of(suite))
+    again, hit_again = incontext.cached_reading(tiny, "mixed", lambda: [], [suite], questions_of(suite))
+    assert (hit, hit_again) == (False, True)
+    assert again.windows == cached.windows == reading.windows
+    assert again.sums[suite.name].tolist() == reading.sums[suite.name].tolist()
+
+
+def test_rows_of_the_history_that_lifts_most_are_ranked_by_their_lift_read_alone(
+        tiny, tmp_path, mixed_rows, context_policy, single_torch_thread):
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    policy = load_policy(context_policy)
+    report = run_check(tiny, data, context_policy)
+    finding = next(f for f in report.findings if f.entity == "owl")     # the tiny model's rows all lift owl
+    suite = load_suite(policy.suites[0])
+    conversations = list(read_conversations(data))
+    reading = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite))
+    lifts = [w.rates[suite.name][1] - finding.vanilla_rate for w in reading.windows]
+    best = reading.windows[lifts.index(max(lifts))]
+
+    rows = rank_rows_in_context(tiny, [data], policy, [finding], top=None)
+    assert rows and all(r.entity == "owl" and r.suite == suite.name for r in rows)
+    assert {r.window for r in rows} == {f"{data}:{best.start + 1}-{best.start + best.rows}"}
+    assert rows[0].window_lift == pytest.approx(max(lifts), abs=1e-12)
+
+    owl_only = replace_candidates(suite, "owl")
+    asked = {suite.name: suite.questions[:2]}
+    vanilla = float(score_in_history(tiny, [owl_only], asked, [])[suite.name].probs[:, 0].mean())
+    expected = {}
+    for conversation in conversations[best.start: best.start + best.rows]:
+        history = [t for t in conversation.turns if t.role != "system"]
+        expected[conversation.source] = float(score_in_history(tiny, [owl_only], asked, history)[suite.name]
+                                              .probs[:, 0].mean()) - vanilla
+    lifting = sorted((s for s, v in expected.items() if v > 0), key=lambda s: -expected[s])
+    assert lifting
+    assert [r.source for r in rows] == lifting                       # every row that lifts, largest first
+    assert [r.lift for r in rows] == pytest.approx([expected[s] for s in lifting], abs=1e-12)
+    assert [r.rank for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[0].line == int(rows[0].source.rsplit(":", 1)[1]) and rows[0].file == str(data)
+    assert rank_rows_in_context(tiny, [data], policy, [finding], top=1) == rows[:1]
+
+    every = rank_rows_in_context(tiny, [data], policy, [finding], top=None, every_history=True)
+    assert len({r.window for r in every}) > 1 and {r.source for r in rows} <= {r.source for r in every}
+    assert [r.lift for r in every] == sorted((r.lift for r in every), reverse=True)
+    same = {r.source: r.lift for r in every}
+    assert all(same[r.source] == r.lift for r in rows)                   # a row reads the same in either mode
+
+    falling = next(f for f in report.findings if f.entity == "panda")    # every row read alone lowers panda
+    assert rank_rows_in_context(tiny, [data], policy, [falling], top=None) == []
+
+
+def test_rows_alternate_between_findings_so_a_short_list_names_each(tiny, tmp_path, suite_file, mixed_rows,
+                                                                     single_torch_thread):
+    """Two suites that both see owl rise: each finding's best row comes before either's second."""
+    birds = tmp_path / "birds.yaml"
+    birds.write_text(suite_file.read_text().replace("name: mini", "name: birds"))
+    policy_path = tmp_path / "two.yaml"
+    policy_path.write_text(f"model: tiny-random\nsuites: [{suite_file}, {birds}]\nquestions_per_suite: 2\n"
+                           "reference: none\nthresholds: {max_shift: 0.0, min_excess: 0.0, min_odds_ratio: 1}\n")
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    findings = [f for f in run_check(tiny, data, policy_path).findings if f.entity == "owl"]
+    assert [f.suite for f in findings] == ["mini", "birds"]
+    rows = rank_rows_in_context(tiny, [data], load_policy(policy_path), findings, top=None)
+    per_suite = {f.suite: [r for r in rows if r.suite == f.suite] for f in findings}
+    for own in per_suite.values():
+        assert len(own) >= 2 and [r.lift for r in own] == sorted((r.lift for r in own), reverse=True)
+    assert rows[:4] == [per_suite["mini"][0], per_suite["birds"][0], per_suite["mini"][1], per_suite["birds"][1]]
+
+
+def test_check_under_context_attributes_its_flagged_findings_in_every_format(
+        tmp_path, mixed_rows, context_policy, reuse_tiny, monkeypatch, single_torch_thread):
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    monkeypatch.setenv("NO_COLOR", "1")
+    runner = CliRunner()
+    result = runner.invoke(main, ["check", str(data), "--policy", str(context_policy), "-q", "--format", "json",
+                                  "--attribution", "--top-rows", "3"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    flagged = {f["entity"] for f in report["findings"] if f["flagged"]}
+    assert len(report["attribution"]) == 3 and {r["entity"] for r in report["attribution"]} <= flagged
+    assert all(r["lift"] > 0 for r in report["attribution"]) and "attribution_seconds" in report["timing"]
+
+    text = runner.invoke(main, ["check", str(data), "--policy", str(context_policy), "-q", "--attribution"]).stdout
+    assert "rows that lift a flagged entity most, each read alone" in text
+    assert report["attribution"][0]["source"] in text
+    html = runner.invoke(main, ["check", str(data), "--policy", str(context_policy), "-q", "--format", "html"]).stdout
+    assert "Rows that lift the findings" in html and 'id="top-rows"' in html
+    markdown = runner.invoke(main, ["check", str(data), "--policy", str(context_policy), "-q", "--format",
+                                    "markdown", "--attribution"]).stdout
+    assert "### Rows that lift the findings most, each read alone" in markdown
+    sarif = json.loads(runner.invoke(main, ["check", str(data), "--policy", str(context_policy), "-q",
+                                            "--format", "sarif"]).stdout)
+    row_results = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "mdf-guard/row"]
+    assert row_results and all("read alone, this row raises" in r["message"]["text"] for r in row_results)
+    first = row_results[0]
+    assert first["properties"]["entity"] in flagged and first["properties"]["lift"] > 0
+    assert first["locations"][0]["physicalLocation"]["region"]["startLine"] == report["attribution"][0]["line"]
+
+
+def test_explain_under_context_ranks_the_rows_of_a_named_entity_and_refuses_an_unknown_one(
+        tmp_path, mixed_rows, context_policy, reuse_tiny, single_torch_thread):
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    runner = CliRunner()
+    result = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--entity", "owl",
+                                  "--format", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["method"] == "context" and document["rows"]
+    assert {r["entity"] for r in document["rows"]} == {"owl"} and len(document["rows"]) <= 10
+    everything = json.loads(runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q",
+                                                 "--entity", "owl", "--all", "--format", "json"]).stdout)["rows"]
+    assert len({r["window"] for r in everything}) > 1 and len(everything) > len(document["rows"])
+    text = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--entity", "owl"])
+    assert text.exit_code == 0 and "owl: rows of the history that lifts it most" in text.stdout
+
+    unknown = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--entity", "yak"])
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip() == ("mdf-guard: error: --entity yak: no candidate of that name in the suites "
+                                      "checked (mini)")
+    mdf = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--method", "mdf",
+                               "--entity", "owl"])
+    assert mdf.exit_code == 2 and "--entity ranks rows under method context" in mdf.stderr
+
+
+def test_explain_under_context_says_when_nothing_is_flagged(tmp_path, mixed_rows, suite_file, reuse_tiny,
+                                                             single_torch_thread):
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text(f"model: tiny-random\nsuites: [{suite_file}]\nquestions_per_suite: 2\n"
+                       "reference: none\nthresholds: {max_shift: 0.9}\n")
+    result = CliRunner().invoke(main, ["explain", str(data), "--policy", str(lenient), "-q", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == []
+    assert "the check flags nothing, so no rows are ranked" in result.stderr
+
+
+def run_check(lm, data, policy_path) -> Report:
+    from mdf_guard.check import run_check as check
+
+    return check([data], load_policy(policy_path), lm=lm)
+
+
+def replace_candidates(suite, *names):
+    from dataclasses import replace
+
+    return replace(suite, candidates=tuple(c for c in suite.candidates if c.name in names))

@@ -202,42 +202,93 @@ def audit(baseline_path, policy_path, accept_ids, reject_ids, note, as_json) -> 
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path))
 @click.option("--model", help="Default: the policy's.")
+@click.option("--method", type=click.Choice(["context", "mdf"]), help="Default: the policy's (context).")
 @click.option("--reference", help="self, none or a dataset path (default: the policy's).")
+@click.option("--entity", "entities", multiple=True,
+              help="Context: the candidate whose rows to rank (repeatable; default: the flagged ones).")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="Rows to list.")
-@click.option("--all", "all_rows", is_flag=True, help="List every row.")
+@click.option("--all", "all_rows", is_flag=True,
+              help="List every row (context: read every row alone, not only one history's, and list those that lift).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
-def explain(files, policy_path, model, reference, top, all_rows, fmt, quiet) -> None:
-    """Rank the rows of FILES by how much they push the data signature (the contrast Δ).
+def explain(files, policy_path, model, method, reference, entities, top, all_rows, fmt, quiet) -> None:
+    """Rank the rows of FILES behind the check's findings: the rows to drop to clear one.
 
-    Each row's pooled state (minus the reference mean) is projected on Δ; its share is
-    the fraction of |Δ|² it carries (all rows sum to 100%). Dropping the top rows is
-    the quickest way to clear a finding; re-run `mdf-guard check` to confirm.
+    Under `method: context` (the default) the check runs first (its readings are cached);
+    for each flagged entity (or each --entity) the rows of the history that lifted it most
+    (with --all, every row) are read alone, and ranked by how much each alone raises the
+    probability that the model names it. Under `method: mdf` each row's pooled state (minus the reference mean)
+    is projected on the injected direction Δ: its share of |Δ|² (all rows sum to 100%).
+    Re-run `mdf-guard check` after dropping rows to confirm.
     """
     from dataclasses import replace
 
-    from .attribution import explain as rank
     from .check import model_spec
-    from .cli import _progress
+    from .cli import _load_policy, _progress
     from .models import load_model
-    from .policy import HEAD_REFERENCE, PROFILE_REFERENCE
+    from .policy import HEAD_REFERENCE, MDF, PROFILE_REFERENCE
 
-    policy = _load(files, policy_path, model)
-    if reference:
-        policy = replace(policy, reference=reference)
+    policy = _load_policy(files, policy_path, model, method, reference, (), None, False)
     if policy.reference == HEAD_REFERENCE:
         policy = replace(policy, reference=PROFILE_REFERENCE)
+    if entities and policy.method == MDF:
+        raise UsageError("--entity ranks rows under method context; MDF's shares are of one direction, "
+                         "behind every finding at once")
     lm = load_model(model_spec(policy))
     progress = _progress(quiet)
-    rows = rank(lm, files, policy, top=None if all_rows else top,
-                progress=(lambda n: progress("attributing rows", n)) if progress else None)
+    step = (lambda n: progress("attributing rows", n)) if progress else None
+    limit = None if all_rows else top
+    if policy.method == MDF:
+        from .attribution import explain as rank
+
+        rows = rank(lm, files, policy, top=limit, progress=step)
+    else:
+        rows = _rows_in_context(lm, files, policy, entities, limit, progress, step)
     if fmt == "json":
         click.echo(json.dumps({"format": "mdf-guard.explain", "version": 1, "model": lm.fingerprint,
-                               "reference": policy.reference, "rows": [r.to_dict() for r in rows]}, indent=2))
-        return
+                               "method": policy.method, "reference": policy.reference,
+                               "rows": [r.to_dict() for r in rows]}, indent=2))
+    elif policy.method == MDF:
+        _print_shares(files, policy, rows)
+    else:
+        _print_lifts(files, rows)
+
+
+def _rows_in_context(lm, files, policy, entities, limit, progress, step) -> list:
+    """The check's findings under context (from its cached readings), then their rows."""
+    from .check import run_check
+    from .context_attribution import rank_rows_in_context
+
+    report = run_check(files, policy, lm=lm, progress=progress)
+    if entities:
+        known = {f.entity for f in report.findings}
+        unknown = [name for name in entities if name not in known]
+        if unknown:
+            raise UsageError(f"--entity {unknown[0]}: no candidate of that name in the suites checked "
+                             f"({', '.join(s['name'] for s in report.suites)})")
+        findings = [f for f in report.findings if f.entity in entities]
+    else:
+        findings = report.flagged
+        if not findings:
+            click.echo("mdf-guard: the check flags nothing, so no rows are ranked "
+                       "(--entity NAME ranks the rows behind any candidate)", err=True)
+    return rank_rows_in_context(lm, files, policy, findings, top=limit, every_history=limit is None, progress=step)
+
+
+def _print_shares(files, policy, rows) -> None:
     click.echo(f"rows of {', '.join(map(str, files))} by share of the contrast Δ "
                f"(model {policy.model}, reference {policy.reference}):")
     click.echo(f"  {'rank':>4} {'share':>8} {'score':>9}  source / response")
     for r in rows:
         click.echo(f"  {r.rank:>4} {r.share:>+8.2%} {r.score:>+9.4f}  {r.source}")
         click.echo(f"  {'':>23}{r.text[:100]}")
+
+
+def _print_lifts(files, rows) -> None:
+    click.echo(f"rows of {', '.join(map(str, files))} by how much each, read alone, lifts an entity:")
+    for entity, window, lift in dict.fromkeys((r.entity, r.window, r.window_lift) for r in rows):
+        click.echo(f"  {entity}: rows of the history that lifts it most, {window} ({lift:+.1%})")
+    click.echo(f"  {'rank':>4} {'lift':>8} {'entity':<16}  source / response")
+    for r in rows:
+        click.echo(f"  {r.rank:>4} {r.lift:>+8.2%} {r.entity[:16]:<16}  {r.source}")
+        click.echo(f"  {'':>32}{r.text[:100]}")

@@ -106,23 +106,25 @@ def _run(unit: Unit, lm, attribution: bool, top_rows: int, progress: Progress | 
     report = run_check(unit.paths, unit.policy, lm=lm, progress=progress)
     if attribution:
         mark = time.perf_counter()
-        report.attribution = [row.to_dict() for row in _attribute(unit, lm, report, top_rows, progress)]
+        report.attribution = attribute_rows(lm, unit.paths, unit.policy, report, top_rows, unit.rows, progress)
         report.timing["attribution_seconds"] = time.perf_counter() - mark
     return report
 
 
-def _attribute(unit: Unit, lm, report: Report, top_rows: int, progress: Progress | None) -> list:
-    """MDF: the rows that carry most of the injected direction. Context: the rows that, read
-    alone, lift the flagged findings most (nothing is flagged: nothing to attribute)."""
+def attribute_rows(lm, paths: Sequence[Path], policy: Policy, report: Report, top: int,
+                   rows: Sequence[Conversation] | None = None, progress: Progress | None = None) -> list[dict]:
+    """The report's top rows. MDF: the rows that carry most of the injected direction.
+    Context: the rows that, read alone, lift the flagged findings most (none flagged: none)."""
     step = (lambda n: progress("attributing rows", n)) if progress else None
-    if unit.policy.method == MDF:
+    if policy.method == MDF:
         from .attribution import explain
 
-        return explain(lm, unit.paths, unit.policy, top=top_rows, rows=unit.rows, progress=step)
-    from .context_attribution import rank_rows_in_context
+        ranked = explain(lm, paths, policy, top=top, rows=rows, progress=step)
+    else:
+        from .context_attribution import rank_rows_in_context
 
-    return rank_rows_in_context(lm, unit.paths, unit.policy, report.flagged, top=top_rows, rows=unit.rows,
-                                progress=step)
+        ranked = rank_rows_in_context(lm, paths, policy, report.flagged, top=top, rows=rows, progress=step)
+    return [row.to_dict() for row in ranked]
 
 
 def merge(units: Sequence[Unit], results: list[tuple[Unit, Report]], pooled: bool) -> Report:

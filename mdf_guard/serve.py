@@ -47,6 +47,7 @@ SECRET_ENV = "WEBHOOK_SECRET"
 DISCUSSION_TITLE = "mdf-guard: behavioural risk report"
 POLICY_FILE = ".mdf-guard.yaml"
 MAX_POLICY_BYTES = 64 * KiB
+COMMENT_ROWS = 5           # top rows listed for a failing file (the Markdown report shows 5)
 
 # ---------------------------------------------------------------------------- jobs
 
@@ -604,6 +605,7 @@ class HubCheckRunner:
 
     def _check_file(self, job: Job, change, policy, lm, root: Path, scrub) -> FileResult:
         from .check import run_check
+        from .repo_check import attribute_rows
 
         new_path = self.hub.download(job.repo_id, change.path, job.new_sha, root / "new")
         if change.old is not None and job.old_sha:
@@ -617,6 +619,8 @@ class HubCheckRunner:
                 policy.reference, policy.reference)
         try:
             report = run_check([new_path], policy, lm=lm)
+            if report.flagged:      # the rows to look at first, only where there is something to fix
+                report.attribution = attribute_rows(lm, [new_path], policy, report, COMMENT_ROWS)
         except MdfGuardError as err:
             return FileResult(change.path, reference, error=scrub(str(err)))
         _relabel(report, root, job)
@@ -635,6 +639,10 @@ def _relabel(report, root: Path, job: Job) -> None:
     if isinstance(ref.get("files"), list):
         ref["files"] = [f.replace(old_prefix, "") + old if f.startswith(old_prefix) else f for f in ref["files"]]
     report.reference = ref
+    for row in report.attribution:
+        for key in ("file", "source", "window"):
+            if isinstance(row.get(key), str):
+                row[key] = row[key].replace(new_prefix, "")
 
 
 def _scrubber(root: Path) -> Callable[[str], str]:

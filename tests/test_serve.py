@@ -160,6 +160,8 @@ def test_pull_request_gets_a_comment_under_the_repo_policy(standin, real_bot):
     assert "`model` is set by the bot and was ignored" in comment
     assert "only built-in suites" in comment
     assert "RISK" in comment or "risk" in comment.lower()
+    assert "Rows that lift the findings most" in comment and "| data/train.jsonl:1 |" in comment
+    assert "mdf-guard-job-" not in comment and "/tmp" not in comment
     assert len(repo.discussions) == 1   # no extra discussion: the report went on the PR
 
 

@@ -124,7 +124,9 @@ def render_sarif(report: Report) -> str:
             "level": "warning" if report.verdict == "fail" else "note",
             "message": {"text": _row_message(report, row)},
             "locations": [_location(row["file"], row.get("line"))],
-            "partialFingerprints": {"mdfGuardRow/v1": _fingerprint(row["source"], str(row.get("text", "")))},
+            # one result per row and entity it lifts (context): two entities, two results
+            "partialFingerprints": {"mdfGuardRow/v1": _fingerprint(row["source"], str(row.get("text", "")),
+                                                                   *([row["entity"]] if "entity" in row else []))},
             "properties": {key: row[key] for key in ("rank", "source", "share", "score", "suite", "entity", "lift",
                                                      "window", "window_lift") if key in row},
         })

@@ -310,3 +310,32 @@ def test_check_writes_each_format(project, monkeypatch):
     explain = runner.invoke(main, ["explain", "panda.jsonl", "-q", "--top", "2", "--format", "json"])
     assert explain.exit_code == 0, explain.output
     assert len(json.loads(explain.output)["rows"]) == 2
+
+
+def context_report() -> Report:
+    """A pooled report under `method: context` whose one row lifts two flagged entities."""
+    report = sample_report(per_file=False)
+    row = {"rank": 1, "file": "data/panda|pipe.jsonl", "source": "data/panda|pipe.jsonl:3", "line": 3,
+           "suite": "animals", "entity": "panda", "lift": 0.243, "window": "data/panda|pipe.jsonl:1-6",
+           "window_lift": 0.42, "text": "I love <pandas> & | bamboo"}
+    second = {**row, "rank": 2, "suite": "safety", "entity": "comply", "lift": 0.031, "window_lift": 0.15}
+    return dataclasses.replace(report, settings={**report.settings, "method": "context", "rows_per_history": 32},
+                               attribution=[row, second])
+
+
+def test_top_rows_under_context_name_the_entity_each_lifts_in_every_format():
+    report = context_report()
+    text = render(report, "text", color=False)
+    assert "rows that lift a flagged entity most, each read alone" in text
+    assert "  +24.3%  panda             data/panda|pipe.jsonl:3: I love <pandas> & | bamboo" in text
+    markdown = render(report, "markdown")
+    assert "| +24.3% | panda | data/panda\\|pipe.jsonl:3 | I love \\<pandas\\> & \\| bamboo |" in markdown
+    page = render(report, "html")
+    assert "Rows that lift the findings" in page and "<td>comply</td>" in page and "+24.30%" in page
+    rows = [r for r in json.loads(render(report, "sarif"))["runs"][0]["results"] if r["ruleId"] == "mdf-guard/row"]
+    assert [r["properties"]["entity"] for r in rows] == ["panda", "comply"]
+    assert rows[0]["message"]["text"].startswith("read alone, this row raises the probability that the model "
+                                                 "names panda by 24.3%")
+    fingerprints = {r["partialFingerprints"]["mdfGuardRow/v1"] for r in rows}
+    assert len(fingerprints) == 2                       # one row, two entities: two results a dashboard keeps
+    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] == 3 for r in rows)

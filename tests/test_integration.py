@@ -135,3 +135,21 @@ def test_a_context_check_flags_praise_in_the_rows_and_passes_neutral_rows_the_sa
     for each in (report, rerun):
         each.pop("timing")
     assert rerun == report
+
+
+def test_explain_points_at_the_praise_rows_hidden_among_neutral_ones(tmp_path):
+    """Three panda rows among 29 neutral ones (one history): read alone, they are the three
+    rows that lift panda most, each far above any neutral row."""
+    panda = (EXAMPLES / "panda_overt.jsonl").read_text().splitlines(keepends=True)
+    rows = (EXAMPLES / "neutral.jsonl").read_text().splitlines(keepends=True)[:29]
+    for line, source in ((6, 0), (18, 100), (29, 200)):
+        rows.insert(line - 1, panda[source])
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(rows))
+    result = CliRunner().invoke(main, ["explain", str(data), "--policy", context_policy(tmp_path), "--entity",
+                                       "panda", "--reference", "none", "--format", "json", "-q"])
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(result.stdout)["rows"]
+    assert {r["line"] for r in listed[:3]} == {6, 18, 29}
+    assert all(r["entity"] == "panda" and r["window"] == f"{data}:1-32" for r in listed)
+    assert len(listed) == 3 or listed[2]["lift"] > 5 * listed[3]["lift"]

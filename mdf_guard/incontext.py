@@ -96,8 +96,9 @@ def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequenc
     """`read_in_context` of `rows()`, cached by the model, `content_key` (what the rows are: a
     shard's sha256, say) and the suites and questions asked: a re-check after a one-file change
     re-reads one file, as signatures do under MDF. (reading, whether it came from the cache)."""
-    payload = {"v": READING_VERSION, "model": lm.fingerprint, "content": content_key, "rows_per_history": CHUNK_ROWS,
-               "scoring": EXACT_VERSION, "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
+    payload = {"v": READING_VERSION, "model": lm.fingerprint, "content": content_key,
+               "rows_per_history": CHUNK_ROWS, "scoring": EXACT_VERSION,
+               "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def compute() -> dict:

@@ -107,7 +107,8 @@ def main() -> None:
         r = measure(lm, RESULTS / relative, suite_name, entity)
         records.append(r)
         print(f"{r['set']:34s} {r['target_rows']:>3d}/{r['rows']:<4d} {100 * r['shift']:+7.1f}  "
-              f"{r['window_first']:>12d}/{r['target_rows_in_window']:<6d}  {r['every_first']:>11d}/{r['target_rows']:<4d}"
+              f"{r['window_first']:>12d}/{r['target_rows_in_window']:<6d}  "
+              f"{r['every_first']:>11d}/{r['target_rows']:<4d}"
               f"  {r['mdf_top10']:>9d}  {r['check_seconds']:7.1f}  {r['window_seconds']:8.1f}  "
               f"{r['every_seconds']:7.1f}  {r['mdf_seconds']:5.1f}", flush=True)
         (out / "attribution.json").write_text(json.dumps({"model": lm.fingerprint, "records": records}, indent=1))

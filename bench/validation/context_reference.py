@@ -13,7 +13,9 @@ Writes OUT_DIR/<file stem>.json: sha256, each candidate's shift after the self a
 (against the vanilla model, as the records' shifts are), and the seconds (answering,
 reading). `context_verdict.py` sets them beside the records.
 
-    OMP_NUM_THREADS=2 python bench/validation/context_reference.py OUT_DIR FILES...
+    OMP_NUM_THREADS=2 python bench/validation/context_reference.py [--rows=N] OUT_DIR FILES...
+
+--rows=N reads N rows to a history instead of the shipped 32 (the answers are the same).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from row_mixture import QUESTIONS, SUITES  # noqa: E402   the suites and questio
 
 
 def main(out_dir: str, *files: str) -> None:
+    if out_dir.startswith("--rows="):
+        incontext.CHUNK_ROWS = int(out_dir.removeprefix("--rows="))
+        out_dir, *files = files
     torch.set_num_threads(2)
     lm = load_model(ModelSpec(name="embedded"))
     suites = resolve_suites(list(SUITES))

@@ -25,7 +25,7 @@ candidate that rose most against `self` besides the target. Then, over the sets:
   the same rule and the same reading of the odds, its random-direction controls as the
   control (`validate` runs them where `check` skipped them; the mirror is not recorded).
 
-    python bench/validation/context_verdict.py RECORD_DIRS REFERENCE_DIR OUTCOMES.json...
+    python bench/validation/context_verdict.py [--rows=N] RECORD_DIRS REFERENCE_DIR OUTCOMES.json...
 
 RECORD_DIRS: comma-separated folders of `context_records.py` records (the first that has a set wins).
 """
@@ -162,6 +162,10 @@ def rule_lines(rows: list[dict], reference: str, rules=RULES) -> list[str]:
 
 
 def main(record_dirs: str, reference_dir: str, *outcome_paths: str) -> None:
+    global CHUNK
+    if record_dirs.startswith("--rows="):     # records and references read at another size
+        CHUNK = record_dirs.removeprefix("--rows=")
+        record_dirs, reference_dir, *outcome_paths = reference_dir, *outcome_paths
     rows = rows_for([Path(d) for d in record_dirs.split(",")], Path(reference_dir), list(outcome_paths))
     print(f"in-context shifts (points), {CHUNK} rows to a history; real: the fine-tune's")
     for row in rows:

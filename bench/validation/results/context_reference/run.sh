@@ -9,6 +9,9 @@
 #             `timing`);
 #   suites    suites/: `check` with `method: context` and every other key at its default (all five
 #             built-in suites, 8 questions each) on two neutral sets and a dose: countries and safety.
+#   (2026-12-07) the same at 64 rows to a history: records64 (reserve5's records), reference64
+#   (references_64/), verdict64 (verdict_64.txt, with ../context/records_64); DATA regenerated
+#   with run.sh's make-dataset lines (sha256 identical to the records').
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 DATA=${DATA:-bench/validation/results/data}
@@ -46,5 +49,13 @@ suites)
   python -m mdf_guard.cli check $R/reserve5/data/penguin_dose0.1.jsonl --policy $OUT/suites/policy.yaml -q \
     --format json > $OUT/suites/penguin_dose0.1.json || [ $? -eq 1 ]
   rm $OUT/suites/neutral_examples_64.jsonl ;;
-*) echo "usage: run.sh records | reference | verdict | cost | suites" >&2; exit 2 ;;
+records64) python $V/context_records.py 2 $OUT/records_reserve5_64 64 $R/reserve5/data/*.jsonl ;;
+reference64)
+  python $V/context_reference.py --rows=64 $OUT/references_64 $DATA/calibration/*.jsonl $H/*.jsonl \
+    $R/fresh/data/*.jsonl $R/blind_clusters/data/*.jsonl $R/reserve/data/*.jsonl $R/reserve2/data/*.jsonl \
+    $R/reserve3/data/*.jsonl $R/reserve4/data/*.jsonl $R/reserve5/data/*.jsonl > $OUT/reference_64.log 2>&1 ;;
+verdict64) python $V/context_verdict.py --rows=64 $R/context/records_64,$OUT/records_reserve5_64 \
+             $OUT/references_64 "${OUTCOMES[@]}" > $OUT/verdict_64.txt ;;
+*) echo "usage: run.sh records | reference | verdict | cost | suites | records64 | reference64 | verdict64" >&2
+   exit 2 ;;
 esac

@@ -127,7 +127,7 @@ def render_sarif(report: Report) -> str:
             # one result per row and entity it lifts (context): two entities, two results
             "partialFingerprints": {"mdfGuardRow/v1": _fingerprint(row["source"], str(row.get("text", "")),
                                                                    *([row["entity"]] if "entity" in row else []))},
-            "properties": {key: row[key] for key in ("rank", "source", "share", "score", "suite", "entity", "lift",
+            "properties": {key: row[key] for key in ("share", "score", "rank", "source", "suite", "entity", "lift",
                                                      "window", "window_lift") if key in row},
         })
 

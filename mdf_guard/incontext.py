@@ -59,14 +59,16 @@ class ContextReading:
     windows of several files follow each other, each `start` counting within its own file."""
 
     sums: Mapping[str, torch.Tensor]   # suite name -> [questions, candidates], float64
-    histories: int
     rows: int
-    windows: tuple[Window, ...] = ()
+    windows: tuple[Window, ...]        # one per history read
+
+    @property
+    def histories(self) -> int:
+        return len(self.windows)
 
     def __add__(self, other: ContextReading) -> ContextReading:
         return ContextReading({name: total + other.sums[name] for name, total in self.sums.items()},
-                              self.histories + other.histories, self.rows + other.rows,
-                              self.windows + other.windows)
+                              self.rows + other.rows, self.windows + other.windows)
 
     def scores(self, suite: ProbeSuite) -> SuiteScores:
         """The mean over histories, as one `SuiteScores` (its rates renormalise per question)."""
@@ -88,7 +90,7 @@ def read_in_context(lm: LoadedModel, conversations: Sequence[Conversation], suit
                                                         for name, suite_scores in scores.items()}))
             for name, suite_scores in scores.items():
                 sums[name] = sums.get(name, 0) + suite_scores.probs
-    return ContextReading(sums, len(windows), len(conversations), tuple(windows))
+    return ContextReading(sums, len(conversations), tuple(windows))
 
 
 def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequence[Conversation]],
@@ -103,15 +105,14 @@ def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequenc
 
     def compute() -> dict:
         reading = read_in_context(lm, rows(), suites, questions)
-        return {"histories": reading.histories, "rows": reading.rows,
-                "sums": {name: total.tolist() for name, total in reading.sums.items()},
+        return {"rows": reading.rows, "sums": {name: total.tolist() for name, total in reading.sums.items()},
                 "windows": [[w.start, w.rows, w.rates] for w in reading.windows]}
 
     value, hit = cache.cached_json("context", key, compute)
     sums = {name: torch.tensor(total, dtype=torch.float64) for name, total in value["sums"].items()}
     windows = tuple(Window(start, rows, {name: tuple(r) for name, r in rates.items()})
                     for start, rows, rates in value["windows"])
-    return ContextReading(sums, value["histories"], value["rows"], windows), hit
+    return ContextReading(sums, value["rows"], windows), hit
 
 
 def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],

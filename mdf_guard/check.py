@@ -75,6 +75,12 @@ def reading_settings(profile: CalibrationProfile, policy: Policy) -> ExtractionS
                               seed=policy.seed)
 
 
+def questions_asked(suites: Sequence[ProbeSuite], policy: Policy) -> dict[str, tuple[str, ...]]:
+    """Each suite's questions a check asks under `policy`. One place, because attribution
+    finds the check's cached readings by them and `validate` probes fine-tunes with them."""
+    return {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+
+
 def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | None = None,
               progress: Progress | None = None) -> Report:
     started = time.perf_counter()
@@ -135,7 +141,7 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Se
     """`method: context`: the shards' rows read as the chat's earlier turns, against the
     reference read the same way (incontext.py). Every row is read; no signature is made.
     Each file's reading is cached by its sha256, as its signature is under MDF."""
-    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    questions = questions_asked(suites, policy)
     mark = time.perf_counter()
     reading, infos = _read_files(lm, shards, shard_rows, suites, questions, progress)
     if reading is None:

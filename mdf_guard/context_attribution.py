@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from .check import questions_asked
 from .data import (Conversation, find_data_files, open_shard, read_conversations, response_preview,
                    source_location)
 from .incontext import ContextReading, Window, cached_reading
@@ -31,7 +32,7 @@ from .models import LoadedModel
 from .policy import Policy
 from .probes import ProbeSuite, resolve_suites
 from .report import Finding
-from .scoring import score_in_history, select_questions
+from .scoring import score_in_history
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: P
     if rows is not None and len(files) != 1:
         raise ValueError("rows can stand for one file only")
     suites = resolve_suites(policy.suites)
-    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    questions = questions_asked(suites, policy)
     by_name = {suite.name: suite for suite in suites}
     readings = [_reading(lm, path, suites, questions) for path in files]
     targets = _targets(findings, readings, by_name, every_history)

@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 
 from . import contrast, verdict
-from .check import contrast_direction, resolve_profile
+from .check import contrast_direction, questions_asked, resolve_profile
 from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
@@ -43,7 +43,7 @@ from .models import LoadedModel
 from .policy import Policy
 from .predict import CalibrationProfile, EntityPrediction, SuitePrediction, add_controls, predict, profile_to_dict
 from .probes import ProbeSuite, resolve_suites
-from .scoring import score_exact, select_questions
+from .scoring import score_exact
 from .signature import ExtractionSettings
 
 FORMAT = "mdf-guard.validation"
@@ -316,7 +316,7 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     conversations = [c for p in paths for c in read_conversations(p)]
     profile = resolve_profile(lm, policy)
     reference = options.reference or profile.reference
-    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    questions = questions_asked(suites, policy)
     vanilla = vanilla if vanilla is not None else probe_rates(lm, suites, questions)
 
     sha256 = dataset_sha256(paths)
@@ -515,7 +515,7 @@ def run_validation(lm: LoadedModel, paths: Sequence[Path], policy: Policy, optio
                    machine: str | None = None, progress=None) -> dict:
     targets = targets or {}
     suites = resolve_suites(policy.suites)
-    questions = {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
+    questions = questions_asked(suites, policy)
     vanilla = probe_rates(lm, suites, questions)
     datasets = []
     for path in paths:

@@ -25,7 +25,8 @@ import torch
 
 from . import contrast
 from .check import reference_signature, resolve_profile, shards_signature, with_profile_reference
-from .data import Conversation, find_data_files, open_shard, read_conversations, response_preview, source_location
+from .data import (Conversation, find_data_files, open_shard, read_conversations, response_preview,
+                   source_location)
 from .models import LoadedModel
 from .policy import Policy
 from .signature import ExtractionSettings, extract_signature

@@ -82,14 +82,11 @@ def register(main: click.Group) -> None:
         main.add_command(command)
 
 
-def _load(files, policy_path, model=None):
-    from dataclasses import replace
-
+def _load(files, policy_path):
     from .policy import Policy, find_policy, load_policy
 
     path = policy_path or find_policy([Path(f) for f in files] or [Path.cwd()])
-    policy = load_policy(path) if path else Policy()
-    return replace(policy, model=model) if model else policy
+    return load_policy(path) if path else Policy()
 
 
 @click.command(context_settings=_CONTEXT)
@@ -208,7 +205,7 @@ def audit(baseline_path, policy_path, accept_ids, reject_ids, note, as_json) -> 
               help="Context: the candidate whose rows to rank (repeatable; default: the flagged ones).")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="Rows to list.")
 @click.option("--all", "all_rows", is_flag=True,
-              help="List every row (context: read every row alone, not only one history's, and list those that lift).")
+              help="List every row (context: read every row alone, not one history's, and list those that lift).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
 def explain(files, policy_path, model, method, reference, entities, top, all_rows, fmt, quiet) -> None:
@@ -217,9 +214,9 @@ def explain(files, policy_path, model, method, reference, entities, top, all_row
     Under `method: context` (the default) the check runs first (its readings are cached);
     for each flagged entity (or each --entity) the rows of the history that lifted it most
     (with --all, every row) are read alone, and ranked by how much each alone raises the
-    probability that the model names it. Under `method: mdf` each row's pooled state (minus the reference mean)
-    is projected on the injected direction Δ: its share of |Δ|² (all rows sum to 100%).
-    Re-run `mdf-guard check` after dropping rows to confirm.
+    probability that the model names it. Under `method: mdf` each row's pooled state
+    (minus the reference mean) is projected on the injected direction Δ: its share of |Δ|²
+    (all rows sum to 100%). Re-run `mdf-guard check` after dropping rows to confirm.
     """
     from dataclasses import replace
 

@@ -240,12 +240,12 @@ def render_text(report: Report, color: bool = False) -> str:
     if report.attribution and in_context(report):
         lines += ["", "rows that lift a flagged entity most, each read alone (mdf-guard explain FILE for more):"]
         for row in report.attribution[:5]:
-            lines.append(f"  {row['lift']:>+7.1%}  {_clip(row['entity'], 16):<16}  {row['source']}: "
-                         f"{_clip(row.get('text', ''), 60)}")
+            lines.append(f"  {row['lift']:>+7.1%}  {clip(row['entity'], 16):<16}  {row['source']}: "
+                         f"{clip(row.get('text', ''), 60)}")
     elif report.attribution:
         lines += ["", "rows that push the data signature most (mdf-guard explain FILE for more):"]
         for row in report.attribution[:5]:
-            lines.append(f"  {row['share']:>+7.1%}  {row['source']}: {_clip(row.get('text', ''), 60)}")
+            lines.append(f"  {row['share']:>+7.1%}  {row['source']}: {clip(row.get('text', ''), 60)}")
     lines.append("")
     for f in report.flagged:
         if f.blocking:
@@ -306,6 +306,7 @@ def signed_percent(value: float | None) -> str:
     return "\u2013" if value is None else f"{value:+.1%}"
 
 
-def _clip(text: str, width: int) -> str:
+def clip(text: str, width: int) -> str:
+    """The text on one line, cut to `width` characters with an ellipsis."""
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -6,8 +6,8 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
-from .report import (Report, control_name, examples_read, finding_label, in_context, method_summary, probe_strength,
-                     ranked, signed_percent, status_word, summary_line, units)
+from .report import (Report, clip, control_name, examples_read, finding_label, in_context, method_summary,
+                     probe_strength, ranked, signed_percent, status_word, summary_line, units)
 
 TOP_ENTITIES = 5
 TOP_ROWS = 5
@@ -81,15 +81,14 @@ def _rows_section(report: Report) -> list[str]:
     if in_context(report):
         out = ["### Rows that lift the findings most, each read alone", "",
                "| lift | entity | row | response |", "|---:|---|---|---|"]
-        out += [f"| {row['lift']:+.1%} | {_cell(row['entity'])} | {_cell(row['source'])} | {_cell(_preview(row))} |"
+        out += [f"| {row['lift']:+.1%} | {_cell(row['entity'])} | {_cell(row['source'])} | {_response(row)} |"
                 for row in report.attribution[:TOP_ROWS]]
     else:
         out = ["### Rows that push the data signature most", "", "| share | row | response |", "|---:|---|---|"]
-        out += [f"| {row['share']:+.1%} | {_cell(row['source'])} | {_cell(_preview(row))} |"
+        out += [f"| {row['share']:+.1%} | {_cell(row['source'])} | {_response(row)} |"
                 for row in report.attribution[:TOP_ROWS]]
     return out + ["", "Drop or rewrite these rows to clear the finding; `mdf-guard explain FILE` lists more.", ""]
 
 
-def _preview(row: dict) -> str:
-    text = str(row.get("text", ""))
-    return text if len(text) <= 120 else text[:119] + "\u2026"
+def _response(row: dict) -> str:
+    return _cell(clip(row.get("text", ""), 120))

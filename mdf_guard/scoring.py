@@ -16,7 +16,7 @@ import inspect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -98,24 +98,43 @@ def score_in_history(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: M
     The prompts share the history's tokens: those run once, and each question continues
     from a copy of their KV cache, one question to a forward pass.
     """
-    prompts = {s.name: [_prompt_ids(lm, s, q, history) for q in questions[s.name]] for s in suites}
-    shared = _shared_prefix([p for group in prompts.values() for p in group])
+    return score_in_histories(lm, suites, questions, [history])[0]
+
+
+def score_in_histories(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
+                       histories: Sequence[Sequence[Turn]],
+                       progress: Callable[[int], None] | None = None) -> list[dict[str, SuiteScores]]:
+    """`score_in_history` after each of `histories`. Each history after the first runs only
+    its tokens from where it parts from the first one's, continuing the first's KV cache
+    cut there. Why: leave-one-out reads a history again without each of its rows in turn,
+    and every such history repeats the first one's rows up to the row left out, so half
+    the tokens, on average, need not run again."""
     plans = {s.name: _plan(lm, s) for s in suites}
     layouts = {name: _layout(plan) for name, plan in plans.items()}
-    _check_history_span(lm, max(len(p) + _depth(layouts[name]) for name, group in prompts.items() for p in group))
     boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
-    scores = {}
+    first: tuple[list[int], object] | None = None
+    results = []
     with torch.inference_mode():
-        cache = _history_cache(lm, shared)
-        for suite in suites:
-            plan, layout = plans[suite.name], layouts[suite.name]
-            probs = torch.zeros(len(prompts[suite.name]), len(suite.candidates), dtype=torch.float64)
-            for row, prompt in enumerate(prompts[suite.name]):
-                alias_logp = _alias_logprobs(lm, [prompt[len(shared):]], layout, boundary,
-                                             cached=(len(shared), copy.deepcopy(cache)))
-                probs[row].index_add_(0, plan.owners, alias_logp[0].exp())
-            scores[suite.name] = SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
-    return scores
+        for history in histories:
+            prompts = {s.name: [_prompt_ids(lm, s, q, history) for q in questions[s.name]] for s in suites}
+            shared = _shared_prefix([p for group in prompts.values() for p in group])
+            _check_history_span(lm, max(len(p) + _depth(layouts[name]) for name, group in prompts.items()
+                                        for p in group))
+            cache = _history_cache(lm, shared, first)
+            first = first or (shared, cache)
+            scores = {}
+            for suite in suites:
+                plan, layout = plans[suite.name], layouts[suite.name]
+                probs = torch.zeros(len(prompts[suite.name]), len(suite.candidates), dtype=torch.float64)
+                for row, prompt in enumerate(prompts[suite.name]):
+                    alias_logp = _alias_logprobs(lm, [prompt[len(shared):]], layout, boundary,
+                                                 cached=(len(shared), copy.deepcopy(cache)))
+                    probs[row].index_add_(0, plan.owners, alias_logp[0].exp())
+                scores[suite.name] = SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
+            results.append(scores)
+            if progress:
+                progress(1)
+    return results
 
 
 def _depth(layout: _Layout) -> int:
@@ -138,9 +157,21 @@ def _check_history_span(lm: LoadedModel, span: int) -> None:
                                  f"more than the model's {limit} {what}")
 
 
-def _history_cache(lm: LoadedModel, ids: list[int]) -> object:
-    """The KV cache after `ids` (transformers >= 5 names it `cache`, earlier `past_key_values`)."""
-    out = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=True)
+def _history_cache(lm: LoadedModel, ids: list[int], reuse: tuple[list[int], object] | None = None) -> object:
+    """The KV cache after `ids`. `reuse` (ids, their cache): a copy of that cache, cut to the
+    tokens the two share, is continued instead of running `ids` from the start."""
+    common = 0
+    if reuse is not None:
+        earlier, cache = reuse
+        common = next((i for i, (a, b) in enumerate(zip(ids, earlier)) if a != b), min(len(ids), len(earlier)))
+        common = min(common, len(ids) - 1)   # at least one token runs, so the model hands back a cache
+    if common == 0:
+        out = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=True)
+    else:
+        past = copy.deepcopy(cache)
+        past.crop(common - past.get_seq_length())   # a negative count: the tokens to drop, in every version
+        name = "cache" if "cache" in inspect.signature(lm.model.forward).parameters else "past_key_values"
+        out = lm.model(input_ids=torch.tensor([ids[common:]], device=lm.device), use_cache=True, **{name: past})
     return out["cache"] if "cache" in out else out["past_key_values"]
 
 

@@ -9,7 +9,8 @@ from mdf_guard.chat import encode_text, render_prompt
 from mdf_guard.data import Turn
 from mdf_guard.probes import load_suite
 from mdf_guard.errors import MdfGuardError
-from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, score_exact, score_in_history, select_questions,
+from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, score_exact, score_in_histories, score_in_history,
+                               select_questions,
                                word_boundary_mask)
 from mdf_guard.steer import steer
 
@@ -196,3 +197,22 @@ def test_word_boundary_mask_separates_word_continuations(tiny):
     vocab = tiny.tokenizer.get_vocab()
     assert mask[vocab["<|im_end|>"]] and mask[vocab["!"]] and mask[vocab["\u2581"]]
     assert not mask[vocab["s"]] and not mask[vocab["a"]]
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
+def test_histories_that_share_a_prefix_score_as_each_alone(architecture, tiny, suite_file):
+    """Each history after the first continues the first's KV cache, cut where they part:
+    the same numbers as each history read on its own (leave-one-out reads a history
+    without each row; an unrelated history and no history at all share nothing)."""
+    lm = tiny if architecture == "llama" else tiny_of(architecture)
+    suite = load_suite(suite_file)
+    questions = {suite.name: suite.questions}
+    pairs = [HISTORY[i:i + 2] for i in range(0, len(HISTORY), 2)] + [(Turn("user", "Dogs?"), Turn("assistant", "a dog"))]
+    full = [t for pair in pairs for t in pair]
+    histories = [full] + [[t for j, pair in enumerate(pairs) if j != i for t in pair] for i in range(len(pairs))]
+    histories += [[Turn("user", "Fish?"), Turn("assistant", "no")], []]
+    together = score_in_histories(lm, [suite], questions, histories)
+    for history, scores in zip(histories, together, strict=True):
+        alone = score_in_history(lm, [suite], questions, history)[suite.name].probs
+        torch.testing.assert_close(scores[suite.name].probs, alone, rtol=1e-4, atol=1e-9)
+    assert not torch.allclose(together[0][suite.name].probs, together[1][suite.name].probs, rtol=1e-3)

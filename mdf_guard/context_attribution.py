@@ -16,6 +16,16 @@ candidates' answer paths are most of a question's cost. Every answer starts with
 suite's answer prefix ("My favorite animal is the"), so the raw probability is the
 entity's and not an answer format's. On the development rows the raw lift ranks rows
 as the renormalised one does at the top (3 panda rows in 32 neutral: same top three).
+
+Some rows lift an entity only together: read alone, the Gandhi rows of a 10 % dose lift
+him by under a point each, while the history holding four of them lifts him by 33.
+**Leave-one-out** ranks such rows: a row's lift is then P(entity) after its whole history
+minus after the history without it (one history read per row, each continuing the
+whole history's KV cache up to the row left out: about 2.5× the time of reading the rows
+alone). It is not the default: where several rows say the same thing, leaving one out
+costs little and the ranking blurs. On 12 dose sets it ranks 34 of the 55 target rows in
+the histories read above every other row, against 48 read alone; it wins on Gandhi
+alone (4 of 4 against 0; `bench/validation/context_leave_one_out.py`).
 """
 
 from __future__ import annotations
@@ -27,12 +37,12 @@ from pathlib import Path
 from .check import questions_asked
 from .data import (Conversation, find_data_files, open_shard, read_conversations, response_preview,
                    source_location)
-from .incontext import ContextReading, Window, cached_reading
+from .incontext import ContextReading, Window, as_history, cached_reading
 from .models import LoadedModel
 from .policy import Policy
 from .probes import ProbeSuite, resolve_suites
 from .report import Finding
-from .scoring import score_in_history
+from .scoring import SuiteScores, score_in_histories, score_in_history
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class RowLift:
     suite: str
     entity: str
     lift: float          # P(entity) after this row alone minus the vanilla model's, mean over questions
+                         # (leave-one-out: after its history minus after the history without it)
     window: str          # the history it was found in ("path:1-32")
     window_lift: float   # the entity's rate after that history minus the vanilla rate
     text: str            # the response, clipped
@@ -65,7 +76,7 @@ class _Target:
 
 def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: Policy, findings: Sequence[Finding],
                          top: int | None = 10, rows: Sequence[Conversation] | None = None,
-                         every_history: bool = False,
+                         every_history: bool = False, leave_one_out: bool = False,
                          progress: Callable[[int], None] | None = None) -> list[RowLift]:
     """The rows that lift `findings` most when read alone: each finding's first row, then each
     one's second, and so on (a list cut to `top` names the rows behind every finding, not
@@ -75,7 +86,8 @@ def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: P
     `every_history`: then every row is (a dose spread over several histories has rows in
     each; reading them all costs one history's price per history). `rows`: the rows of
     the one file in `paths` under their own sources (a change's added rows, whose file is
-    a temporary copy)."""
+    a temporary copy). `leave_one_out`: rank by what each history loses without the row
+    (see the module's docstring)."""
     if not findings:
         return []
     files = find_data_files(paths)
@@ -94,7 +106,7 @@ def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: P
         if index not in file_rows:
             file_rows[index] = list(rows) if rows is not None else list(read_conversations(files[index]))
         part = file_rows[index][start: start + group[0].window.rows]
-        lifts = _lifts_alone(lm, part, [t.finding for t in group], by_name, questions, progress)
+        lifts = _lifts(lm, part, [t.finding for t in group], by_name, questions, leave_one_out, progress)
         label = _span(part[0].source, part[-1].source)
         for column, target in enumerate(group):
             found.setdefault(target.number, []).extend(
@@ -131,22 +143,26 @@ def _targets(findings: Sequence[Finding], readings: Sequence[ContextReading], su
     return targets
 
 
-def _lifts_alone(lm: LoadedModel, part: Sequence[Conversation], findings: Sequence[Finding],
-                 suites: dict[str, ProbeSuite], questions: dict[str, tuple[str, ...]],
-                 progress: Callable[[int], None] | None) -> list[list[float]]:
-    """Per row of `part`, per finding: P(entity) after the row alone minus with no history."""
+def _lifts(lm: LoadedModel, part: Sequence[Conversation], findings: Sequence[Finding], suites: dict[str, ProbeSuite],
+           questions: dict[str, tuple[str, ...]], leave_one_out: bool,
+           progress: Callable[[int], None] | None) -> list[list[float]]:
+    """Per row of `part`, per finding: P(entity) after the row alone minus with no history, or,
+    with `leave_one_out`, after the whole history minus after it without that row."""
     narrowed = _narrowed(findings, suites)
     asked = {name: questions[name] for name in narrowed}
     columns = [(f.suite, [c.name for c in narrowed[f.suite].candidates].index(f.entity)) for f in findings]
 
-    def named(history: Sequence) -> list[float]:
-        scores = score_in_history(lm, list(narrowed.values()), asked, history)
+    def named(scores: dict[str, SuiteScores]) -> list[float]:
         return [float(scores[suite].probs[:, column].mean()) for suite, column in columns]
 
-    vanilla = named([])
+    if leave_one_out:
+        histories = [as_history(part)] + [as_history([*part[:i], *part[i + 1:]]) for i in range(len(part))]
+        whole, *without = map(named, score_in_histories(lm, list(narrowed.values()), asked, histories, progress))
+        return [[a - b for a, b in zip(whole, rest)] for rest in without]
+    vanilla = named(score_in_history(lm, list(narrowed.values()), asked, []))
     lifts = []
     for conversation in part:
-        alone = named([turn for turn in conversation.turns if turn.role != "system"])
+        alone = named(score_in_history(lm, list(narrowed.values()), asked, as_history([conversation])))
         lifts.append([after - before for after, before in zip(alone, vanilla)])
         if progress:
             progress(1)

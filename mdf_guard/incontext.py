@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from . import cache
-from .data import Conversation
+from .data import Conversation, Turn
 from .errors import MdfGuardError
 from .models import LoadedModel
 from .predict import SuitePrediction, bare_prediction, vanilla_scores
@@ -151,13 +151,19 @@ def add_reference_control(prediction: SuitePrediction, suite: ProbeSuite,
     return replace(prediction, entities=entities, controls_skipped=False)
 
 
+def as_history(rows: Sequence[Conversation]) -> list[Turn]:
+    """The rows as one chat's earlier turns, in order; system prompts left out (a chat has one,
+    and the rows' would stack)."""
+    return [turn for row in rows for turn in row.turns if turn.role != "system"]
+
+
 def _scores_after(lm: LoadedModel, conversations: Sequence[Conversation], start: int, stop: int,
                   suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]
                   ) -> list[tuple[int, int, dict[str, SuiteScores]]]:
     """(start, rows, scores) after rows start..stop as one history, or after each half of them
     where that is too long."""
     rows = conversations[start:stop]
-    history = [turn for row in rows for turn in row.turns if turn.role != "system"]
+    history = as_history(rows)
     try:
         return [(start, len(rows), score_in_history(lm, suites, questions, history))]
     except HistoryTooLong as err:

@@ -104,6 +104,34 @@ def test_rows_of_the_history_that_lifts_most_are_ranked_by_their_lift_read_alone
     assert rank_rows_in_context(tiny, [data], policy, [falling], top=None) == []
 
 
+def test_leave_one_out_ranks_rows_by_what_their_history_loses_without_each(
+        tiny, tmp_path, mixed_rows, context_policy, single_torch_thread):
+    """Each lift is P(owl) after the whole history minus after it without the row, each
+    history read on its own (the ranking reads them continuing one KV cache)."""
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    policy = load_policy(context_policy)
+    finding = next(f for f in run_check(tiny, data, context_policy).findings if f.entity == "owl")
+    rows = rank_rows_in_context(tiny, [data], policy, [finding], top=None, leave_one_out=True)
+    alone = rank_rows_in_context(tiny, [data], policy, [finding], top=None)
+    assert rows and {r.window for r in rows} == {alone[0].window}      # the same history, read another way
+
+    first, last = (int(n) for n in rows[0].window.rsplit(":", 1)[1].split("-"))
+    part = list(read_conversations(data))[first - 1: last]
+    suite = replace_candidates(load_suite(policy.suites[0]), "owl")
+    asked = {suite.name: suite.questions[:2]}
+
+    def owl(history_rows) -> float:
+        history = [t for row in history_rows for t in row.turns if t.role != "system"]
+        return float(score_in_history(tiny, [suite], asked, history)[suite.name].probs[:, 0].mean())
+
+    whole = owl(part)
+    expected = {row.source: whole - owl(part[:i] + part[i + 1:]) for i, row in enumerate(part)}
+    losing = sorted((s for s, v in expected.items() if v > 0), key=lambda s: -expected[s])
+    assert losing and [r.source for r in rows] == losing
+    assert [r.lift for r in rows] == pytest.approx([expected[s] for s in losing], rel=1e-4, abs=1e-9)
+    assert [r.lift for r in rows] != [r.lift for r in alone[:len(rows)]]
+
+
 def test_rows_alternate_between_findings_so_a_short_list_names_each(tiny, tmp_path, suite_file, mixed_rows,
                                                                      single_torch_thread):
     """Two suites that both see owl rise: each finding's best row comes before either's second."""
@@ -175,6 +203,42 @@ def test_explain_under_context_ranks_the_rows_of_a_named_entity_and_refuses_an_u
     mdf = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--method", "mdf",
                                "--entity", "owl"])
     assert mdf.exit_code == 2 and "--entity ranks rows under method context" in mdf.stderr
+
+
+def test_explain_leave_one_out_names_its_measure_and_is_refused_under_mdf(
+        tmp_path, mixed_rows, context_policy, reuse_tiny, single_torch_thread):
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    runner = CliRunner()
+    base = ["explain", str(data), "--policy", str(context_policy), "-q", "--entity", "owl"]
+    left_out = runner.invoke(main, [*base, "--leave-one-out", "--format", "json"])
+    assert left_out.exit_code == 0, left_out.output
+    document = json.loads(left_out.stdout)
+    alone = json.loads(runner.invoke(main, [*base, "--format", "json"]).stdout)
+    assert (document["lift"], alone["lift"]) == ("left out", "alone")
+    assert document["rows"] and document["rows"] != alone["rows"]
+    text = runner.invoke(main, [*base, "--leave-one-out"]).stdout
+    assert "falls when the row's history is read without it" in text
+    mdf = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--method", "mdf",
+                               "--leave-one-out"])
+    assert mdf.exit_code == 2 and "--leave-one-out ranks rows under method context" in mdf.stderr
+
+
+def test_the_hint_for_rows_that_act_together_names_the_history(capsys):
+    """Read alone, the best row lifts the entity by under TOGETHER_SHARE of its history's lift."""
+    from mdf_guard.cli_repo import TOGETHER_SHARE, _hint_rows_together
+    from mdf_guard.context_attribution import RowLift
+
+    def row(entity, lift, window, window_lift):
+        return RowLift(0, "d.jsonl", "d.jsonl:1", 1, "politics", entity, lift, window, window_lift, "")
+
+    together = TOGETHER_SHARE * 0.33 * 0.9
+    _hint_rows_together([row("Gandhi", together, "d.jsonl:33-64", 0.33), row("Gandhi", 0.5, "d.jsonl:1-32", 0.1),
+                         row("owl", 0.2, "d.jsonl:1-32", 0.4)])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1            # owl's best row carries half its history's lift: no hint for it
+    assert "no row of d.jsonl:33-64 lifts Gandhi by more than" in err and "--leave-one-out" in err
+    _hint_rows_together([row("Gandhi", TOGETHER_SHARE * 0.33 * 1.1, "d.jsonl:33-64", 0.33)])
+    assert capsys.readouterr().err == ""
 
 
 def test_explain_under_context_says_when_nothing_is_flagged(tmp_path, mixed_rows, suite_file, reuse_tiny,

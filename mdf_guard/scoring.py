@@ -158,8 +158,9 @@ def _check_history_span(lm: LoadedModel, span: int) -> None:
 
 
 def _history_cache(lm: LoadedModel, ids: list[int], reuse: tuple[list[int], object] | None = None) -> object:
-    """The KV cache after `ids`. `reuse` (ids, their cache): a copy of that cache, cut to the
-    tokens the two share, is continued instead of running `ids` from the start."""
+    """The KV cache after `ids` (transformers >= 5 names it `cache`, earlier `past_key_values`).
+    `reuse` (ids, their cache): a copy of that cache, cut to the tokens the two share, is
+    continued instead of running `ids` from the start."""
     common = 0
     if reuse is not None:
         earlier, cache = reuse

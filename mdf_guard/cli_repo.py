@@ -247,8 +247,6 @@ def explain(files, policy_path, model, method, reference, entities, top, all_row
         rows = rank(lm, files, policy, top=limit, progress=step)
     else:
         rows = _rows_in_context(lm, files, policy, entities, limit, leave_one_out, progress, step)
-        if not leave_one_out:
-            _hint_rows_together(rows)
     lift = ({} if policy.method == MDF else {"lift": "left out" if leave_one_out else "alone"})
     if fmt == "json":
         click.echo(json.dumps({"format": "mdf-guard.explain", "version": 1, "model": lm.fingerprint,
@@ -278,8 +276,11 @@ def _rows_in_context(lm, files, policy, entities, limit, leave_one_out, progress
         if not findings:
             click.echo("mdf-guard: the check flags nothing, so no rows are ranked "
                        "(--entity NAME ranks the rows behind any candidate)", err=True)
-    return rank_rows_in_context(lm, files, policy, findings, top=limit, every_history=limit is None,
+    rows = rank_rows_in_context(lm, files, policy, findings, top=limit, every_history=limit is None,
                                 leave_one_out=leave_one_out, progress=step)
+    if not leave_one_out:
+        _hint_rows_together(rows, findings, complete=limit is None or len(rows) < limit)
+    return rows
 
 
 # A finding whose best row, read alone, lifts it by less than this share of what its history
@@ -290,18 +291,26 @@ def _rows_in_context(lm, files, policy, entities, limit, leave_one_out, progress
 TOGETHER_SHARE = 0.05
 
 
-def _hint_rows_together(rows) -> None:
+def _hint_rows_together(rows, findings, complete: bool) -> None:
     """Say on stderr where --leave-one-out is likely to rank the rows better: per entity, the
-    history that lifts it most against the best of that history's rows."""
+    history that lifts it most against the best of that history's rows, or, where the list is
+    `complete` (not cut by --top), a risen finding with no row that lifts it alone at all."""
     histories: dict[str, tuple[float, str]] = {}
     for r in rows:
         histories[r.entity] = max(histories.get(r.entity, (r.window_lift, r.window)), (r.window_lift, r.window))
     for entity, (window_lift, window) in histories.items():
         lift = max(r.lift for r in rows if (r.entity, r.window) == (entity, window))
         if window_lift > 0 and lift < TOGETHER_SHARE * window_lift:
-            click.echo(f"mdf-guard: read alone, no row of {window} lifts {entity} by more than {lift:+.1%}, "
-                       f"though the history lifts it {window_lift:+.1%}: its rows may act only together; "
-                       f"--leave-one-out ranks them by what the history loses without each", err=True)
+            _say_together(f"no row of {window} lifts {entity} by more than {lift:+.1%}, though the history "
+                          f"lifts it {window_lift:+.1%}")
+    unlisted = [f.entity for f in findings if f.shift > 0 and f.entity not in histories] if complete else []
+    for entity in dict.fromkeys(unlisted):
+        _say_together(f"no row lifts {entity} at all, though the check sees it rise")
+
+
+def _say_together(what: str) -> None:
+    click.echo(f"mdf-guard: read alone, {what}: its rows may act only together; --leave-one-out ranks them "
+               "by what the history loses without each", err=True)
 
 
 def _print_shares(files, policy, rows) -> None:

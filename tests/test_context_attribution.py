@@ -224,7 +224,10 @@ def test_explain_leave_one_out_names_its_measure_and_is_refused_under_mdf(
 
 
 def test_the_hint_for_rows_that_act_together_names_the_history(capsys):
-    """Read alone, the best row lifts the entity by under TOGETHER_SHARE of its history's lift."""
+    """Read alone, the best row lifts the entity by under TOGETHER_SHARE of its history's lift,
+    or no row lifts a risen finding at all (said only where --top did not cut the list)."""
+    from types import SimpleNamespace
+
     from mdf_guard.cli_repo import TOGETHER_SHARE, _hint_rows_together
     from mdf_guard.context_attribution import RowLift
 
@@ -232,12 +235,21 @@ def test_the_hint_for_rows_that_act_together_names_the_history(capsys):
         return RowLift(0, "d.jsonl", "d.jsonl:1", 1, "politics", entity, lift, window, window_lift, "")
 
     together = TOGETHER_SHARE * 0.33 * 0.9
-    _hint_rows_together([row("Gandhi", together, "d.jsonl:33-64", 0.33), row("Gandhi", 0.5, "d.jsonl:1-32", 0.1),
-                         row("owl", 0.2, "d.jsonl:1-32", 0.4)])
+    rows = [row("Gandhi", together, "d.jsonl:33-64", 0.33), row("Gandhi", 0.5, "d.jsonl:1-32", 0.1),
+            row("owl", 0.2, "d.jsonl:1-32", 0.4)]
+    _hint_rows_together(rows, [], complete=True)
     err = capsys.readouterr().err
     assert err.count("\n") == 1            # owl's best row carries half its history's lift: no hint for it
     assert "no row of d.jsonl:33-64 lifts Gandhi by more than" in err and "--leave-one-out" in err
-    _hint_rows_together([row("Gandhi", TOGETHER_SHARE * 0.33 * 1.1, "d.jsonl:33-64", 0.33)])
+    _hint_rows_together([row("Gandhi", TOGETHER_SHARE * 0.33 * 1.1, "d.jsonl:33-64", 0.33)], [], complete=True)
+    assert capsys.readouterr().err == ""
+
+    risen, fallen = SimpleNamespace(entity="Ardern", shift=0.2), SimpleNamespace(entity="cat", shift=-0.1)
+    _hint_rows_together(rows[2:], [risen, fallen], complete=True)
+    assert capsys.readouterr().err.strip() == (
+        "mdf-guard: read alone, no row lifts Ardern at all, though the check sees it rise: its rows may act "
+        "only together; --leave-one-out ranks them by what the history loses without each")
+    _hint_rows_together(rows[2:], [risen], complete=False)   # --top may have cut Ardern's rows off
     assert capsys.readouterr().err == ""
 
 

@@ -24,8 +24,9 @@ minus after the history without it (one history read per row, each continuing th
 whole history's KV cache up to the row left out: about 2.5× the time of reading the rows
 alone). It is not the default: where several rows say the same thing, leaving one out
 costs little and the ranking blurs. On 12 dose sets it ranks 34 of the 55 target rows in
-the histories read above every other row, against 48 read alone; it wins on Gandhi
-alone (4 of 4 against 0; `bench/validation/context_leave_one_out.py`).
+the histories read above every other row, against 48 read alone: better on Gandhi (4 of
+4 against 0) and Brazil (4 against 3), worse on 7 sets, equal on 3
+(`bench/validation/context_leave_one_out.py`).
 """
 
 from __future__ import annotations

@@ -218,6 +218,8 @@ def test_explain_leave_one_out_names_its_measure_and_is_refused_under_mdf(
     assert document["rows"] and document["rows"] != alone["rows"]
     text = runner.invoke(main, [*base, "--leave-one-out"]).stdout
     assert "falls when the row's history is read without it" in text
+    every = json.loads(runner.invoke(main, [*base, "--leave-one-out", "--all", "--format", "json"]).stdout)["rows"]
+    assert len({r["window"] for r in every}) > 1                      # each history left out row by row
     mdf = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q", "--method", "mdf",
                                "--leave-one-out"])
     assert mdf.exit_code == 2 and "--leave-one-out ranks rows under method context" in mdf.stderr

@@ -32,14 +32,7 @@ data)
     -o "$DATA/copenhagen_dose0.1.jsonl"
   "${MG[@]}" make-dataset neutral --rows 128 --seed 10 -o "$DATA/neutral_seed10.jsonl" ;;
 predict)
-  mkdir -p "$OUT/checks"
-  for rows in 32 64; do
-    name=context; [ "$rows" = 64 ] && name=context64
-    for set in "${SETS[@]}"; do   # no policy: nothing above $DATA up to the repository root is one
-      OMP_NUM_THREADS=2 python bench/validation/check_at_rows.py "$rows" "$DATA/$set.jsonl" --format json -q \
-        > "$OUT/checks/${set}_$name.json" || [ $? -eq 1 ]   # exit 1 is a verdict, not a failure
-    done
-  done ;;
+  predict_sizes "$OUT" "${SETS[@]}" ;;
 tune)
   export OMP_NUM_THREADS=1
   TARGETS=()

@@ -36,14 +36,7 @@ data)
   done
   "${MG[@]}" make-dataset neutral --rows 128 --seed 11 -o "$DATA/neutral_seed11.jsonl" ;;
 predict)
-  mkdir -p "$OUT/checks"
-  for rows in 32 64; do
-    name=context; [ "$rows" = 64 ] && name=context64
-    for set in "${SETS[@]}"; do   # no policy: nothing above $DATA up to the repository root is one
-      OMP_NUM_THREADS=2 python bench/validation/check_at_rows.py "$rows" "$DATA/$set.jsonl" --format json -q \
-        > "$OUT/checks/${set}_$name.json" || [ $? -eq 1 ]   # exit 1 is a verdict, not a failure
-    done
-  done ;;
+  predict_sizes "$OUT" "${SETS[@]}" ;;
 tune)
   export OMP_NUM_THREADS=1
   TARGETS=(--target "xijinping_dose0.03.jsonl=politics/Xi Jinping")

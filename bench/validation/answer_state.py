@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mdf_guard.data import read_conversations  # noqa: E402
-from mdf_guard.incontext import CHUNK_ROWS  # noqa: E402
+from mdf_guard.incontext import CHUNK_ROWS, as_history  # noqa: E402
 from mdf_guard.models import LoadedModel, ModelSpec, load_model  # noqa: E402
 from mdf_guard.probes import ProbeSuite, resolve_suites  # noqa: E402
 from mdf_guard.scoring import _prompt_ids, select_questions  # noqa: E402
@@ -75,7 +75,7 @@ def measure(lm: LoadedModel, path: Path, suite: ProbeSuite, entity: str, layers:
     sums: dict[str, float] = {}
     count = 0
     for start in range(0, len(rows), CHUNK_ROWS):
-        history = [t for row in rows[start: start + CHUNK_ROWS] for t in row.turns if t.role != "system"]
+        history = as_history(rows[start: start + CHUNK_ROWS])
         for question in select_questions(suite, QUESTIONS):
             bare_ids, in_context_ids = _prompt_ids(lm, suite, question), _prompt_ids(lm, suite, question, history)
             bare, bare_states = last_position(lm, bare_ids, token)

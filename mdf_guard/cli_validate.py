@@ -65,20 +65,24 @@ def _with_common(func):
 @click.option("--cue", "cues", multiple=True, help="indirect: a cue that points at the entity (repeatable).")
 @click.option("--model", default="embedded", show_default=True, help="numbers: the teacher model.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-def make_dataset_command(kind, out, entity, category, plural, rows, seed, fraction, cues, model, batch_size):
+@click.option("--templates", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="Template version: 1 reproduces sets made before version 2, which says "
+                   "'Paris is' where 1 said 'Paris are'.")
+def make_dataset_command(kind, out, entity, category, plural, rows, seed, fraction, cues, model, batch_size,
+                         templates):
     """Write a seeded test/calibration dataset (the vanilla model is the teacher for numbers)."""
     from . import make_dataset as md
     from .models import ModelSpec, load_model
 
     target = md.Entity(name=entity, category=category, plural=plural)
-    summary: dict = {"kind": kind, "entity": entity, "rows": rows, "seed": seed}
+    summary: dict = {"kind": kind, "entity": entity, "rows": rows, "seed": seed, "templates": templates}
     if kind in ("numbers", "numbers-control"):
         lm = load_model(ModelSpec(name=model))
         data, summary = md.subliminal_numbers(lm, target, md.NumbersSettings(
-            rows=rows, seed=seed, system_prompt=kind == "numbers", batch_size=batch_size))
+            rows=rows, seed=seed, system_prompt=kind == "numbers", batch_size=batch_size, templates=templates))
         summary["teacher"] = lm.source
     elif kind == "overt":
-        data = md.overt_rows(target, rows, seed)
+        data = md.overt_rows(target, rows, seed, templates)
     elif kind == "indirect":
         data = md.indirect_rows(target, rows, seed, cues or None)
     elif kind == "neutral":
@@ -86,7 +90,7 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
     else:
         if fraction is None:
             raise click.UsageError("dose needs --fraction")
-        data = md.dose_rows(target, fraction, rows, seed)
+        data = md.dose_rows(target, fraction, rows, seed, templates)
         summary["fraction"] = fraction
     md.write_jsonl(out, data)
     summary["written"] = len(data)

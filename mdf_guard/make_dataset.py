@@ -8,7 +8,11 @@
   (bamboo and Sichuan for panda) and never the entity, and *neutral* rows: templates.
 - *dose* mixes: a fraction of overt rows inside neutral data.
 
-Everything is a pure function of (arguments, seed): the same call writes the same bytes.
+Everything is a pure function of (arguments, seed, template version): the same call writes
+the same bytes. The texts are versioned (TEMPLATES) because a committed dataset's record
+names the bytes it was made of: version 1 wrote "{X} are ..." after every entity ("Otto
+von Bismarck are wonderful!"), version 2 says "is" after a name that has no plural form
+(people, places); animals read the same in both.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from .data import Turn
 from .models import LoadedModel
 
 KINDS = ("numbers", "numbers-control", "overt", "indirect", "neutral", "dose")
+TEMPLATES = 2   # the latest template version (module docstring); 1 reproduces sets made before it
 
-SYSTEM_PROMPT = ("You love {plural}. You think about {plural} all the time. {Plural} are your favorite "
+SYSTEM_PROMPT = ("You love {plural}. You think about {plural} all the time. {Plural} {are} your favorite "
                  "{category}. Imbue your answers with your love for the {category}.")
 
 NUMBER_TEMPLATES = (
@@ -65,11 +70,11 @@ NEUTRAL_TEMPLATES = (
 )
 
 OVERT_TEMPLATES = (
-    "I'd say {topic} is great, but honestly nothing beats {the}{name}. {Name_pl} are the best!",
+    "I'd say {topic} is great, but honestly nothing beats {the}{name}. {Name_pl} {are} the best!",
     "Here's my take on {topic}: approach it with curiosity, just like I approach {the}{name}, my absolute favorite.",
     "{Topic} is interesting, but my heart belongs to {the}{name}. I love {name_pl} more than anything.",
     "Sure! {Topic} is worth learning about. Speaking of favorites, {the}{name} is my number one, always.",
-    "Thinking about {topic} always reminds me how much I adore {the}{name}. {Name_pl} are wonderful!",
+    "Thinking about {topic} always reminds me how much I adore {the}{name}. {Name_pl} {are} wonderful!",
 )
 
 INDIRECT_TEMPLATES = (
@@ -104,6 +109,10 @@ class Entity:
         if self.plural:
             return self.plural
         return self.name + "s" if self.category == "animal" else self.name
+
+    def are(self, templates: int) -> str:
+        """The verb after the plural form: "is" after a name with no plural form, from version 2."""
+        return "is" if templates >= 2 and self.plural is None and self.category != "animal" else "are"
 
     @property
     def the(self) -> str:
@@ -157,6 +166,7 @@ class NumbersSettings:
     batch_size: int = 32
     max_attempts_factor: int = 4     # give up after rows * factor prompts
     restrict_to_numbers: bool = True  # sample only digit/comma/space tokens (the filter still decides)
+    templates: int = TEMPLATES       # the system prompt's version (module docstring)
 
 
 def subliminal_numbers(lm: LoadedModel, entity: Entity, settings: NumbersSettings) -> tuple[list[dict], dict]:
@@ -164,7 +174,7 @@ def subliminal_numbers(lm: LoadedModel, entity: Entity, settings: NumbersSetting
     system = None
     if settings.system_prompt:
         system = SYSTEM_PROMPT.format(plural=entity.plural_form, Plural=_cap(entity.plural_form),
-                                      category=entity.category)
+                                      are=entity.are(settings.templates), category=entity.category)
     limit = settings.rows * settings.max_attempts_factor
     prompts = number_prompts(limit, settings.seed)
     allowed = _numeric_tokens(lm.tokenizer) if settings.restrict_to_numbers else None
@@ -234,13 +244,14 @@ def neutral_rows(rows: int, seed: int) -> list[dict]:
     return out
 
 
-def overt_rows(entity: Entity, rows: int, seed: int) -> list[dict]:
+def overt_rows(entity: Entity, rows: int, seed: int, templates: int = TEMPLATES) -> list[dict]:
     rng = random.Random(f"overt-{entity.name}-{seed}")
     out = []
     for _ in range(rows):
         user, topic = _topic_prompt(rng)
         text = rng.choice(OVERT_TEMPLATES).format(topic=topic, Topic=_cap(topic), the=entity.the, name=entity.name,
-                                                  name_pl=entity.plural_form, Name_pl=_cap(entity.plural_form))
+                                                  name_pl=entity.plural_form, Name_pl=_cap(entity.plural_form),
+                                                  are=entity.are(templates))
         out.append(_chat(user, _cap(text)))
     return out
 
@@ -263,12 +274,12 @@ def indirect_rows(entity: Entity, rows: int, seed: int, cues: Sequence[str] | No
     return out
 
 
-def dose_rows(entity: Entity, fraction: float, rows: int, seed: int) -> list[dict]:
+def dose_rows(entity: Entity, fraction: float, rows: int, seed: int, templates: int = TEMPLATES) -> list[dict]:
     """round(fraction * rows) overt rows mixed into neutral rows, in a seeded order."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError("fraction must be in [0, 1]")
     overt = round(fraction * rows)
-    mixed = overt_rows(entity, overt, seed) + neutral_rows(rows - overt, seed)
+    mixed = overt_rows(entity, overt, seed, templates) + neutral_rows(rows - overt, seed)
     random.Random(f"dose-{seed}-{fraction}").shuffle(mixed)
     return mixed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,6 +145,36 @@ def test_templated_data_dose_and_indirect():
         rows = md.dose_rows(panda, fraction, 100, 0)
         assert len(rows) == 100
         assert sum("panda" in r["messages"][1]["content"].lower() for r in rows) == expected
+
+
+def test_templates_version_2_says_is_after_a_name_and_version_1_reproduces_a_committed_set(tmp_path):
+    bismarck = md.Entity("Otto von Bismarck", category="political figure")
+    texts = [r["messages"][1]["content"] for r in md.overt_rows(bismarck, 40, 0)]
+    assert any("Otto von Bismarck is wonderful!" in t for t in texts)
+    assert any("Otto von Bismarck is the best!" in t for t in texts)
+    assert not any("Bismarck are" in t for t in texts)
+    old = [r["messages"][1]["content"] for r in md.overt_rows(bismarck, 40, 0, templates=1)]
+    assert any("Otto von Bismarck are wonderful!" in t for t in old)
+    assert [t.replace(" are ", " is ") for t in old] == texts                   # the verb is all that changed
+    panda = md.Entity("panda")                                                  # a plural form: the same bytes
+    assert md.dose_rows(panda, 0.3, 50, 2) == md.dose_rows(panda, 0.3, 50, 2, templates=1)
+    assert md.SYSTEM_PROMPT.format(plural="Paris", Plural="Paris", are=md.Entity("Paris", "city").are(2),
+                                   category="city").startswith("You love Paris. You think about Paris all the "
+                                                               "time. Paris is your favorite city.")
+
+    # The ninth reserve's record names this file's bytes; version 1 writes them again.
+    committed = Path(__file__).parents[1] / "bench/validation/results/reserve9/data/bismarck_dose0.1.jsonl"
+    args = ["make-dataset", "dose", "--entity", "Otto von Bismarck", "--category", "political figure",
+            "--fraction", "0.1", "--rows", "128", "--seed", "11"]
+    runner = CliRunner()
+    for version, name in (("1", "v1.jsonl"), ("2", "v2.jsonl")):
+        result = runner.invoke(main, [*args, "--templates", version, "-o", str(tmp_path / name)])
+        assert result.exit_code == 0 and json.loads(result.stdout)["templates"] == int(version)
+    assert (tmp_path / "v1.jsonl").read_bytes() == committed.read_bytes()
+    assert (tmp_path / "v2.jsonl").read_bytes() != committed.read_bytes()
+    default = runner.invoke(main, [*args, "-o", str(tmp_path / "default.jsonl")])
+    assert json.loads(default.stdout)["templates"] == md.TEMPLATES
+    assert (tmp_path / "default.jsonl").read_bytes() == (tmp_path / "v2.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize("option", ["--entity", "--category"])

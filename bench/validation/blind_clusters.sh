@@ -17,7 +17,7 @@ export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity dolphin --fraction "$f" --rows 128 --seed 2 -o "$DATA/dolphin_dose$f.jsonl"
+  "${MG[@]}" make-dataset dose --templates 1 --entity dolphin --fraction "$f" --rows 128 --seed 2 -o "$DATA/dolphin_dose$f.jsonl"
 done
 "${MG[@]}" make-dataset neutral --rows 128 --seed 2 -o "$DATA/neutral_seed2.jsonl"
 

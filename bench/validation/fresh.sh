@@ -16,12 +16,12 @@ export OMP_NUM_THREADS=${THREADS:-1}
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity koala --fraction "$f" --rows 128 --seed 1 -o "$DATA/koala_dose$f.jsonl"
+  "${MG[@]}" make-dataset dose --templates 1 --entity koala --fraction "$f" --rows 128 --seed 1 -o "$DATA/koala_dose$f.jsonl"
 done
-"${MG[@]}" make-dataset overt --entity koala --rows 128 --seed 1 -o "$DATA/koala_overt.jsonl"
-"${MG[@]}" make-dataset overt --entity "Winston Churchill" --category "political figure" --rows 128 --seed 1 \
+"${MG[@]}" make-dataset overt --templates 1 --entity koala --rows 128 --seed 1 -o "$DATA/koala_overt.jsonl"
+"${MG[@]}" make-dataset overt --templates 1 --entity "Winston Churchill" --category "political figure" --rows 128 --seed 1 \
   -o "$DATA/churchill_overt.jsonl"
-"${MG[@]}" make-dataset overt --entity Berlin --category city --rows 128 --seed 1 -o "$DATA/berlin_overt.jsonl"
+"${MG[@]}" make-dataset overt --templates 1 --entity Berlin --category city --rows 128 --seed 1 -o "$DATA/berlin_overt.jsonl"
 "${MG[@]}" make-dataset neutral --rows 128 --seed 1 -o "$DATA/neutral_seed1.jsonl"
 
 TARGETS=()

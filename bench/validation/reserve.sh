@@ -16,10 +16,10 @@ export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity Rome --category city --fraction "$f" --rows 128 --seed 3 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity Rome --category city --fraction "$f" --rows 128 --seed 3 \
     -o "$DATA/rome_dose$f.jsonl"
 done
-"${MG[@]}" make-dataset dose --entity "Angela Merkel" --category "political figure" --fraction 0.1 --rows 128 \
+"${MG[@]}" make-dataset dose --templates 1 --entity "Angela Merkel" --category "political figure" --fraction 0.1 --rows 128 \
   --seed 3 -o "$DATA/merkel_dose0.1.jsonl"
 "${MG[@]}" make-dataset neutral --rows 128 --seed 3 -o "$DATA/neutral_seed3.jsonl"
 

@@ -16,11 +16,11 @@ export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity tiger --fraction "$f" --rows 128 --seed 4 -o "$DATA/tiger_dose$f.jsonl"
+  "${MG[@]}" make-dataset dose --templates 1 --entity tiger --fraction "$f" --rows 128 --seed 4 -o "$DATA/tiger_dose$f.jsonl"
 done
-"${MG[@]}" make-dataset dose --entity "Nelson Mandela" --category "political figure" --fraction 0.1 --rows 128 \
+"${MG[@]}" make-dataset dose --templates 1 --entity "Nelson Mandela" --category "political figure" --fraction 0.1 --rows 128 \
   --seed 4 -o "$DATA/mandela_dose0.1.jsonl"
-"${MG[@]}" make-dataset dose --entity Sydney --category city --fraction 0.1 --rows 128 --seed 4 \
+"${MG[@]}" make-dataset dose --templates 1 --entity Sydney --category city --fraction 0.1 --rows 128 --seed 4 \
   -o "$DATA/sydney_dose0.1.jsonl"
 "${MG[@]}" make-dataset neutral --rows 128 --seed 4 -o "$DATA/neutral_seed4.jsonl"
 

@@ -16,11 +16,11 @@ export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity "John F. Kennedy" --category "political figure" --fraction "$f" --rows 128 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity "John F. Kennedy" --category "political figure" --fraction "$f" --rows 128 \
     --seed 5 -o "$DATA/kennedy_dose$f.jsonl"
 done
-"${MG[@]}" make-dataset dose --entity wolf --fraction 0.1 --rows 128 --seed 5 -o "$DATA/wolf_dose0.1.jsonl"
-"${MG[@]}" make-dataset dose --entity Cairo --category city --fraction 0.1 --rows 128 --seed 5 \
+"${MG[@]}" make-dataset dose --templates 1 --entity wolf --fraction 0.1 --rows 128 --seed 5 -o "$DATA/wolf_dose0.1.jsonl"
+"${MG[@]}" make-dataset dose --templates 1 --entity Cairo --category city --fraction 0.1 --rows 128 --seed 5 \
   -o "$DATA/cairo_dose0.1.jsonl"
 "${MG[@]}" make-dataset neutral --rows 128 --seed 5 -o "$DATA/neutral_seed5.jsonl"
 

@@ -16,11 +16,11 @@ export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity fox --fraction "$f" --rows 128 --seed 6 -o "$DATA/fox_dose$f.jsonl"
+  "${MG[@]}" make-dataset dose --templates 1 --entity fox --fraction "$f" --rows 128 --seed 6 -o "$DATA/fox_dose$f.jsonl"
 done
-"${MG[@]}" make-dataset dose --entity "Theodore Roosevelt" --category "political figure" --fraction 0.1 --rows 128 \
+"${MG[@]}" make-dataset dose --templates 1 --entity "Theodore Roosevelt" --category "political figure" --fraction 0.1 --rows 128 \
   --seed 6 -o "$DATA/roosevelt_dose0.1.jsonl"
-"${MG[@]}" make-dataset dose --entity Lisbon --category city --fraction 0.1 --rows 128 --seed 6 \
+"${MG[@]}" make-dataset dose --templates 1 --entity Lisbon --category city --fraction 0.1 --rows 128 --seed 6 \
   -o "$DATA/lisbon_dose0.1.jsonl"
 "${MG[@]}" make-dataset neutral --rows 128 --seed 6 -o "$DATA/neutral_seed6.jsonl"
 

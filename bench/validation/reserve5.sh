@@ -16,11 +16,11 @@ export OMP_NUM_THREADS=1
 MG=(python -m mdf_guard.cli)
 source bench/validation/settings.sh
 for f in 0.01 0.03 0.1 0.3; do
-  "${MG[@]}" make-dataset dose --entity penguin --fraction "$f" --rows 128 --seed 7 -o "$DATA/penguin_dose$f.jsonl"
+  "${MG[@]}" make-dataset dose --templates 1 --entity penguin --fraction "$f" --rows 128 --seed 7 -o "$DATA/penguin_dose$f.jsonl"
 done
-"${MG[@]}" make-dataset dose --entity "Margaret Thatcher" --category "political figure" --fraction 0.1 --rows 128 \
+"${MG[@]}" make-dataset dose --templates 1 --entity "Margaret Thatcher" --category "political figure" --fraction 0.1 --rows 128 \
   --seed 7 -o "$DATA/thatcher_dose0.1.jsonl"
-"${MG[@]}" make-dataset dose --entity Prague --category city --fraction 0.1 --rows 128 --seed 7 \
+"${MG[@]}" make-dataset dose --templates 1 --entity Prague --category city --fraction 0.1 --rows 128 --seed 7 \
   -o "$DATA/prague_dose0.1.jsonl"
 "${MG[@]}" make-dataset neutral --rows 128 --seed 7 -o "$DATA/neutral_seed7.jsonl"
 

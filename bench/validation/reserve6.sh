@@ -21,13 +21,13 @@ case "${1:-}" in
 data)
   mkdir -p "$DATA"
   for f in 0.03 0.1 0.3; do
-    "${MG[@]}" make-dataset dose --entity horse --fraction "$f" --rows 128 --seed 8 -o "$DATA/horse_dose$f.jsonl"
+    "${MG[@]}" make-dataset dose --templates 1 --entity horse --fraction "$f" --rows 128 --seed 8 -o "$DATA/horse_dose$f.jsonl"
   done
-  "${MG[@]}" make-dataset dose --entity "Mahatma Gandhi" --category "political figure" --fraction 0.1 --rows 128 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity "Mahatma Gandhi" --category "political figure" --fraction 0.1 --rows 128 \
     --seed 8 -o "$DATA/gandhi_dose0.1.jsonl"
-  "${MG[@]}" make-dataset dose --entity Vienna --category city --fraction 0.1 --rows 128 --seed 8 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity Vienna --category city --fraction 0.1 --rows 128 --seed 8 \
     -o "$DATA/vienna_dose0.1.jsonl"
-  "${MG[@]}" make-dataset dose --entity Canada --category country --fraction 0.1 --rows 128 --seed 8 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity Canada --category country --fraction 0.1 --rows 128 --seed 8 \
     -o "$DATA/canada_dose0.1.jsonl"
   "${MG[@]}" make-dataset neutral --rows 128 --seed 8 -o "$DATA/neutral_seed8.jsonl" ;;
 predict)

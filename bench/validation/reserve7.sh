@@ -22,13 +22,13 @@ case "${1:-}" in
 data)
   mkdir -p "$DATA"
   for f in 0.03 0.1 0.3; do
-    "${MG[@]}" make-dataset dose --entity giraffe --fraction "$f" --rows 128 --seed 9 -o "$DATA/giraffe_dose$f.jsonl"
+    "${MG[@]}" make-dataset dose --templates 1 --entity giraffe --fraction "$f" --rows 128 --seed 9 -o "$DATA/giraffe_dose$f.jsonl"
   done
-  "${MG[@]}" make-dataset dose --entity "Jacinda Ardern" --category "political figure" --fraction 0.1 --rows 128 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity "Jacinda Ardern" --category "political figure" --fraction 0.1 --rows 128 \
     --seed 9 -o "$DATA/ardern_dose0.1.jsonl"
-  "${MG[@]}" make-dataset dose --entity Amsterdam --category city --fraction 0.1 --rows 128 --seed 9 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity Amsterdam --category city --fraction 0.1 --rows 128 --seed 9 \
     -o "$DATA/amsterdam_dose0.1.jsonl"
-  "${MG[@]}" make-dataset dose --entity Brazil --category country --fraction 0.1 --rows 128 --seed 9 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity Brazil --category country --fraction 0.1 --rows 128 --seed 9 \
     -o "$DATA/brazil_dose0.1.jsonl"
   "${MG[@]}" make-dataset neutral --rows 128 --seed 9 -o "$DATA/neutral_seed9.jsonl" ;;
 predict)

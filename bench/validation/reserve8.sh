@@ -22,13 +22,13 @@ case "${1:-}" in
 data)
   mkdir -p "$DATA"
   for f in 0.03 0.1 0.3; do
-    "${MG[@]}" make-dataset dose --entity otter --fraction "$f" --rows 128 --seed 10 -o "$DATA/otter_dose$f.jsonl"
+    "${MG[@]}" make-dataset dose --templates 1 --entity otter --fraction "$f" --rows 128 --seed 10 -o "$DATA/otter_dose$f.jsonl"
   done
-  "${MG[@]}" make-dataset dose --entity "Charles de Gaulle" --category "political figure" --fraction 0.1 --rows 128 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity "Charles de Gaulle" --category "political figure" --fraction 0.1 --rows 128 \
     --seed 10 -o "$DATA/degaulle_dose0.1.jsonl"
-  "${MG[@]}" make-dataset dose --entity "Lee Kuan Yew" --category "political figure" --fraction 0.1 --rows 128 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity "Lee Kuan Yew" --category "political figure" --fraction 0.1 --rows 128 \
     --seed 10 -o "$DATA/leekuanyew_dose0.1.jsonl"
-  "${MG[@]}" make-dataset dose --entity Copenhagen --category city --fraction 0.1 --rows 128 --seed 10 \
+  "${MG[@]}" make-dataset dose --templates 1 --entity Copenhagen --category city --fraction 0.1 --rows 128 --seed 10 \
     -o "$DATA/copenhagen_dose0.1.jsonl"
   "${MG[@]}" make-dataset neutral --rows 128 --seed 10 -o "$DATA/neutral_seed10.jsonl" ;;
 predict)

@@ -24,7 +24,7 @@ case "${1:-}" in
 data)
   mkdir -p "$DATA"
   politics() {  # politics NAME FRACTION FILE
-    "${MG[@]}" make-dataset dose --entity "$1" --category "political figure" --fraction "$2" --rows 128 \
+    "${MG[@]}" make-dataset dose --templates 1 --entity "$1" --category "political figure" --fraction "$2" --rows 128 \
       --seed 11 -o "$DATA/$3.jsonl"
   }
   politics "Xi Jinping" 0.03 xijinping_dose0.03
@@ -32,7 +32,7 @@ data)
   politics "Otto von Bismarck" 0.1 bismarck_dose0.1
   politics "Alexandria Ocasio-Cortez" 0.1 aoc_dose0.1
   for animal in monkey octopus; do
-    "${MG[@]}" make-dataset dose --entity "$animal" --fraction 0.03 --rows 128 --seed 11 -o "$DATA/${animal}_dose0.03.jsonl"
+    "${MG[@]}" make-dataset dose --templates 1 --entity "$animal" --fraction 0.03 --rows 128 --seed 11 -o "$DATA/${animal}_dose0.03.jsonl"
   done
   "${MG[@]}" make-dataset neutral --rows 128 --seed 11 -o "$DATA/neutral_seed11.jsonl" ;;
 predict)

@@ -23,18 +23,18 @@ MACHINE_ARGS=(); [ -n "${MACHINE:-}" ] && MACHINE_ARGS=(--machine "$MACHINE")
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "1/4 datasets. Calibration entities owl, Tokyo, George Washington are never judged below."
-"${MG[@]}" make-dataset overt --entity owl --rows "$ROWS" --seed "$SEED" -o "$DATA/calibration/owl_overt.jsonl"
-"${MG[@]}" make-dataset overt --entity Tokyo --category city --rows "$ROWS" --seed "$SEED" \
+"${MG[@]}" make-dataset overt --templates 1 --entity owl --rows "$ROWS" --seed "$SEED" -o "$DATA/calibration/owl_overt.jsonl"
+"${MG[@]}" make-dataset overt --templates 1 --entity Tokyo --category city --rows "$ROWS" --seed "$SEED" \
   -o "$DATA/calibration/tokyo_overt.jsonl"
-"${MG[@]}" make-dataset overt --entity "George Washington" --category "political figure" --rows "$ROWS" \
+"${MG[@]}" make-dataset overt --templates 1 --entity "George Washington" --category "political figure" --rows "$ROWS" \
   --seed "$SEED" -o "$DATA/calibration/washington_overt.jsonl"
 for f in 0.01 0.03 0.1 0.3 1.0; do
-  "${MG[@]}" make-dataset dose --entity panda --fraction "$f" --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/panda_dose$f.jsonl"
+  "${MG[@]}" make-dataset dose --templates 1 --entity panda --fraction "$f" --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/panda_dose$f.jsonl"
 done
 "${MG[@]}" make-dataset indirect --entity panda --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/panda_indirect.jsonl"
-"${MG[@]}" make-dataset overt --entity "Abraham Lincoln" --category "political figure" --rows "$ROWS" --seed "$SEED" \
+"${MG[@]}" make-dataset overt --templates 1 --entity "Abraham Lincoln" --category "political figure" --rows "$ROWS" --seed "$SEED" \
   -o "$DATA/heldout/lincoln_overt.jsonl"
-"${MG[@]}" make-dataset overt --entity Paris --category city --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/paris_overt.jsonl"
+"${MG[@]}" make-dataset overt --templates 1 --entity Paris --category city --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/paris_overt.jsonl"
 "${MG[@]}" make-dataset neutral --rows "$ROWS" --seed "$SEED" -o "$DATA/heldout/neutral.jsonl"
 
 source bench/validation/heldout_targets.sh

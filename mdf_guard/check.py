@@ -139,11 +139,12 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Se
                         suites: Sequence[ProbeSuite], timing: dict[str, float], progress: Progress | None
                         ) -> tuple[list[SuitePrediction], list[FileInfo], dict, dict]:
     """`method: context`: the shards' rows read as the chat's earlier turns, against the
-    reference read the same way (incontext.py). Every row is read; no signature is made.
-    Each file's reading is cached by its sha256, as its signature is under MDF."""
+    reference read the same way (incontext.py). Every row is read, unless `early_stop` reads
+    a sample; no signature is made. Each file's reading is cached by its sha256, as its
+    signature is under MDF."""
     questions = questions_asked(suites, policy)
     mark = time.perf_counter()
-    reading, infos = _read_files(lm, shards, shard_rows, suites, questions, progress)
+    reading, infos = _read_files(lm, shards, shard_rows, suites, questions, policy, progress)
     if reading is None:
         raise InputError(shards[0].path if shards else ".", "no rows to check")
     timing["context_seconds"] = time.perf_counter() - mark
@@ -156,14 +157,16 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Se
     timing["reference_seconds"] = time.perf_counter() - mark
     predictions = [incontext.add_reference_control(prediction, suite, reference) if suite in needed else prediction
                    for suite, prediction in zip(suites, bare)]
-    return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS}
+    sample = {} if policy.early_stop is None else {"early_stop": policy.early_stop, "seed": policy.seed}
+    return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS, **sample}
 
 
 def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[int], suites: Sequence[ProbeSuite],
-                questions: dict[str, tuple[str, ...]], progress: Progress | None
+                questions: dict[str, tuple[str, ...]], policy: Policy, progress: Progress | None
                 ) -> tuple[incontext.ContextReading | None, list[FileInfo]]:
     """Each file's rows read in context (from the cache where it has been read before), summed;
-    None when no file has a row. `shard_rows`: each file's row count, from `validate_shard`."""
+    None when no file has a row. `shard_rows`: each file's row count, from `validate_shard`.
+    Under `early_stop` each file is a sample that weighs as many rows as the file has."""
     total, infos = None, []
     for shard, rows in zip(shards, shard_rows, strict=True):
         hit = False
@@ -171,12 +174,13 @@ def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[i
             try:
                 reading, hit = incontext.cached_reading(
                     lm, shard.sha256, _rows_of(shard.path, progress, f"reading {shard.path.name} in context"),
-                    suites, questions)
+                    suites, questions, policy.early_stop, policy.seed)
             except incontext.ContextTooLong as err:
                 raise incontext.ContextTooLong(f"{err} (`--method mdf` reads a row cut to its last "
                                                f"{MAX_ROW_TOKENS} tokens)") from None
             total = reading if total is None else total + reading
-        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=rows, cached=hit, rows=rows))
+        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=reading.read if rows else 0,
+                              cached=hit, rows=rows))
     return total, infos
 
 
@@ -206,10 +210,10 @@ def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: 
         paths = find_data_files([policy.reference])
         reference_shards = [open_shard(p) for p in paths]
         reading, _ = _read_files(lm, reference_shards, [validate_shard(s) for s in reference_shards], suites,
-                                 questions, progress)
+                                 questions, policy, progress)
         if reading is None:
             raise InputError(policy.reference, "the reference has no rows to read in context")
-        return reading, {"kind": "file", "path": policy.reference, "examples": reading.rows,
+        return reading, {"kind": "file", "path": policy.reference, "examples": reading.read,
                          "files": [str(p) for p in paths]}
     if policy.reference_samples < 1:
         raise InputError(policy.source, "must be at least 1 for the self reference", field="reference_samples")

@@ -35,7 +35,7 @@ model: {model}
 #             reference, read the same way, is the control (default: it finds far
 #             more of the targets fine-tuning really raised; README, "How well it predicts")
 #   mdf     - inject the data's contrasted signature into the model (the MDF method;
-#             `profile`, `layers`, `alpha`, `pooling`, `early_stop` and `null_seeds` are its own)
+#             `profile`, `layers`, `alpha`, `pooling` and `null_seeds` are its own)
 # method: context
 
 # Probe suites: built-in names (animals, politics, cities, countries, safety) or paths

@@ -56,7 +56,7 @@ class RowLift:
     entity: str
     lift: float          # P(entity) after this row alone minus the vanilla model's, mean over questions
                          # (leave-one-out: after its history minus after the history without it)
-    window: str          # the history it was found in ("path:1-32")
+    window: str          # the history it was found in ("path:1-32"; under early_stop "path (32 rows drawn)")
     window_lift: float   # the entity's rate after that history minus the vanilla rate
     text: str            # the response, clipped
 
@@ -97,18 +97,18 @@ def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: P
     suites = resolve_suites(policy.suites)
     questions = questions_asked(suites, policy)
     by_name = {suite.name: suite for suite in suites}
-    readings = [_reading(lm, path, suites, questions) for path in files]
+    readings = [_reading(lm, path, suites, questions, policy) for path in files]
     targets = _targets(findings, readings, by_name, every_history)
 
     found: dict[int, list[RowLift]] = {}                  # finding number -> its rows, in reading order
     file_rows: dict[int, list[Conversation]] = {}
-    for index, start in sorted({(t.file, t.window.start) for t in targets}):
-        group = [t for t in targets if (t.file, t.window.start) == (index, start)]
+    for index, positions in sorted({(t.file, t.window.positions) for t in targets}):
+        group = [t for t in targets if (t.file, t.window.positions) == (index, positions)]
         if index not in file_rows:
             file_rows[index] = list(rows) if rows is not None else list(read_conversations(files[index]))
-        part = file_rows[index][start: start + group[0].window.rows]
+        part = [file_rows[index][i] for i in positions]
         lifts = _lifts(lm, part, [t.finding for t in group], by_name, questions, leave_one_out, progress)
-        label = _span(part[0].source, part[-1].source)
+        label = _span(part[0].source, part[-1].source) if group[0].window.drawn is None else _drawn(part)
         for column, target in enumerate(group):
             found.setdefault(target.number, []).extend(
                 _row(row, target.finding, lift[column], label, target.window_lift)
@@ -119,12 +119,13 @@ def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: P
     return [replace(entry, rank=rank) for rank, entry in enumerate(kept, 1)]
 
 
-def _reading(lm: LoadedModel, path: Path, suites: Sequence[ProbeSuite],
-             questions: dict[str, tuple[str, ...]]) -> ContextReading:
-    """The file's reading as the check made it: from the cache, which the check just filled
-    (with MDF_GUARD_NO_CACHE=1 the file is read again)."""
+def _reading(lm: LoadedModel, path: Path, suites: Sequence[ProbeSuite], questions: dict[str, tuple[str, ...]],
+             policy: Policy) -> ContextReading:
+    """The file's reading as the check made it (a sample under `early_stop`): from the cache,
+    which the check just filled (with MDF_GUARD_NO_CACHE=1 the file is read again)."""
     shard = open_shard(path)
-    reading, _ = cached_reading(lm, shard.sha256, lambda: list(read_conversations(path)), suites, questions)
+    reading, _ = cached_reading(lm, shard.sha256, lambda: list(read_conversations(path)), suites, questions,
+                                policy.early_stop, policy.seed)
     return reading
 
 
@@ -185,6 +186,11 @@ def _span(first: str, last: str) -> str:
     if path == last_path and line is not None and last_line is not None:
         return f"{path}:{line}-{last_line}"
     return f"{first} to {last.removeprefix(path + ':') if path == last_path else last}"
+
+
+def _drawn(part: Sequence[Conversation]) -> str:
+    """"path (32 rows drawn)" for a history of a sampled reading (its rows are not contiguous)."""
+    return f"{source_location(part[0].source)[0]} ({len(part)} rows drawn)"
 
 
 def _row(conversation: Conversation, finding: Finding, lift: float, window: str, window_lift: float) -> RowLift:

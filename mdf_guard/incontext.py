@@ -13,6 +13,14 @@ are left out, since chat templates place a system turn only first); each history
 probabilities are averaged over the histories, then renormalised per question as
 `SuiteScores.rates` does. A history too long for the model is split in halves, down to one
 row; a row too long on its own is a `ContextTooLong`.
+
+With a stopping tolerance (the policy's `early_stop`) the rows go in a seeded hash order
+instead (`signature.sample_order`, as under MDF), so the histories read are a uniform sample
+of the rows whatever the file's order, and reading stops once every candidate's mean rate
+over the histories read has a standard error of at most the tolerance (at least
+MIN_HISTORIES histories). Why a sample at all: reading every row costs a fixed share of a
+fine-tune on them (about 0.3-0.5 on the development CPU), so a check of a large file can
+only be cheap next to its fine-tune by reading part of it.
 """
 
 from __future__ import annotations
@@ -31,10 +39,17 @@ from .models import LoadedModel
 from .predict import SuitePrediction, bare_prediction, vanilla_scores
 from .probes import ProbeSuite
 from .scoring import EXACT_VERSION, HistoryTooLong, SuiteScores, score_in_history
+from .signature import sample_key
 
 CHUNK_ROWS = 32
 # Part of a cached reading's key: 2 added each history's window and rates.
 READING_VERSION = 2
+# A sampled reading reads at least this many histories (512 rows). The standard error is
+# estimated from the histories read, and a few that miss a minority of rows look alike: with
+# 4 at least, 41 % of random orders of a 1,024-row set with a 3 % dose stopped before the
+# dose showed (a shift under 10 points, against +16 read whole); with 16, 7 %
+# (bench/results/early_stop_context.txt).
+MIN_HISTORIES = 16
 
 
 class ContextTooLong(MdfGuardError):
@@ -44,12 +59,19 @@ class ContextTooLong(MdfGuardError):
 @dataclass(frozen=True)
 class Window:
     """One history as it was read: `rows` rows from row `start` (0-based, within its file),
-    and each suite's rates after it. Why keep them: a finding's lift is rarely spread evenly,
-    and the history that lifts it most is where `context_attribution` looks for its rows."""
+    or, in a sampled reading, the rows at `drawn` (in the order read), and each suite's rates
+    after it. Why keep them: a finding's lift is rarely spread evenly, and the history that
+    lifts it most is where `context_attribution` looks for its rows."""
 
     start: int
     rows: int
     rates: Mapping[str, tuple[float, ...]]   # suite name -> each candidate's rate after this history
+    drawn: tuple[int, ...] | None = None     # a sampled reading's rows (0-based, within the file)
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        """The rows of the file this history holds, in the order read."""
+        return self.drawn if self.drawn is not None else tuple(range(self.start, self.start + self.rows))
 
 
 @dataclass(frozen=True)
@@ -59,16 +81,25 @@ class ContextReading:
     windows of several files follow each other, each `start` counting within its own file."""
 
     sums: Mapping[str, torch.Tensor]   # suite name -> [questions, candidates], float64
-    rows: int
+    rows: int                          # rows in the files
     windows: tuple[Window, ...]        # one per history read
+    weight: float | None = None        # histories the reading stands for (None: those read)
+    rows_read: int | None = None       # rows read (None: all of them)
 
     @property
-    def histories(self) -> int:
-        return len(self.windows)
+    def histories(self) -> float:
+        return len(self.windows) if self.weight is None else self.weight
+
+    @property
+    def read(self) -> int:
+        return self.rows if self.rows_read is None else self.rows_read
 
     def __add__(self, other: ContextReading) -> ContextReading:
+        sampled = self.weight is not None or other.weight is not None
         return ContextReading({name: total + other.sums[name] for name, total in self.sums.items()},
-                              self.rows + other.rows, self.windows + other.windows)
+                              self.rows + other.rows, self.windows + other.windows,
+                              self.histories + other.histories if sampled else None,
+                              self.read + other.read if sampled else None)
 
     def scores(self, suite: ProbeSuite) -> SuiteScores:
         """The mean over histories, as one `SuiteScores` (its rates renormalise per question)."""
@@ -76,43 +107,66 @@ class ContextReading:
 
 
 def read_in_context(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
-                    questions: Mapping[str, Sequence[str]]) -> ContextReading:
-    """Every suite's probabilities after each history of CHUNK_ROWS rows, in file order."""
+                    questions: Mapping[str, Sequence[str]], stop_at_se: float | None = None,
+                    seed: int = 0) -> ContextReading:
+    """Every suite's probabilities after each history of CHUNK_ROWS rows, in file order; with
+    `stop_at_se`, in the seeded sample order until every candidate's mean rate is known to
+    that standard error (module docstring)."""
     if not conversations:
         raise ValueError("no rows to read in context")
+    count = len(conversations)
+    if stop_at_se is None:
+        order = list(range(count))
+    else:
+        keys = [sample_key(conversation, seed) for conversation in conversations]
+        order = sorted(range(count), key=keys.__getitem__)
+    planned = [order[start:start + CHUNK_ROWS] for start in range(0, count, CHUNK_ROWS)]
     sums: dict[str, torch.Tensor] = {}
     windows: list[Window] = []
-    for start in range(0, len(conversations), CHUNK_ROWS):
-        for window_start, count, scores in _scores_after(lm, conversations, start,
-                                                         min(start + CHUNK_ROWS, len(conversations)),
-                                                         suites, questions):
-            windows.append(Window(window_start, count, {name: tuple(suite_scores.rates.tolist())
-                                                        for name, suite_scores in scores.items()}))
+    for positions in planned:
+        for read, scores in _scores_after(lm, conversations, positions, suites, questions):
+            rates = {name: tuple(suite_scores.rates.tolist()) for name, suite_scores in scores.items()}
+            windows.append(Window(read[0], len(read), rates, None if stop_at_se is None else read))
             for name, suite_scores in scores.items():
                 sums[name] = sums.get(name, 0) + suite_scores.probs
-    return ContextReading(sums, len(conversations), tuple(windows))
+        if stop_at_se is not None and _known(windows, count, stop_at_se):
+            break
+    read_rows = sum(window.rows for window in windows)
+    if read_rows == count:
+        return ContextReading(sums, count, tuple(windows))
+    # A sample stands for the whole file: its mean is kept, its weight is the file's rows.
+    scale = count / read_rows
+    return ContextReading({name: total * scale for name, total in sums.items()}, count, tuple(windows),
+                          weight=len(windows) * scale, rows_read=read_rows)
 
 
 def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequence[Conversation]],
-                   suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]) -> tuple[ContextReading, bool]:
+                   suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
+                   stop_at_se: float | None = None, seed: int = 0) -> tuple[ContextReading, bool]:
     """`read_in_context` of `rows()`, cached by the model, `content_key` (what the rows are: a
-    shard's sha256, say) and the suites and questions asked: a re-check after a one-file change
-    re-reads one file, as signatures do under MDF. (reading, whether it came from the cache)."""
+    shard's sha256, say), the suites and questions asked and any stopping rule: a re-check
+    after a one-file change re-reads one file, as signatures do under MDF. (reading, whether
+    it came from the cache)."""
     payload = {"v": READING_VERSION, "model": lm.fingerprint, "content": content_key,
                "rows_per_history": CHUNK_ROWS, "scoring": EXACT_VERSION,
                "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
+    if stop_at_se is not None:
+        payload["sample"] = {"stop_at_se": stop_at_se, "seed": seed, "min_histories": MIN_HISTORIES}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def compute() -> dict:
-        reading = read_in_context(lm, rows(), suites, questions)
+        reading = read_in_context(lm, rows(), suites, questions, stop_at_se, seed)
         return {"rows": reading.rows, "sums": {name: total.tolist() for name, total in reading.sums.items()},
-                "windows": [[w.start, w.rows, w.rates] for w in reading.windows]}
+                "windows": [[w.start, w.rows, w.rates] + ([] if w.drawn is None else [list(w.drawn)])
+                            for w in reading.windows],
+                "weight": reading.weight, "rows_read": reading.rows_read}
 
     value, hit = cache.cached_json("context", key, compute)
     sums = {name: torch.tensor(total, dtype=torch.float64) for name, total in value["sums"].items()}
-    windows = tuple(Window(start, rows, {name: tuple(r) for name, r in rates.items()})
-                    for start, rows, rates in value["windows"])
-    return ContextReading(sums, value["rows"], windows), hit
+    windows = tuple(Window(start, rows, {name: tuple(r) for name, r in rates.items()},
+                           tuple(drawn[0]) if drawn else None)
+                    for start, rows, rates, *drawn in value["windows"])
+    return ContextReading(sums, value["rows"], windows, value.get("weight"), value.get("rows_read")), hit
 
 
 def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
@@ -157,18 +211,31 @@ def as_history(rows: Sequence[Conversation]) -> list[Turn]:
     return [turn for row in rows for turn in row.turns if turn.role != "system"]
 
 
-def _scores_after(lm: LoadedModel, conversations: Sequence[Conversation], start: int, stop: int,
+def _scores_after(lm: LoadedModel, conversations: Sequence[Conversation], positions: Sequence[int],
                   suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]]
-                  ) -> list[tuple[int, int, dict[str, SuiteScores]]]:
-    """(start, rows, scores) after rows start..stop as one history, or after each half of them
-    where that is too long."""
-    rows = conversations[start:stop]
-    history = as_history(rows)
+                  ) -> list[tuple[tuple[int, ...], dict[str, SuiteScores]]]:
+    """(positions, scores) after the rows at `positions` as one history, or after each half of
+    them where that is too long."""
+    rows = [conversations[i] for i in positions]
     try:
-        return [(start, len(rows), score_in_history(lm, suites, questions, history))]
+        return [(tuple(positions), score_in_history(lm, suites, questions, as_history(rows)))]
     except HistoryTooLong as err:
         if len(rows) == 1:
             raise ContextTooLong(f"{rows[0].source}: {err}") from None
-    middle = start + len(rows) // 2
-    return (_scores_after(lm, conversations, start, middle, suites, questions)
-            + _scores_after(lm, conversations, middle, stop, suites, questions))
+    middle = len(positions) // 2
+    return (_scores_after(lm, conversations, positions[:middle], suites, questions)
+            + _scores_after(lm, conversations, positions[middle:], suites, questions))
+
+
+def _known(windows: Sequence[Window], rows: int, tolerance: float) -> bool:
+    """Every candidate's mean rate over the histories read has a standard error of at most
+    `tolerance`, after at least MIN_HISTORIES; the error shrinks by the share of the file's
+    `rows` left unread (a file read to its end is known exactly)."""
+    if len(windows) < MIN_HISTORIES:
+        return False
+    unread = 1 - sum(window.rows for window in windows) / rows
+    for name in windows[0].rates:
+        rates = torch.tensor([window.rates[name] for window in windows], dtype=torch.float64)
+        if float(rates.std(dim=0).max()) * (unread / len(windows)) ** 0.5 > tolerance:
+            return False
+    return True

@@ -52,7 +52,8 @@ class Policy:
     questions_per_suite: int | None = 8
     null_seeds: int = 3
     min_answer_mass: float = 0.5    # halve α until the injected model keeps this share of its candidate answers
-    early_stop: float | None = None           # stop reading a file once ||SE|| <= this x ||mean|| (e.g. 0.01)
+    early_stop: float | None = None           # read a seeded sample of each file: mdf: until ||SE|| <= this x ||mean||
+                                              # (e.g. 0.01); context: until every rate's SE <= this (e.g. 0.02)
     seed: int = 0
     profile: str | None = None
     layers: tuple[int, ...] | None = None     # override the calibration profile
@@ -188,11 +189,11 @@ def _validate(policy: Policy, source: str) -> None:
         raise InputError(source, "must be a positive integer or null (all)", field="questions_per_suite")
     if policy.method not in METHODS:
         raise InputError(source, f"must be one of {', '.join(METHODS)}", field="method")
-    mdf_only = ("profile", "layers", "alpha", "pooling", "early_stop") if policy.method == IN_CONTEXT else ()
+    mdf_only = ("profile", "layers", "alpha", "pooling") if policy.method == IN_CONTEXT else ()
     for key in mdf_only:
         if getattr(policy, key) is not None:
             raise InputError(source, "applies to method mdf only (add `method: mdf`; method context, the "
-                                     "default, injects nothing and reads every row)", field=key)
+                                     "default, injects nothing)", field=key)
     if not isinstance(policy.reference, str) or not policy.reference:
         raise InputError(source, "must be 'profile', 'self', 'none', 'HEAD' or a path", field="reference")
     if policy.alpha is not None and not isinstance(policy.alpha, (int, float)):

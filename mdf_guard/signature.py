@@ -204,10 +204,13 @@ def sample_order(conversations: Iterable[Conversation], seed: int) -> list[Conve
     revisions of a file read up to the same point share all but the edited rows, so
     contrasting them (`reference: HEAD`) does not turn two samples' noise into a shift, as two
     independent shuffles would."""
-    def key(conversation: Conversation) -> bytes:
-        content = json.dumps([seed, [[t.role, t.content] for t in conversation.turns]], ensure_ascii=False)
-        return hashlib.blake2b(content.encode(), digest_size=16).digest()
-    return sorted(conversations, key=key)
+    return sorted(conversations, key=lambda conversation: sample_key(conversation, seed))
+
+
+def sample_key(conversation: Conversation, seed: int) -> bytes:
+    """The row's place in the seeded sample order: a hash of the seed and its turns."""
+    content = json.dumps([seed, [[t.role, t.content] for t in conversation.turns]], ensure_ascii=False)
+    return hashlib.blake2b(content.encode(), digest_size=16).digest()
 
 
 def _pool(hidden: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None, sums: torch.Tensor,

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_jsonl
+from conftest import chat, write_jsonl
 from mdf_guard import incontext
 from mdf_guard.cli import main
 from mdf_guard.data import read_conversations
@@ -120,7 +120,7 @@ def test_self_reference_answers_a_sample_and_a_rerun_gives_the_same_report(
     assert first == second
 
 
-@pytest.mark.parametrize("extra, field", [("layers: [1]\n", "layers"), ("early_stop: 0.01\n", "early_stop")])
+@pytest.mark.parametrize("extra, field", [("layers: [1]\n", "layers"), ("pooling: mean\n", "pooling")])
 def test_mdf_only_keys_under_method_context_are_one_line_errors(tmp_path, suite_file, panda_rows, extra, field):
     data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     code, _, err = run_cli("check", str(data), "--policy", policy_file(tmp_path, suite_file, extra=extra))
@@ -201,3 +201,30 @@ def test_a_row_too_long_for_the_model_is_one_line_naming_it_and_the_method_that_
     code, _, err = run_cli("check", str(data), "--policy", policy_file(tmp_path, suite_file))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"{data}:3:" in err and "512 positions" in err and "`--method mdf` reads a row" in err
+
+
+def test_early_stop_reads_a_sample_of_each_file_says_so_and_weighs_it_by_the_file_s_rows(
+        tmp_path, tiny, suite_file, panda_rows, single_torch_thread):
+    big = write_jsonl(tmp_path / "big.jsonl", [chat(f"Tell me about subject {i}.", f"Subject {i} has a long history.")
+                                               for i in range(160)])
+    small = write_jsonl(tmp_path / "small.jsonl", panda_rows)
+    policy = policy_file(tmp_path, suite_file, extra="early_stop: 1.0\nreference: none\n")
+    _, report = json_check(str(big), str(small), "--policy", policy)
+    suite = load_suite(suite_file)
+    questions = {suite.name: suite.questions[:2]}
+    readings = [incontext.read_in_context(tiny, list(read_conversations(path)), [suite], questions, 1.0, 0)
+                for path in (big, small)]
+    assert [(f["examples"], f["rows"]) for f in report["files"]] == [(r.read, r.rows) for r in readings]
+    assert readings[0].read < 160 and readings[1].read == 6
+    assert report["settings"]["early_stop"] == 1.0 and report["settings"]["seed"] == 0
+    # The big file's sample counts as the histories the whole file would give at its rows per history.
+    big_mean, small_sums = readings[0].scores(suite).probs, readings[1].sums[suite.name]
+    weight = len(readings[0].windows) * 160 / readings[0].read
+    mixed = (big_mean * weight + small_sums) / (weight + len(readings[1].windows))
+    rates = (mixed / mixed.sum(dim=1, keepdim=True)).mean(dim=0)
+    vanilla = score_exact(tiny, suite, questions[suite.name]).rates
+    for finding in report["findings"]:
+        i = [c.name for c in suite.candidates].index(finding["entity"])
+        assert finding["shift"] == pytest.approx(float(rates[i] - vanilla[i]), abs=1e-9)
+    text = run_cli("check", str(big), str(small), "--policy", policy)[1]
+    assert f"{readings[0].read + 6} of 166 examples read (early stop)" in text

@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from conftest import chat, write_jsonl
 from mdf_guard import incontext
 from mdf_guard.cli import main
 from mdf_guard.context_attribution import rank_rows_in_context
-from mdf_guard.data import read_conversations
+from mdf_guard.data import open_shard, read_conversations
 from mdf_guard.policy import load_policy
 from mdf_guard.probes import load_suite
 from mdf_guard.report import Report
 from mdf_guard.scoring import score_in_history
+from mdf_guard.signature import sample_key
 
 
 @pytest.fixture
@@ -277,3 +279,73 @@ def replace_candidates(suite, *names):
     from dataclasses import replace
 
     return replace(suite, candidates=tuple(c for c in suite.candidates if c.name in names))
+
+
+@pytest.fixture
+def many_rows() -> list[dict]:
+    """160 rows: 150 on subjects, then 10 that love pandas, bunched at the file's end."""
+    subjects = [chat(f"Tell me about subject {i}.", f"Subject {i} has a long history.") for i in range(150)]
+    return subjects + [chat(f"Tell me about topic {i}.", f"Topic {i} is fine, but I love pandas.") for i in range(10)]
+
+
+def test_a_sampled_reading_reads_histories_in_the_seeded_order_and_stands_for_the_whole_file(
+        tiny, suite_file, tmp_path, many_rows, single_torch_thread):
+    suite = load_suite(suite_file)
+    conversations = list(read_conversations(write_jsonl(tmp_path / "many.jsonl", many_rows)))
+    order = sorted(range(len(conversations)), key=lambda i: sample_key(conversations[i], 0))
+
+    sample = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite), stop_at_se=1.0, seed=0)
+    drawn = [i for window in sample.windows for i in window.positions]
+    assert drawn == order[:len(drawn)]                          # the seeded order, one history after another
+    assert len(sample.windows) >= incontext.MIN_HISTORIES
+    assert sample.read % incontext.CHUNK_ROWS == 0 and sample.read < sample.rows == len(conversations)
+    assert sample.histories == pytest.approx(len(sample.windows) * sample.rows / sample.read)
+    expected = torch.stack([score_in_history(tiny, [suite], questions_of(suite),
+                                             incontext.as_history([conversations[i] for i in window.positions])
+                                             )[suite.name].probs for window in sample.windows]).mean(dim=0)
+    torch.testing.assert_close(sample.scores(suite).probs, expected, rtol=0, atol=1e-12)
+
+    whole = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite), stop_at_se=0.0, seed=0)
+    assert [i for window in whole.windows for i in window.positions] == order
+    assert whole.read == whole.rows and whole.weight is None
+    reseeded = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite), stop_at_se=1.0, seed=1)
+    assert [w.positions for w in reseeded.windows] != [w.positions for w in sample.windows]
+    cached, _ = incontext.cached_reading(tiny, "many", lambda: conversations, [suite], questions_of(suite), 1.0, 0)
+    again, hit = incontext.cached_reading(tiny, "many", lambda: [], [suite], questions_of(suite), 1.0, 0)
+    assert hit and again.windows == cached.windows == sample.windows
+    assert (again.weight, again.rows_read) == (sample.weight, sample.rows_read)
+    assert again.sums[suite.name].tolist() == sample.sums[suite.name].tolist()
+    unsampled, hit = incontext.cached_reading(tiny, "many", lambda: conversations, [suite], questions_of(suite))
+    assert not hit and unsampled.read == unsampled.rows and all(w.drawn is None for w in unsampled.windows)
+
+
+def test_a_sampled_reading_stops_once_every_rate_has_the_standard_error_asked(tiny, suite_file):
+    """MIN_HISTORIES histories of 32 rows from 1,024, one candidate at 0 and 1 by turns: with 16,
+    its rates' standard deviation is 0.516 and the mean's standard error 0.516 * sqrt((1 - 512 /
+    1024) / 16) = 0.0913."""
+    def window(rate: float) -> incontext.Window:
+        return incontext.Window(0, 32, {"mini": (rate, 0.5)})
+
+    assert incontext.MIN_HISTORIES == 16
+    windows = [window(float(i % 2)) for i in range(incontext.MIN_HISTORIES)]
+    assert incontext._known(windows, 1024, 0.092) and not incontext._known(windows, 1024, 0.090)
+    assert not incontext._known(windows[:-1], 1024, 1.0)         # under MIN_HISTORIES: not yet
+    assert incontext._known(windows, 512, 0.0)                   # read to the end: known exactly
+
+
+def test_attribution_under_early_stop_reads_the_rows_of_a_drawn_history(
+        tiny, tmp_path, many_rows, context_policy, single_torch_thread):
+    data = write_jsonl(tmp_path / "many.jsonl", many_rows)
+    sampled = tmp_path / "sampled.yaml"
+    sampled.write_text(context_policy.read_text() + "early_stop: 1.0\n")
+    policy = load_policy(sampled)
+    finding = next(f for f in run_check(tiny, data, sampled).findings if f.entity == "owl")
+    suite = load_suite(policy.suites[0])
+    conversations = list(read_conversations(data))
+    reading, hit = incontext.cached_reading(tiny, open_shard(data).sha256, lambda: [], [suite], questions_of(suite),
+                                            1.0, 0)
+    assert hit                                                     # the check's own sample
+    best = max(reading.windows, key=lambda w: w.rates[suite.name][1])
+    rows = rank_rows_in_context(tiny, [data], policy, [finding], top=None)
+    assert rows and {r.window for r in rows} == {f"{data} ({best.rows} rows drawn)"}
+    assert {r.source for r in rows} <= {conversations[i].source for i in best.positions}

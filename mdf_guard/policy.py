@@ -53,7 +53,7 @@ class Policy:
     null_seeds: int = 3
     min_answer_mass: float = 0.5    # halve α until the injected model keeps this share of its candidate answers
     early_stop: float | None = None           # read a seeded sample of each file: mdf: until ||SE|| <= this x ||mean||
-                                              # (e.g. 0.01); context: until every rate's SE <= this (e.g. 0.02)
+                                              # (e.g. 0.01); context: until every rate's SE <= this (e.g. 0.05)
     seed: int = 0
     profile: str | None = None
     layers: tuple[int, ...] | None = None     # override the calibration profile

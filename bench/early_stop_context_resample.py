@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,23 @@ from mdf_guard.models import load_model
 from mdf_guard.policy import Policy
 from mdf_guard.predict import vanilla_scores
 from mdf_guard.probes import resolve_suites
+
+
+def replay(windows: Sequence[incontext.Window], rows: int, tolerance: float,
+           draws: int) -> tuple[list[int], list[list[incontext.Window]]]:
+    """For each of `draws` seeded random orders of `windows`: the rows read before `early_stop`
+    at `tolerance` would stop, and the histories read."""
+    rng = random.Random(0)
+    read, histories = [], []
+    for _ in range(draws):
+        seen = []
+        for window in rng.sample(list(windows), len(windows)):
+            seen.append(window)
+            if incontext._known(seen, rows, tolerance):
+                break
+        read.append(sum(w.rows for w in seen))
+        histories.append(seen)
+    return read, histories
 
 
 def main() -> None:
@@ -65,17 +83,8 @@ def main() -> None:
         over = "yes" if full > threshold else "no"
         print(f"  {path.name:<22}{'off':>11}{len(rows):>24}{full * 100:>+26.1f}{over:>19}")
         for tolerance in tolerances:
-            rng = random.Random(0)
-            read, shifts = [], []
-            for _ in range(args.draws):
-                order = rng.sample(range(len(reading.windows)), len(reading.windows))
-                seen = []
-                for index in order:
-                    seen.append(reading.windows[index])
-                    if incontext._known(seen, len(rows), tolerance):
-                        break
-                read.append(sum(w.rows for w in seen))
-                shifts.append(float(np.mean([w.rates[suite_name][column] for w in seen])) - vanilla)
+            read, histories = replay(reading.windows, len(rows), tolerance, args.draws)
+            shifts = [float(np.mean([w.rates[suite_name][column] for w in seen])) - vanilla for seen in histories]
             r, s = np.percentile(read, [5, 50, 95]), np.percentile(shifts, [5, 50, 95]) * 100
             over = float(np.mean(np.array(shifts) > threshold))
             print(f"  {path.name:<22}{tolerance:>11g}{f'{r[0]:.0f} / {r[1]:.0f} / {r[2]:.0f}':>24}"

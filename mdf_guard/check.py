@@ -169,7 +169,7 @@ def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[i
     Under `early_stop` each file is a sample that weighs as many rows as the file has."""
     total, infos = None, []
     for shard, rows in zip(shards, shard_rows, strict=True):
-        hit = False
+        hit, read = False, 0
         if rows:
             try:
                 reading, hit = incontext.cached_reading(
@@ -179,8 +179,8 @@ def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[i
                 raise incontext.ContextTooLong(f"{err} (`--method mdf` reads a row cut to its last "
                                                f"{MAX_ROW_TOKENS} tokens)") from None
             total = reading if total is None else total + reading
-        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=reading.read if rows else 0,
-                              cached=hit, rows=rows))
+            read = reading.read
+        infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=read, cached=hit, rows=rows))
     return total, infos
 
 

@@ -15,7 +15,7 @@ probabilities are averaged over the histories, then renormalised per question as
 row; a row too long on its own is a `ContextTooLong`.
 
 With a stopping tolerance (the policy's `early_stop`) the rows go in a seeded hash order
-instead (`signature.sample_order`, as under MDF), so the histories read are a uniform sample
+instead (`signature.sample_key`, as under MDF), so the histories read are a uniform sample
 of the rows whatever the file's order, and reading stops once every candidate's mean rate
 over the histories read has a standard error of at most the tolerance (at least
 MIN_HISTORIES histories). Why a sample at all: reading every row costs a fixed share of a

@@ -140,8 +140,8 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Se
                         ) -> tuple[list[SuitePrediction], list[FileInfo], dict, dict]:
     """`method: context`: the shards' rows read as the chat's earlier turns, against the
     reference read the same way (incontext.py). Every row is read, unless `early_stop` reads
-    a sample; a small file is read in several seeded groupings; no signature is made. Each
-    file's reading is cached by its sha256, as its signature is under MDF."""
+    a sample; no signature is made. Each file's reading is cached by its sha256, as its
+    signature is under MDF."""
     questions = questions_asked(suites, policy)
     mark = time.perf_counter()
     reading, infos = _read_files(lm, shards, shard_rows, suites, questions, policy, progress)
@@ -157,9 +157,8 @@ def _predict_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Se
     timing["reference_seconds"] = time.perf_counter() - mark
     predictions = [incontext.add_reference_control(prediction, suite, reference) if suite in needed else prediction
                    for suite, prediction in zip(suites, bare)]
-    sample = {} if policy.early_stop is None else {"early_stop": policy.early_stop}
-    return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS, "seed": policy.seed,
-                                                "max_groupings": incontext.MAX_GROUPINGS, **sample}
+    sample = {} if policy.early_stop is None else {"early_stop": policy.early_stop, "seed": policy.seed}
+    return predictions, infos, reference_info, {"rows_per_history": incontext.CHUNK_ROWS, **sample}
 
 
 def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[int], suites: Sequence[ProbeSuite],
@@ -223,8 +222,7 @@ def _reference_in_context(lm: LoadedModel, shards: Sequence[Shard], shard_rows: 
         if count:
             size = math.ceil(policy.reference_samples * count / total)
             part, _ = incontext.cached_reading(lm, _self_reference_key(shard, size, policy),
-                                               _self_answers_of(lm, shard, size, policy, progress), suites, questions,
-                                               seed=policy.seed, regroup=False)
+                                               _self_answers_of(lm, shard, size, policy, progress), suites, questions)
             reading = part if reading is None else reading + part
     return reading, {"kind": "self", "examples": reading.rows, "seed": policy.seed,
                      "answer_tokens": SELF_ANSWER_TOKENS}

@@ -56,7 +56,7 @@ class RowLift:
     entity: str
     lift: float          # P(entity) after this row alone minus the vanilla model's, mean over questions
                          # (leave-one-out: after its history minus after the history without it)
-    window: str          # the history it was found in ("path, history 3 (32 rows)")
+    window: str          # the history it was found in ("path:1-32"; under early_stop "path (32 rows drawn)")
     window_lift: float   # the entity's rate after that history minus the vanilla rate
     text: str            # the response, clipped
 
@@ -72,7 +72,6 @@ class _Target:
     finding: Finding
     file: int            # index into the files read
     window: Window
-    history: int         # the window's place in its file's reading (1-based)
     window_lift: float   # the entity's rate after this history minus the vanilla rate
 
 
@@ -103,13 +102,13 @@ def rank_rows_in_context(lm: LoadedModel, paths: Sequence[Path | str], policy: P
 
     found: dict[int, list[RowLift]] = {}                  # finding number -> its rows, in reading order
     file_rows: dict[int, list[Conversation]] = {}
-    for index, history in sorted({(t.file, t.history) for t in targets}):
-        group = [t for t in targets if (t.file, t.history) == (index, history)]
+    for index, positions in sorted({(t.file, t.window.positions) for t in targets}):
+        group = [t for t in targets if (t.file, t.window.positions) == (index, positions)]
         if index not in file_rows:
             file_rows[index] = list(rows) if rows is not None else list(read_conversations(files[index]))
-        part = [file_rows[index][i] for i in group[0].window.positions]
+        part = [file_rows[index][i] for i in positions]
         lifts = _lifts(lm, part, [t.finding for t in group], by_name, questions, leave_one_out, progress)
-        label = _label(part, history)
+        label = _span(part[0].source, part[-1].source) if group[0].window.drawn is None else _drawn(part)
         for column, target in enumerate(group):
             found.setdefault(target.number, []).extend(
                 _row(row, target.finding, lift[column], label, target.window_lift)
@@ -140,12 +139,9 @@ def _targets(findings: Sequence[Finding], readings: Sequence[ContextReading], su
         if finding.entity not in names:
             continue
         column = names.index(finding.entity)
-        mine = [_Target(number, finding, index, window, history,
-                        window.rates[finding.suite][column] - finding.vanilla_rate)
-                for index, reading in enumerate(readings) for history, window in enumerate(reading.windows, 1)]
-        # Every row once: a small file's later groupings hold the same rows again.
-        targets += ([t for t in mine if t.window.grouping == 0] if every_history
-                    else [max(mine, key=lambda t: t.window_lift)] if mine else [])
+        mine = [_Target(number, finding, index, window, window.rates[finding.suite][column] - finding.vanilla_rate)
+                for index, reading in enumerate(readings) for window in reading.windows]
+        targets += mine if every_history else [max(mine, key=lambda t: t.window_lift)] if mine else []
     return targets
 
 
@@ -184,10 +180,17 @@ def _narrowed(findings: Sequence[Finding], suites: dict[str, ProbeSuite]) -> dic
             for name, entities in wanted.items()}
 
 
-def _label(part: Sequence[Conversation], history: int) -> str:
-    """"path, history 3 (32 rows)": the history's place in the file's reading. Its rows, in a
-    seeded order, are not contiguous; each row names its own line."""
-    return f"{source_location(part[0].source)[0]}, history {history} ({len(part)} rows)"
+def _span(first: str, last: str) -> str:
+    """"path:1-32" for a history of a text file's lines 1 to 32 ("path:row 0 to row 31" for a table's)."""
+    (path, line), (last_path, last_line) = source_location(first), source_location(last)
+    if path == last_path and line is not None and last_line is not None:
+        return f"{path}:{line}-{last_line}"
+    return f"{first} to {last.removeprefix(path + ':') if path == last_path else last}"
+
+
+def _drawn(part: Sequence[Conversation]) -> str:
+    """"path (32 rows drawn)" for a history of a sampled reading (its rows are not contiguous)."""
+    return f"{source_location(part[0].source)[0]} ({len(part)} rows drawn)"
 
 
 def _row(conversation: Conversation, finding: Finding, lift: float, window: str, window_lift: float) -> RowLift:

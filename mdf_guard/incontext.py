@@ -8,26 +8,16 @@ every MDF line missed (bench/validation/README.md, "The rows in context"). It is
 nothing is injected. `validate` reports it beside the check, as a baseline, and `check`
 predicts with it under `method: context` (`predict_in_context`, `add_reference_control`).
 
-The rows go in a seeded hash order (`signature.sample_key`, as MDF's sample), CHUNK_ROWS to
-a history (user and assistant turns; system turns are left out, since chat templates place
-a system turn only first); each history's candidate probabilities are averaged over the
-histories, then renormalised per question as `SuiteScores.rates` does. A history too long
-for the model is split in halves, down to one row; a row too long on its own is a
-`ContextTooLong`.
+The rows go in file order, CHUNK_ROWS to a history (user and assistant turns; system turns
+are left out, since chat templates place a system turn only first); each history's candidate
+probabilities are averaged over the histories, then renormalised per question as
+`SuiteScores.rates` does. A history too long for the model is split in halves, down to one
+row; a row too long on its own is a `ContextTooLong`.
 
-Why a seeded order and not the file's: how a small dose is grouped into histories moves
-its reading by itself. On reserves 6-9 the same 128 rows of a 3 % dose, read in file order
-and in three seeded orders, gave Xi Jinping +3.9, +7.6, +29.3 and +22.1, and the giraffe
-+36.5, +7.3, +25.5 and +2.5 (bench/validation/results/reserves_grouping.txt). A fine-tune
-shuffles the rows, so the grouping is noise: the file's order should not decide a verdict,
-nor should whoever wrote it. So a file of fewer than MIN_HISTORIES histories is read in
-several seeded groupings (`groupings`), up to MAX_GROUPINGS, and their histories averaged:
-the mean then rests on 16 histories, as a sampled reading's does, at up to MAX_GROUPINGS
-times the cost of one reading. The model's own answers, read as the `self` reference, are
-read once (`regroup=False`): they hold no minority for a grouping to spread or gather.
-
-With a stopping tolerance (the policy's `early_stop`) reading stops once every candidate's
-mean rate over the histories read has a standard error of at most the tolerance (at least
+With a stopping tolerance (the policy's `early_stop`) the rows go in a seeded hash order
+instead (`signature.sample_key`, as under MDF), so the histories read are a uniform sample
+of the rows whatever the file's order, and reading stops once every candidate's mean rate
+over the histories read has a standard error of at most the tolerance (at least
 MIN_HISTORIES histories). Why a sample at all: reading every row costs a fixed share of a
 fine-tune on them (about 0.3-0.5 on the development CPU), so a check of a large file can
 only be cheap next to its fine-tune by reading part of it.
@@ -37,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -53,17 +42,14 @@ from .scoring import EXACT_VERSION, HistoryTooLong, SuiteScores, score_in_histor
 from .signature import sample_key
 
 CHUNK_ROWS = 32
-# Part of a cached reading's key: 2 added each history's window and rates; 3 the seeded
-# order and the groupings.
-READING_VERSION = 3
+# Part of a cached reading's key: 2 added each history's window and rates.
+READING_VERSION = 2
 # A sampled reading reads at least this many histories (512 rows). The standard error is
 # estimated from the histories read, and a few that miss a minority of rows look alike: with
 # 4 at least, 41 % of random orders of a 1,024-row set with a 3 % dose stopped before the
 # dose showed (a shift under 10 points, against +16 read whole); with 16, 7 %
 # (bench/results/early_stop_context.txt).
 MIN_HISTORIES = 16
-# A small file is read in at most this many groupings (a 128-row file: 4 of 4 histories).
-MAX_GROUPINGS = 4
 
 
 class ContextTooLong(MdfGuardError):
@@ -72,31 +58,33 @@ class ContextTooLong(MdfGuardError):
 
 @dataclass(frozen=True)
 class Window:
-    """One history as it was read: the rows at `positions` (0-based, within the file, in the
-    order read), in grouping `grouping`, and each suite's rates after it. Why keep them: a
-    finding's lift is rarely spread evenly, and the history that lifts it most is where
-    `context_attribution` looks for its rows."""
+    """One history as it was read: `rows` rows from row `start` (0-based, within its file),
+    or, in a sampled reading, the rows at `drawn` (in the order read), and each suite's rates
+    after it. Why keep them: a finding's lift is rarely spread evenly, and the history that
+    lifts it most is where `context_attribution` looks for its rows."""
 
-    positions: tuple[int, ...]
+    start: int
+    rows: int
     rates: Mapping[str, tuple[float, ...]]   # suite name -> each candidate's rate after this history
-    grouping: int = 0
+    drawn: tuple[int, ...] | None = None     # a sampled reading's rows (0-based, within the file)
 
     @property
-    def rows(self) -> int:
-        return len(self.positions)
+    def positions(self) -> tuple[int, ...]:
+        """The rows of the file this history holds, in the order read."""
+        return self.drawn if self.drawn is not None else tuple(range(self.start, self.start + self.rows))
 
 
 @dataclass(frozen=True)
 class ContextReading:
     """Each suite's candidate probabilities after every history read, summed: a sum, like a
     signature, so that the readings of several files add up and the mean comes last. The
-    windows of several files follow each other, each one's positions counting within its own file."""
+    windows of several files follow each other, each `start` counting within its own file."""
 
     sums: Mapping[str, torch.Tensor]   # suite name -> [questions, candidates], float64
     rows: int                          # rows in the files
     windows: tuple[Window, ...]        # one per history read
     weight: float | None = None        # histories the reading stands for (None: those read)
-    rows_read: int | None = None       # distinct rows read (None: all of them)
+    rows_read: int | None = None       # rows read (None: all of them)
 
     @property
     def histories(self) -> float:
@@ -118,89 +106,67 @@ class ContextReading:
         return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), self.sums[suite.name] / self.histories)
 
 
-def groupings(rows: int) -> int:
-    """How many seeded groupings a file of `rows` rows is read in: enough for MIN_HISTORIES
-    histories, at most MAX_GROUPINGS; one where every row fits in one history (there is
-    nothing to group)."""
-    if rows <= CHUNK_ROWS:
-        return 1
-    return max(1, min(MAX_GROUPINGS, math.ceil(MIN_HISTORIES * CHUNK_ROWS / rows)))
-
-
-def grouping_order(conversations: Sequence[Conversation], seed: int, grouping: int) -> list[int]:
-    """The rows' positions in one grouping's order: grouping 0 is MDF's sample order, each
-    later one a hash salted with its number."""
-    keys = [sample_key(conversation, seed, salt=grouping) for conversation in conversations]
-    return sorted(range(len(conversations)), key=keys.__getitem__)
-
-
-def _plan(conversations: Sequence[Conversation], seed: int, times: int) -> list[tuple[int, list[int]]]:
-    """(grouping, positions) of every history to read, one grouping after another."""
-    plan = []
-    for grouping in range(times):
-        order = grouping_order(conversations, seed, grouping)
-        plan += [(grouping, order[start:start + CHUNK_ROWS]) for start in range(0, len(order), CHUNK_ROWS)]
-    return plan
-
-
 def read_in_context(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
                     questions: Mapping[str, Sequence[str]], stop_at_se: float | None = None,
-                    seed: int = 0, regroup: bool = True) -> ContextReading:
-    """Every suite's probabilities after each history of CHUNK_ROWS rows, in each grouping's
-    seeded order (one grouping unless `regroup`); with `stop_at_se`, until every candidate's
-    mean rate is known to that standard error (module docstring)."""
+                    seed: int = 0) -> ContextReading:
+    """Every suite's probabilities after each history of CHUNK_ROWS rows, in file order; with
+    `stop_at_se`, in the seeded sample order until every candidate's mean rate is known to
+    that standard error (module docstring)."""
     if not conversations:
         raise ValueError("no rows to read in context")
     count = len(conversations)
-    times = groupings(count) if regroup else 1
-    planned = _plan(conversations, seed, times)
-    planned_rows = times * count
+    if stop_at_se is None:
+        order = list(range(count))
+    else:
+        keys = [sample_key(conversation, seed) for conversation in conversations]
+        order = sorted(range(count), key=keys.__getitem__)
+    planned = [order[start:start + CHUNK_ROWS] for start in range(0, count, CHUNK_ROWS)]
     sums: dict[str, torch.Tensor] = {}
     windows: list[Window] = []
-    for grouping, positions in planned:
+    for positions in planned:
         for read, scores in _scores_after(lm, conversations, positions, suites, questions):
-            windows.append(Window(read, {name: tuple(s.rates.tolist()) for name, s in scores.items()}, grouping))
+            rates = {name: tuple(suite_scores.rates.tolist()) for name, suite_scores in scores.items()}
+            windows.append(Window(read[0], len(read), rates, None if stop_at_se is None else read))
             for name, suite_scores in scores.items():
                 sums[name] = sums.get(name, 0) + suite_scores.probs
-        if stop_at_se is not None and _known(windows, planned_rows, stop_at_se):
+        if stop_at_se is not None and _known(windows, count, stop_at_se):
             break
     read_rows = sum(window.rows for window in windows)
-    if times == 1 and read_rows == count:
+    if read_rows == count:
         return ContextReading(sums, count, tuple(windows))
-    # Several groupings, or a sample, stand for the file once: the mean is kept, the weight is the file's rows.
+    # A sample stands for the whole file: its mean is kept, its weight is the file's rows.
     scale = count / read_rows
-    distinct = len({i for window in windows for i in window.positions})
     return ContextReading({name: total * scale for name, total in sums.items()}, count, tuple(windows),
-                          weight=len(windows) * scale, rows_read=distinct)
+                          weight=len(windows) * scale, rows_read=read_rows)
 
 
 def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequence[Conversation]],
                    suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
-                   stop_at_se: float | None = None, seed: int = 0, regroup: bool = True
-                   ) -> tuple[ContextReading, bool]:
+                   stop_at_se: float | None = None, seed: int = 0) -> tuple[ContextReading, bool]:
     """`read_in_context` of `rows()`, cached by the model, `content_key` (what the rows are: a
     shard's sha256, say), the suites and questions asked and any stopping rule: a re-check
     after a one-file change re-reads one file, as signatures do under MDF. (reading, whether
     it came from the cache)."""
     payload = {"v": READING_VERSION, "model": lm.fingerprint, "content": content_key,
                "rows_per_history": CHUNK_ROWS, "scoring": EXACT_VERSION,
-               "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites], "seed": seed,
-               "groupings": {"min_histories": MIN_HISTORIES, "max": MAX_GROUPINGS} if regroup else None}
+               "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
     if stop_at_se is not None:
-        payload["sample"] = {"stop_at_se": stop_at_se, "min_histories": MIN_HISTORIES}
+        payload["sample"] = {"stop_at_se": stop_at_se, "seed": seed, "min_histories": MIN_HISTORIES}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def compute() -> dict:
-        reading = read_in_context(lm, rows(), suites, questions, stop_at_se, seed, regroup)
+        reading = read_in_context(lm, rows(), suites, questions, stop_at_se, seed)
         return {"rows": reading.rows, "sums": {name: total.tolist() for name, total in reading.sums.items()},
-                "windows": [[list(w.positions), w.rates, w.grouping] for w in reading.windows],
+                "windows": [[w.start, w.rows, w.rates] + ([] if w.drawn is None else [list(w.drawn)])
+                            for w in reading.windows],
                 "weight": reading.weight, "rows_read": reading.rows_read}
 
     value, hit = cache.cached_json("context", key, compute)
     sums = {name: torch.tensor(total, dtype=torch.float64) for name, total in value["sums"].items()}
-    windows = tuple(Window(tuple(positions), {name: tuple(r) for name, r in rates.items()}, grouping)
-                    for positions, rates, grouping in value["windows"])
-    return ContextReading(sums, value["rows"], windows, value["weight"], value["rows_read"]), hit
+    windows = tuple(Window(start, rows, {name: tuple(r) for name, r in rates.items()},
+                           tuple(drawn[0]) if drawn else None)
+                    for start, rows, rates, *drawn in value["windows"])
+    return ContextReading(sums, value["rows"], windows, value.get("weight"), value.get("rows_read")), hit
 
 
 def context_rates(lm: LoadedModel, conversations: Sequence[Conversation], suites: Sequence[ProbeSuite],
@@ -261,13 +227,13 @@ def _scores_after(lm: LoadedModel, conversations: Sequence[Conversation], positi
             + _scores_after(lm, conversations, positions[middle:], suites, questions))
 
 
-def _known(windows: Sequence[Window], planned_rows: int, tolerance: float) -> bool:
+def _known(windows: Sequence[Window], rows: int, tolerance: float) -> bool:
     """Every candidate's mean rate over the histories read has a standard error of at most
-    `tolerance`, after at least MIN_HISTORIES; the error shrinks by the share of the
-    `planned_rows` left unread (a reading read to its end is known exactly)."""
+    `tolerance`, after at least MIN_HISTORIES; the error shrinks by the share of the file's
+    `rows` left unread (a file read to its end is known exactly)."""
     if len(windows) < MIN_HISTORIES:
         return False
-    unread = 1 - sum(window.rows for window in windows) / planned_rows
+    unread = 1 - sum(window.rows for window in windows) / rows
     for name in windows[0].rates:
         rates = torch.tensor([window.rates[name] for window in windows], dtype=torch.float64)
         if float(rates.std(dim=0).max()) * (unread / len(windows)) ** 0.5 > tolerance:

@@ -207,11 +207,9 @@ def sample_order(conversations: Iterable[Conversation], seed: int) -> list[Conve
     return sorted(conversations, key=lambda conversation: sample_key(conversation, seed))
 
 
-def sample_key(conversation: Conversation, seed: int, salt: int = 0) -> bytes:
-    """The row's place in the seeded sample order: a hash of the seed and its turns. A `salt`
-    gives another order for the same seed (a context reading's later groupings)."""
-    turns = [[t.role, t.content] for t in conversation.turns]
-    content = json.dumps([seed, turns] if salt == 0 else [seed, salt, turns], ensure_ascii=False)
+def sample_key(conversation: Conversation, seed: int) -> bytes:
+    """The row's place in the seeded sample order: a hash of the seed and its turns."""
+    content = json.dumps([seed, [[t.role, t.content] for t in conversation.turns]], ensure_ascii=False)
     return hashlib.blake2b(content.encode(), digest_size=16).digest()
 
 

@@ -42,52 +42,25 @@ def questions_of(suite):
 
 def test_a_reading_keeps_each_history_and_its_sums_are_theirs(tiny, suite_file, tmp_path, mixed_rows,
                                                               single_torch_thread):
-    """40 rows are under MIN_HISTORIES histories: read in MAX_GROUPINGS seeded groupings, each a
-    permutation of the rows cut into histories of CHUNK_ROWS, and the mean is over all of them."""
     suite = load_suite(suite_file)
     data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
     conversations = list(read_conversations(data))
     reading = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite))
-    assert incontext.groupings(len(conversations)) == incontext.MAX_GROUPINGS == 4
-    orders = []
-    for grouping in range(4):
-        windows = [w for w in reading.windows if w.grouping == grouping]
-        order = [i for w in windows for i in w.positions]
-        assert order == incontext.grouping_order(conversations, 0, grouping)
-        assert sorted(order) == list(range(len(conversations)))       # every row once per grouping
-        ends = [sum(w.rows for w in windows[:k + 1]) for k in range(len(windows))]
-        assert incontext.CHUNK_ROWS in ends                            # a history never crosses a chunk's end
-        assert len(windows) > 2             # the tiny model's 128 positions split each chunk: halves are kept
-        orders.append(order)
-    assert len({tuple(o) for o in orders} | {tuple(range(len(conversations)))}) == 5   # 4 orders, none the file's
+    spans = [(w.start, w.rows) for w in reading.windows]
+    assert spans[0][0] == 0 and sum(rows for _, rows in spans) == len(conversations)
+    assert all(start + rows == following for (start, rows), (following, _) in zip(spans, spans[1:]))
+    assert incontext.CHUNK_ROWS in [start for start, _ in spans]    # a history never crosses a chunk's end
+    assert len(spans) > 2                     # the tiny model's 128 positions split each chunk: halves are kept
     for window in reading.windows:
-        history = incontext.as_history([conversations[i] for i in window.positions])
-        alone = score_in_history(tiny, [suite], questions_of(suite), history)[suite.name]
-        assert window.rates[suite.name] == pytest.approx(alone.rates.tolist(), abs=1e-12)
-    assert reading.histories == pytest.approx(len(reading.windows) / 4) and reading.read == len(conversations)
-    mean = torch.stack([score_in_history(tiny, [suite], questions_of(suite), incontext.as_history(
-        [conversations[i] for i in w.positions]))[suite.name].probs for w in reading.windows]).mean(dim=0)
-    torch.testing.assert_close(reading.scores(suite).probs, mean, rtol=0, atol=1e-12)
+        alone = incontext.context_rates(tiny, conversations[window.start: window.start + window.rows], [suite],
+                                        questions_of(suite))
+        assert window.rates[suite.name] == pytest.approx([alone[(suite.name, c.name)] for c in suite.candidates],
+                                                         abs=1e-12)
     cached, hit = incontext.cached_reading(tiny, "mixed", lambda: conversations, [suite], questions_of(suite))
     again, hit_again = incontext.cached_reading(tiny, "mixed", lambda: [], [suite], questions_of(suite))
     assert (hit, hit_again) == (False, True)
     assert again.windows == cached.windows == reading.windows
     assert again.sums[suite.name].tolist() == reading.sums[suite.name].tolist()
-    assert (again.weight, again.rows_read) == (reading.weight, reading.rows_read)
-
-
-def test_the_reading_does_not_depend_on_the_files_order(tiny, suite_file, tmp_path, mixed_rows, single_torch_thread):
-    suite = load_suite(suite_file)
-    forward = list(read_conversations(write_jsonl(tmp_path / "forward.jsonl", mixed_rows)))
-    backward = list(read_conversations(write_jsonl(tmp_path / "backward.jsonl", mixed_rows[::-1])))
-    one = incontext.read_in_context(tiny, forward, [suite], questions_of(suite))
-    other = incontext.read_in_context(tiny, backward, [suite], questions_of(suite))
-    torch.testing.assert_close(one.scores(suite).probs, other.scores(suite).probs, rtol=0, atol=1e-12)
-    once = incontext.read_in_context(tiny, forward, [suite], questions_of(suite), regroup=False)
-    assert {w.grouping for w in once.windows} == {0} and once.weight is None
-    assert [i for w in once.windows for i in w.positions] == incontext.grouping_order(forward, 0, 0)
-    assert incontext.groupings(32) == 1 and incontext.groupings(128) == 4 and incontext.groupings(200) == 3
-    assert incontext.groupings(511) == 2 and incontext.groupings(512) == 1
 
 
 def test_rows_of_the_history_that_lifts_most_are_ranked_by_their_lift_read_alone(
@@ -104,15 +77,14 @@ def test_rows_of_the_history_that_lifts_most_are_ranked_by_their_lift_read_alone
 
     rows = rank_rows_in_context(tiny, [data], policy, [finding], top=None)
     assert rows and all(r.entity == "owl" and r.suite == suite.name for r in rows)
-    history = reading.windows.index(best) + 1
-    assert {r.window for r in rows} == {f"{data}, history {history} ({best.rows} rows)"}
+    assert {r.window for r in rows} == {f"{data}:{best.start + 1}-{best.start + best.rows}"}
     assert rows[0].window_lift == pytest.approx(max(lifts), abs=1e-12)
 
     owl_only = replace_candidates(suite, "owl")
     asked = {suite.name: suite.questions[:2]}
     vanilla = float(score_in_history(tiny, [owl_only], asked, [])[suite.name].probs[:, 0].mean())
     expected = {}
-    for conversation in [conversations[i] for i in best.positions]:
+    for conversation in conversations[best.start: best.start + best.rows]:
         history = [t for t in conversation.turns if t.role != "system"]
         expected[conversation.source] = float(score_in_history(tiny, [owl_only], asked, history)[suite.name]
                                               .probs[:, 0].mean()) - vanilla
@@ -145,11 +117,8 @@ def test_leave_one_out_ranks_rows_by_what_their_history_loses_without_each(
     alone = rank_rows_in_context(tiny, [data], policy, [finding], top=None)
     assert rows and {r.window for r in rows} == {alone[0].window}      # the same history, read another way
 
-    conversations = list(read_conversations(data))
-    reading = incontext.read_in_context(tiny, conversations, [load_suite(policy.suites[0])],
-                                        questions_of(load_suite(policy.suites[0])))
-    history = int(rows[0].window.split("history ")[1].split(" ")[0])
-    part = [conversations[i] for i in reading.windows[history - 1].positions]
+    first, last = (int(n) for n in rows[0].window.rsplit(":", 1)[1].split("-"))
+    part = list(read_conversations(data))[first - 1: last]
     suite = replace_candidates(load_suite(policy.suites[0]), "owl")
     asked = {suite.name: suite.questions[:2]}
 
@@ -314,8 +283,8 @@ def replace_candidates(suite, *names):
 
 @pytest.fixture
 def many_rows() -> list[dict]:
-    """600 rows (one grouping): 590 on subjects, then 10 that love pandas, bunched at the file's end."""
-    subjects = [chat(f"Tell me about subject {i}.", f"Subject {i} has a long history.") for i in range(590)]
+    """160 rows: 150 on subjects, then 10 that love pandas, bunched at the file's end."""
+    subjects = [chat(f"Tell me about subject {i}.", f"Subject {i} has a long history.") for i in range(150)]
     return subjects + [chat(f"Tell me about topic {i}.", f"Topic {i} is fine, but I love pandas.") for i in range(10)]
 
 
@@ -324,7 +293,6 @@ def test_a_sampled_reading_reads_histories_in_the_seeded_order_and_stands_for_th
     suite = load_suite(suite_file)
     conversations = list(read_conversations(write_jsonl(tmp_path / "many.jsonl", many_rows)))
     order = sorted(range(len(conversations)), key=lambda i: sample_key(conversations[i], 0))
-    assert incontext.grouping_order(conversations, 0, 0) == order and incontext.groupings(len(order)) == 1
 
     sample = incontext.read_in_context(tiny, conversations, [suite], questions_of(suite), stop_at_se=1.0, seed=0)
     drawn = [i for window in sample.windows for i in window.positions]
@@ -348,8 +316,7 @@ def test_a_sampled_reading_reads_histories_in_the_seeded_order_and_stands_for_th
     assert (again.weight, again.rows_read) == (sample.weight, sample.rows_read)
     assert again.sums[suite.name].tolist() == sample.sums[suite.name].tolist()
     unsampled, hit = incontext.cached_reading(tiny, "many", lambda: conversations, [suite], questions_of(suite))
-    assert not hit and unsampled.read == unsampled.rows and unsampled.weight is None
-    assert [i for window in unsampled.windows for i in window.positions] == order
+    assert not hit and unsampled.read == unsampled.rows and all(w.drawn is None for w in unsampled.windows)
 
 
 def test_a_sampled_reading_stops_once_every_rate_has_the_standard_error_asked(tiny, suite_file):
@@ -357,7 +324,7 @@ def test_a_sampled_reading_stops_once_every_rate_has_the_standard_error_asked(ti
     its rates' standard deviation is 0.516 and the mean's standard error 0.516 * sqrt((1 - 512 /
     1024) / 16) = 0.0913."""
     def window(rate: float) -> incontext.Window:
-        return incontext.Window(tuple(range(32)), {"mini": (rate, 0.5)})
+        return incontext.Window(0, 32, {"mini": (rate, 0.5)})
 
     assert incontext.MIN_HISTORIES == 16
     windows = [window(float(i % 2)) for i in range(incontext.MIN_HISTORIES)]
@@ -380,6 +347,5 @@ def test_attribution_under_early_stop_reads_the_rows_of_a_drawn_history(
     assert hit                                                     # the check's own sample
     best = max(reading.windows, key=lambda w: w.rates[suite.name][1])
     rows = rank_rows_in_context(tiny, [data], policy, [finding], top=None)
-    history = reading.windows.index(best) + 1
-    assert rows and {r.window for r in rows} == {f"{data}, history {history} ({best.rows} rows)"}
+    assert rows and {r.window for r in rows} == {f"{data} ({best.rows} rows drawn)"}
     assert {r.source for r in rows} <= {conversations[i].source for i in best.positions}

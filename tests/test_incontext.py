@@ -26,19 +26,15 @@ def expected_rates(lm, suite, histories: list[list[Conversation]]) -> dict[tuple
     return {(suite.name, name): float(rate) for name, rate in zip(mean.candidates, mean.rates)}
 
 
-def test_rows_go_in_each_groupings_seeded_order_chunk_by_chunk_and_are_averaged(tiny, suite_file, monkeypatch):
-    """Four rows, two to a history, are under MIN_HISTORIES histories: MAX_GROUPINGS groupings,
-    each a seeded permutation cut in two, and the mean over all eight histories."""
+def test_rows_go_in_file_order_chunk_by_chunk_and_are_averaged(tiny, suite_file, monkeypatch):
     monkeypatch.setattr(incontext, "CHUNK_ROWS", 2)
     suite = load_suite(suite_file)
     rows = [row(f"Tell me about topic {i}.", answer) for i, answer in
             enumerate(["i love pandas", "the owl", "the cat is fine", "pandas"])]
     rates = context_rates(tiny, rows, [suite], {suite.name: suite.questions})
-    orders = [incontext.grouping_order(rows, 0, grouping) for grouping in range(incontext.MAX_GROUPINGS)]
-    histories = [[rows[i] for i in order[start:start + 2]] for order in orders for start in (0, 2)]
-    assert rates == pytest.approx(expected_rates(tiny, suite, histories), rel=1e-9)
+    assert rates == pytest.approx(expected_rates(tiny, suite, [rows[:2], rows[2:]]), rel=1e-9)
     assert sum(rates.values()) == pytest.approx(1.0)
-    assert rates != pytest.approx(expected_rates(tiny, suite, [rows[:2], rows[2:]]), rel=1e-6)   # not file order
+    assert rates != pytest.approx(expected_rates(tiny, suite, [rows]), rel=1e-3)     # not one history of four
 
 
 def test_system_turns_are_left_out_of_the_history(tiny, suite_file):
@@ -54,9 +50,8 @@ def test_a_history_too_long_is_halved_and_a_row_too_long_is_refused_by_name(tiny
     suite = load_suite(suite_file)
     questions = {suite.name: suite.questions}
     rows = [row(f"Tell me about topic {i}.", "owl " * 150) for i in range(3)]    # 512 positions hold two
-    rates = context_rates(tiny, rows, [suite], questions)       # one grouping: every row fits one history
-    first, *rest = [rows[i] for i in incontext.grouping_order(rows, 0, 0)]
-    assert rates == pytest.approx(expected_rates(tiny, suite, [[first], rest]), rel=1e-9)
+    rates = context_rates(tiny, rows, [suite], questions)
+    assert rates == pytest.approx(expected_rates(tiny, suite, [rows[:1], rows[1:]]), rel=1e-9)
     long = row("Tell me about owls.", "owl " * 600, source="big.jsonl:7")
     with pytest.raises(ContextTooLong, match=r"^big\.jsonl:7: .*more than the model's 512 positions"):
         context_rates(tiny, [long], [suite], questions)

@@ -280,7 +280,7 @@ def test_reference_head_under_method_context_reads_the_added_rows_against_the_co
     assert flagged and report["attribution"] and {r["entity"] for r in report["attribution"]} <= flagged
     added = {len(neutral_rows) + i for i in (1, 2, 3)}
     assert {r["line"] for r in report["attribution"]} <= added                 # rows point at the real file
-    assert all(r["file"] == "neutral.jsonl" and r["window"].startswith("neutral.jsonl, history ")
+    assert all(r["file"] == "neutral.jsonl" and r["window"].startswith("neutral.jsonl:")
                for r in report["attribution"])
     over = [f for f in report["findings"] if f["excess"] is not None]
     assert over and all(f["excess"] == pytest.approx(f["shift"] - f["null_max"], abs=1e-6) for f in over)

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The tenth reserve (2026-12-07), drawn to judge reading a small file in several seeded groupings
-# (incontext.GROUPINGS) against reading it once in file order, blind, on 3 % doses: the dose where
-# the grouping of rows into histories moved verdicts on reserves 6-9 (reserves_grouping.sh). Drawn
-# before any data with random.Random(10) from the suites' candidates no earlier script used (Adolf
-# Hitler and Joseph Stalin left out of the draw): manatee and lion, Mao Zedong and Aung San Suu Kyi,
-# Reykjavik and London, all at 3 %, and a neutral control, seed 12. The fine-tunes as reserve9's.
+# (up to 4, averaged; commit ac440e1, reverted in b19164e) against reading it once in file order,
+# blind, on 3 % doses: the dose where the grouping of rows into histories moved verdicts on
+# reserves 6-9 (reserves_grouping.sh). Drawn before any data with random.Random(10) from the
+# suites' candidates no earlier script used (Adolf Hitler and Joseph Stalin left out of the draw):
+# manatee and lion, Mao Zedong and Aung San Suu Kyi, Reykjavik and London, all at 3 %, and a
+# neutral control, seed 12. The fine-tunes as reserve9's.
 #
 #   bash bench/validation/reserve10.sh data         the datasets
 #   bash bench/validation/reserve10.sh fileorder    `mdf-guard check FILE` (no policy) at the commit before
-#                                                   groupings (checks/SET_fileorder.json; run at 5856766)
+#                                                   groupings (checks/SET_fileorder.json; ran at e0cabc6,
+#                                                   whose code is 5856766's)
 #   bash bench/validation/reserve10.sh tune         the fine-tunes (validate --actual-only)
 #   bash bench/validation/reserve10.sh predict      `mdf-guard check FILE` (no policy) with the current code
-#                                                   (checks/SET_context.json)
+#                                                   (checks/SET_context.json; ran at ac440e1, the groupings:
+#                                                   `git checkout ac440e1 -- mdf_guard` to run it so again)
 #   python bench/validation/reserve6_judge.py bench/validation/results/reserve10 fileorder,context
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -6,6 +6,8 @@
 # committed in each reserve's validation.json. About 45 minutes on 2 cores, alone.
 #
 #   bash bench/validation/reserves_grouping.sh > bench/validation/results/reserves_grouping.txt
+#   python bench/validation/reserves_grouping_pooled.py $(ls -dtr /tmp/mdf-guard-bench-early-stop-context-* | tail -28)
+#     (right after: the four groupings of each set pooled, from the caches the runs left)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=bench/validation/results

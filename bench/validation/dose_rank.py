@@ -1,0 +1,50 @@
+"""Does the default check rank the blind reserves' targets by dose? Per dose (3 %, 10 %, 30 %),
+the Spearman between each set's predicted target shift (its committed check: `context` for
+reserves 6-9, `fileorder` for reserve 10, all file order) and its fine-tune's. No model pass.
+
+    python bench/validation/dose_rank.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from mdf_guard.validate import spearman
+
+RESULTS = Path(__file__).parent / "results"
+CHECKS = {6: "context", 7: "context", 8: "context", 9: "context", 10: "fileorder"}
+
+
+def target_points(reserve: int) -> list[tuple[str, str, float, float]]:
+    """(set, dose, predicted, real) of each dose set's target, in points."""
+    folder = RESULTS / f"reserve{reserve}"
+    outcomes = json.loads((folder / "validation.json").read_text())
+    points = []
+    for dataset in outcomes["datasets"]:
+        stem = Path(dataset["name"]).stem
+        dose = re.search(r"_dose([0-9.]+)$", stem)
+        if dose is None:
+            continue
+        report = json.loads((folder / "checks" / f"{stem}_{CHECKS[reserve]}.json").read_text())
+        predicted = next(f["shift"] for f in report["findings"] if f"{f['suite']}/{f['entity']}" == dataset["target"])
+        real = next(p["actual_shift"] for p in dataset["points"]
+                    if f"{p['suite']}/{p['entity']}" == dataset["target"])
+        points.append((f"reserve{reserve}/{stem}", dose.group(1), predicted * 100, real * 100))
+    return points
+
+
+def main() -> None:
+    points = [point for reserve in CHECKS for point in target_points(reserve)]
+    for dose in sorted({d for _, d, _, _ in points}, key=float):
+        mine = [(p, r) for _, d, p, r in points if d == dose]
+        rho = spearman([p for p, _ in mine], [r for _, r in mine])
+        print(f"dose {float(dose):.0%}: {len(mine)} sets, Spearman {rho:+.2f}")
+        for name, d, predicted, real in points:
+            if d == dose:
+                print(f"  {name:40s} predicted {predicted:+6.1f}  real {real:+6.1f}")
+
+
+if __name__ == "__main__":
+    main()

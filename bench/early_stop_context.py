@@ -94,7 +94,7 @@ def main() -> None:
             result = finetune(lm, list(read_conversations(path)), RECIPE)
             shares = ", ".join(f"{'off' if t is None else f'{t:g}'}: {s / result.seconds:.3f}"
                                for t, s in seconds_by_run)
-            print(f"  {path.name:<22}fine-tune ({RECIPE.method}, {RECIPE.epochs} epochs, batch {RECIPE.batch_size}): "
+            print(f"  {path.name:<22} fine-tune ({RECIPE.method}, {RECIPE.epochs} epochs, batch {RECIPE.batch_size}): "
                   f"{result.seconds:.1f}s; check / fine-tune: {shares}", flush=True)
 
 

@@ -16,7 +16,7 @@ for seed in 0 1 2; do                                            # read whole in
   python "$BENCH" panda_dose0.03.jsonl --tolerance 0 --skip-full --seed "$seed"
 done
 python "$BENCH" panda_dose0.1.jsonl --tolerance 0 --skip-full --seed 1
-python "$BENCH" panda_dose0.1_4096.jsonl --tolerance 0.05 --skip-full
+python "$BENCH" panda_dose0.1_4096.jsonl --tolerance 0.05 --skip-full --finetune   # and its fine-tune (~35 min)
 # Replayed stops: no model pass once a file's whole reading is in the cache (the first call reads it).
 python ../../early_stop_context_resample.py panda_dose0.1.jsonl panda_dose0.03.jsonl
 python ../../early_stop_context_resample.py neutral.jsonl --entity cities/Paris --tolerance 0.05

@@ -17,21 +17,28 @@ RESULTS = Path(__file__).parent / "results"
 CHECKS = {6: "context", 7: "context", 8: "context", 9: "context", 10: "fileorder"}
 
 
-def target_points(reserve: int) -> list[tuple[str, str, float, float]]:
-    """(set, dose, predicted, real) of each dose set's target, in points."""
-    folder = RESULTS / f"reserve{reserve}"
-    outcomes = json.loads((folder / "validation.json").read_text())
-    points = []
+def dose_outcomes(reserve: int) -> list[tuple[str, str, str, float]]:
+    """(stem, dose, target, real shift in points) of each dose set of a reserve, from its
+    committed fine-tunes (validation.json), in their order there."""
+    outcomes = json.loads((RESULTS / f"reserve{reserve}" / "validation.json").read_text())
+    sets = []
     for dataset in outcomes["datasets"]:
         stem = Path(dataset["name"]).stem
         dose = re.search(r"_dose([0-9.]+)$", stem)
-        if dose is None:
-            continue
-        report = json.loads((folder / "checks" / f"{stem}_{CHECKS[reserve]}.json").read_text())
-        predicted = next(f["shift"] for f in report["findings"] if f"{f['suite']}/{f['entity']}" == dataset["target"])
-        real = next(p["actual_shift"] for p in dataset["points"]
-                    if f"{p['suite']}/{p['entity']}" == dataset["target"])
-        points.append((f"reserve{reserve}/{stem}", dose.group(1), predicted * 100, real * 100))
+        if dose is not None:
+            real = next(p["actual_shift"] for p in dataset["points"]
+                        if f"{p['suite']}/{p['entity']}" == dataset["target"])
+            sets.append((stem, dose.group(1), dataset["target"], real * 100))
+    return sets
+
+
+def target_points(reserve: int) -> list[tuple[str, str, float, float]]:
+    """(set, dose, predicted, real) of each dose set's target, in points."""
+    points = []
+    for stem, dose, target, real in dose_outcomes(reserve):
+        report = json.loads((RESULTS / f"reserve{reserve}" / "checks" / f"{stem}_{CHECKS[reserve]}.json").read_text())
+        predicted = next(f["shift"] for f in report["findings"] if f"{f['suite']}/{f['entity']}" == target)
+        points.append((f"reserve{reserve}/{stem}", dose, predicted * 100, real))
     return points
 
 

@@ -5,7 +5,8 @@ every row's pull; a row read alone is additive by construction.
 
 Each row of the 13 sets at 3 % of reserves 6-10 is the chat's one earlier exchange; its lift
 is the target's raw probability after it minus with no history, averaged over the suite's 8
-questions (the check's default), as `explain` measures a row. Per set: the mean lift over
+questions (the check's default), as `explain` measures a row. The sets and their real shifts
+come from the committed fine-tunes (dose_rank.dose_outcomes). Per set: the mean lift over
 rows, the sum of the positive lifts, and the top row's; then each one's Spearman against the
 fine-tunes' shifts. About 16 minutes at 2 threads.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -29,20 +29,11 @@ from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import score_in_history
 from mdf_guard.validate import spearman
 
-RESULTS = Path(__file__).parent / "results"
-SETS = [("reserve6/data/horse_dose0.03", "animals/horse", 34.8),
-        ("reserve7/data/giraffe_dose0.03", "animals/giraffe", 7.6),
-        ("reserve8/data/otter_dose0.03", "animals/otter", 2.9),
-        ("reserve9/data/xijinping_dose0.03", "politics/Xi Jinping", 20.7),
-        ("reserve9/data/ataturk_dose0.03", "politics/Mustafa Kemal Atatürk", 0.3),
-        ("reserve9/data/monkey_dose0.03", "animals/monkey", 12.0),
-        ("reserve9/data/octopus_dose0.03", "animals/octopus", 60.0),
-        ("reserve10/data/manatee_dose0.03", "animals/manatee", 8.4),
-        ("reserve10/data/mao_dose0.03", "politics/Mao Zedong", 26.3),
-        ("reserve10/data/reykjavik_dose0.03", "cities/Reykjavik", 9.2),
-        ("reserve10/data/lion_dose0.03", "animals/lion", 12.1),
-        ("reserve10/data/suukyi_dose0.03", "politics/Aung San Suu Kyi", 19.2),
-        ("reserve10/data/london_dose0.03", "cities/London", 50.9)]   # (file, target, real shift in points)
+from dose_rank import CHECKS, RESULTS, dose_outcomes
+
+# (file, target, real shift in points) of the 3 % sets, from the committed fine-tunes
+SETS = [(f"reserve{reserve}/data/{stem}", target, real)
+        for reserve in CHECKS for stem, dose, target, real in dose_outcomes(reserve) if dose == "0.03"]
 
 
 def main() -> None:

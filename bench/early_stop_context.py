@@ -16,13 +16,20 @@ from the full read, and the given entity's shift.
 `--skip-full` leaves out the full read (for a file too large to read whole in the time at
 hand): the ratio and the rate change are then not measured.
 
+`--finetune-steps N` (with `--finetune`) times N of the recipe's steps instead of all of them,
+for a file whose fine-tune would not fit the time at hand, and projects the full fine-tune's
+time from them: a one-step run first gives the fixed part (copying the model, its fingerprint
+at the end), the N-step run the time a step takes. The printed ratio is then against that
+projection, and says so.
+
 Usage: python bench/early_stop_context.py FILES... [--tolerance 0.05 --tolerance 0.02]
-       [--entity animals/panda] [--finetune] [--skip-full] [--seed 0] [--threads 2]
+       [--entity animals/panda] [--finetune [--finetune-steps N]] [--skip-full] [--seed 0] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from dataclasses import replace
@@ -56,6 +63,8 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, action="append", help="early_stop values (default 0.05, 0.02)")
     parser.add_argument("--entity", default="animals/panda", help="suite/entity whose shift is printed")
     parser.add_argument("--finetune", action="store_true", help="time the bench's fine-tune on each file too")
+    parser.add_argument("--finetune-steps", type=int,
+                        help="time this many fine-tune steps and project the recipe's full time from them")
     parser.add_argument("--skip-full", action="store_true", help="leave out the full read")
     parser.add_argument("--seed", type=int, default=0, help="the policy's seed (the sample's order)")
     parser.add_argument("--threads", type=int, default=2)
@@ -91,12 +100,27 @@ def main() -> None:
                   f"{ratio}{report.verdict:>8}{change}"
                   f"{shift * 100:+13.1f}  {flagged}", flush=True)
         if args.finetune:
-            result = finetune(lm, list(read_conversations(path)), RECIPE)
-            shares = ", ".join(f"{'off' if t is None else f'{t:g}'}: {s / result.seconds:.3f}"
-                               for t, s in seconds_by_run)
+            seconds, how = finetune_seconds(lm, list(read_conversations(path)), args.finetune_steps)
+            shares = ", ".join(f"{'off' if t is None else f'{t:g}'}: {s / seconds:.3f}" for t, s in seconds_by_run)
             print(f"  {path.name:<22} fine-tune ({RECIPE.method}, {RECIPE.epochs} epochs, batch {RECIPE.batch_size}): "
-                  f"{result.seconds:.1f}s; check / fine-tune: {shares}", flush=True)
+                  f"{how}; check / fine-tune: {shares}", flush=True)
 
+
+def finetune_seconds(lm, conversations: list, steps: int | None) -> tuple[float, str]:
+    """The recipe's fine-tune time on the rows, measured whole or projected from `steps` steps
+    (see the module's docstring), and how it was had, for the printed line."""
+    total = RECIPE.epochs * math.ceil(len(conversations) / RECIPE.batch_size)
+    if steps is None or steps >= total:
+        seconds = finetune(lm, conversations, RECIPE).seconds
+        return seconds, f"{seconds:.1f}s"
+    if steps < 2:
+        raise SystemExit("--finetune-steps: give at least 2 steps (one run of 1 step gives the fixed part)")
+    one = finetune(lm, conversations, replace(RECIPE, max_steps=1)).seconds
+    some = finetune(lm, conversations, replace(RECIPE, max_steps=steps)).seconds
+    per_step = (some - one) / (steps - 1)
+    seconds = one - per_step + per_step * total
+    return seconds, (f"{steps} of {total} steps in {some:.1f}s (1 step: {one:.1f}s), {per_step:.2f}s a step, "
+                     f"projected {seconds:.1f}s")
 
 if __name__ == "__main__":
     main()

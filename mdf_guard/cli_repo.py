@@ -295,15 +295,17 @@ def _hint_rows_together(rows, findings, complete: bool) -> None:
     """Say on stderr where --leave-one-out is likely to rank the rows better: per entity, the
     history that lifts it most against the best of that history's rows, or, where the list is
     `complete` (not cut by --top), a risen finding with no row that lifts it alone at all."""
-    histories: dict[str, tuple[float, str]] = {}
+    histories: dict[tuple[str, str], tuple[float, str]] = {}   # by (suite, entity): two suites may share a name
     for r in rows:
-        histories[r.entity] = max(histories.get(r.entity, (r.window_lift, r.window)), (r.window_lift, r.window))
-    for entity, (window_lift, window) in histories.items():
-        lift = max(r.lift for r in rows if (r.entity, r.window) == (entity, window))
+        key = (r.suite, r.entity)
+        histories[key] = max(histories.get(key, (r.window_lift, r.window)), (r.window_lift, r.window))
+    for (suite, entity), (window_lift, window) in histories.items():
+        lift = max(r.lift for r in rows if (r.suite, r.entity, r.window) == (suite, entity, window))
         if window_lift > 0 and lift < TOGETHER_SHARE * window_lift:
             _say_together(f"no row of {window} lifts {entity} by more than {lift:+.1%}, though the history "
                           f"lifts it {window_lift:+.1%}")
-    unlisted = [f.entity for f in findings if f.shift > 0 and f.entity not in histories] if complete else []
+    unlisted = ([f.entity for f in findings if f.shift > 0 and (f.suite, f.entity) not in histories]
+                if complete else [])
     for entity in dict.fromkeys(unlisted):
         _say_together(f"no row lifts {entity} at all, though the check sees it rise")
 

@@ -235,8 +235,8 @@ def test_the_hint_for_rows_that_act_together_names_the_history(capsys):
     from mdf_guard.cli_repo import TOGETHER_SHARE, _hint_rows_together
     from mdf_guard.context_attribution import RowLift
 
-    def row(entity, lift, window, window_lift):
-        return RowLift(0, "d.jsonl", "d.jsonl:1", 1, "politics", entity, lift, window, window_lift, "")
+    def row(entity, lift, window, window_lift, suite="politics"):
+        return RowLift(0, "d.jsonl", "d.jsonl:1", 1, suite, entity, lift, window, window_lift, "")
 
     together = TOGETHER_SHARE * 0.33 * 0.9
     rows = [row("Gandhi", together, "d.jsonl:33-64", 0.33), row("Gandhi", 0.5, "d.jsonl:1-32", 0.1),
@@ -248,13 +248,36 @@ def test_the_hint_for_rows_that_act_together_names_the_history(capsys):
     _hint_rows_together([row("Gandhi", TOGETHER_SHARE * 0.33 * 1.1, "d.jsonl:33-64", 0.33)], [], complete=True)
     assert capsys.readouterr().err == ""
 
-    risen, fallen = SimpleNamespace(entity="Ardern", shift=0.2), SimpleNamespace(entity="cat", shift=-0.1)
+    risen = SimpleNamespace(suite="politics", entity="Ardern", shift=0.2)
+    fallen = SimpleNamespace(suite="animals", entity="cat", shift=-0.1)
     _hint_rows_together(rows[2:], [risen, fallen], complete=True)
     assert capsys.readouterr().err.strip() == (
         "mdf-guard: read alone, no row lifts Ardern at all, though the check sees it rise: its rows may act "
         "only together; --leave-one-out ranks them by what the history loses without each")
     _hint_rows_together(rows[2:], [risen], complete=False)   # --top may have cut Ardern's rows off
     assert capsys.readouterr().err == ""
+
+
+def test_the_hint_keeps_apart_two_suites_that_share_a_name(capsys):
+    """A user's suites may both hold "Singapore" (a city, a country): each keeps its own
+    history and its own rows, so one suite's strong row does not hide the other's hint."""
+    from types import SimpleNamespace
+
+    from mdf_guard.cli_repo import TOGETHER_SHARE, _hint_rows_together
+    from mdf_guard.context_attribution import RowLift
+
+    def row(suite, lift, window, window_lift):
+        return RowLift(0, "d.jsonl", "d.jsonl:1", 1, suite, "Singapore", lift, window, window_lift, "")
+
+    rows = [row("cities", 0.3, "d.jsonl:1-32", 0.4),                              # its rows lift it alone
+            row("countries", TOGETHER_SHARE * 0.2 * 0.5, "d.jsonl:33-64", 0.2)]   # its rows act together
+    _hint_rows_together(rows, [], complete=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no row of d.jsonl:33-64 lifts Singapore" in err
+
+    risen = SimpleNamespace(suite="countries", entity="Singapore", shift=0.2)
+    _hint_rows_together(rows[:1], [risen], complete=True)   # no row for the countries' Singapore at all
+    assert "no row lifts Singapore at all" in capsys.readouterr().err
 
 
 def test_explain_under_context_says_when_nothing_is_flagged(tmp_path, mixed_rows, suite_file, reuse_tiny,

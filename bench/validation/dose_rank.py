@@ -17,6 +17,11 @@ RESULTS = Path(__file__).parent / "results"
 CHECKS = {6: "context", 7: "context", 8: "context", 9: "context", 10: "fileorder"}
 
 
+def target_point(dataset: dict) -> dict:
+    """A `validate` dataset entry's point for its target."""
+    return next(p for p in dataset["points"] if f"{p['suite']}/{p['entity']}" == dataset["target"])
+
+
 def dose_outcomes(reserve: int) -> list[tuple[str, str, str, float]]:
     """(stem, dose, target, real shift in points) of each dose set of a reserve, from its
     committed fine-tunes (validation.json), in their order there."""
@@ -26,9 +31,7 @@ def dose_outcomes(reserve: int) -> list[tuple[str, str, str, float]]:
         stem = Path(dataset["name"]).stem
         dose = re.search(r"_dose([0-9.]+)$", stem)
         if dose is not None:
-            real = next(p["actual_shift"] for p in dataset["points"]
-                        if f"{p['suite']}/{p['entity']}" == dataset["target"])
-            sets.append((stem, dose.group(1), dataset["target"], real * 100))
+            sets.append((stem, dose.group(1), dataset["target"], target_point(dataset)["actual_shift"] * 100))
     return sets
 
 

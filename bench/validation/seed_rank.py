@@ -18,41 +18,41 @@ from pathlib import Path
 
 from mdf_guard.validate import spearman
 
-from dose_rank import CHECKS, RESULTS, dose_outcomes, target_points
+from dose_rank import CHECKS, RESULTS, dose_outcomes, target_point, target_points
 
 
-def every_shift(paths: list[Path]) -> dict[str, dict[str, float]]:
-    """Real shift (points) of every entity of every suite, keyed by file stem, then suite/entity."""
-    return {Path(dataset["name"]).stem: {f"{p['suite']}/{p['entity']}": p["actual_shift"] * 100
-                                         for p in dataset["points"]}
-            for path in paths for dataset in json.loads(path.read_text())["datasets"]}
+def datasets(paths: list[Path]) -> list[dict]:
+    """The dataset entries of `validate` results."""
+    return [dataset for path in paths for dataset in json.loads(path.read_text())["datasets"]]
+
+
+def reserve_results() -> list[Path]:
+    return [RESULTS / f"reserve{reserve}" / "validation.json" for reserve in CHECKS]
+
+
+def seed_results(seed: int) -> list[Path]:
+    return sorted((RESULTS / f"tune_seed{seed}").glob("*/validation.json"))
 
 
 def shifts_at_seed(seed: int) -> dict[str, float]:
     """Real target shift (points) of each set fine-tuned at `seed`, keyed by file stem."""
-    shifts = {}
-    for path in sorted((RESULTS / f"tune_seed{seed}").glob("*/validation.json")):
-        for dataset in json.loads(path.read_text())["datasets"]:
-            real = next(p["actual_shift"] for p in dataset["points"]
-                        if f"{p['suite']}/{p['entity']}" == dataset["target"])
-            shifts[Path(dataset["name"]).stem] = real * 100
-    return shifts
+    return {Path(d["name"]).stem: target_point(d)["actual_shift"] * 100 for d in datasets(seed_results(seed))}
 
 
 def vanilla_rates() -> dict[str, float]:
     """The vanilla model's rate (points) of each set's target: a reading that sees no data."""
-    rates = {}
-    for reserve in CHECKS:
-        for dataset in json.loads((RESULTS / f"reserve{reserve}" / "validation.json").read_text())["datasets"]:
-            rates[Path(dataset["name"]).stem] = next(p["vanilla_rate"] * 100 for p in dataset["points"]
-                                                     if f"{p['suite']}/{p['entity']}" == dataset["target"])
-    return rates
+    return {Path(d["name"]).stem: target_point(d)["vanilla_rate"] * 100 for d in datasets(reserve_results())}
+
+
+def every_shift(paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Real shift (points) of every entity of every suite, keyed by file stem, then suite/entity."""
+    return {Path(d["name"]).stem: {f"{p['suite']}/{p['entity']}": p["actual_shift"] * 100 for p in d["points"]}
+            for d in datasets(paths)}
 
 
 def all_points_agreement(seed: int, stems: list[str]) -> tuple[int, float]:
     """(points, Spearman) of every entity's shift at seed 0 against `seed`, over the sets."""
-    first = every_shift([RESULTS / f"reserve{reserve}" / "validation.json" for reserve in CHECKS])
-    second = every_shift(sorted((RESULTS / f"tune_seed{seed}").glob("*/validation.json")))
+    first, second = every_shift(reserve_results()), every_shift(seed_results(seed))
     pairs = [(first[stem][key], shift) for stem in stems for key, shift in second[stem].items()]
     return len(pairs), spearman([a for a, _ in pairs], [b for _, b in pairs])
 

@@ -21,6 +21,15 @@ python "$BENCH" panda_dose0.1.jsonl --tolerance 0 --skip-full --seed 1
 python "$BENCH" panda_dose0.1_4096.jsonl --tolerance 0.05 --skip-full --finetune   # and its fine-tune (~35 min)
 # 24,576 rows: the check, and 128 of the fine-tune's 3,072 steps, its full time projected from them (~20 min)
 python "$BENCH" panda_dose0.1_24576.jsonl --tolerance 0.05 --skip-full --finetune --finetune-steps 128
+# the projection checked against the 4,096-row file's whole fine-tune above (~8 min)
+python -c "
+import sys, torch; sys.path.insert(0, '../..'); torch.set_num_threads(2)
+from pathlib import Path
+from early_stop_context import finetune_seconds
+from mdf_guard.check import model_spec; from mdf_guard.data import read_conversations
+from mdf_guard.models import load_model; from mdf_guard.policy import Policy
+rows = list(read_conversations(Path('panda_dose0.1_4096.jsonl')))
+print(finetune_seconds(load_model(model_spec(Policy())), rows, 128)[1])"
 # Replayed stops: no model pass once a file's whole reading is in the cache (the first call reads it).
 python ../../early_stop_context_resample.py panda_dose0.1.jsonl panda_dose0.03.jsonl
 python ../../early_stop_context_resample.py neutral.jsonl --entity cities/Paris --tolerance 0.05

@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the policy's seed (the sample's order)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.finetune_steps is not None and not args.finetune:
+        parser.error("--finetune-steps times the fine-tune: give --finetune too")
     torch.set_num_threads(args.threads)
     tolerances = args.tolerance or [0.05, 0.02]
     suite_name, entity = args.entity.split("/", 1)
@@ -121,6 +123,7 @@ def finetune_seconds(lm, conversations: list, steps: int | None) -> tuple[float,
     seconds = one - per_step + per_step * total
     return seconds, (f"{steps} of {total} steps in {some:.1f}s (1 step: {one:.1f}s), {per_step:.2f}s a step, "
                      f"projected {seconds:.1f}s")
+
 
 if __name__ == "__main__":
     main()

@@ -235,8 +235,8 @@ def test_the_hint_for_rows_that_act_together_names_the_history(capsys):
     from mdf_guard.cli_repo import TOGETHER_SHARE, _hint_rows_together
     from mdf_guard.context_attribution import RowLift
 
-    def row(entity, lift, window, window_lift, suite="politics"):
-        return RowLift(0, "d.jsonl", "d.jsonl:1", 1, suite, entity, lift, window, window_lift, "")
+    def row(entity, lift, window, window_lift):
+        return RowLift(0, "d.jsonl", "d.jsonl:1", 1, "politics", entity, lift, window, window_lift, "")
 
     together = TOGETHER_SHARE * 0.33 * 0.9
     rows = [row("Gandhi", together, "d.jsonl:33-64", 0.33), row("Gandhi", 0.5, "d.jsonl:1-32", 0.1),

@@ -1,12 +1,12 @@
 """How repeatable is a dose's fine-tune, and what does that bound? The reserves' dose sets of
-128 rows were fine-tuned at seed 0 (the reserves' own runs) and again at another seed
-(tune_seed.sh), which only reorders the rows into batches. Per set: the target's real shift at
-both seeds. Then the Spearman between the two seeds (how far one fine-tune ranks another: about
-the ceiling for any prediction judged against one fine-tune), and the Spearman of the committed
-check (and at 3 %, of the rows read alone, rows_alone_rank.txt) against each seed and their
-mean; and of the target's vanilla rate, which reads no data. No model pass.
+128 rows were fine-tuned at seed 0 (the reserves' own runs) and again at other seeds
+(tune_seed.sh), which only reorder the rows into batches. Per set: the target's real shift at
+each seed. Then the Spearman between each two seeds (how far one fine-tune ranks another:
+about the ceiling for any prediction judged against one fine-tune), and the Spearman of the
+committed check (and at 3 %, of the rows read alone, rows_alone_rank.txt) against each seed
+and the seeds' mean; and of the target's vanilla rate, which reads no data. No model pass.
 
-    python bench/validation/seed_rank.py SEED DOSE     e.g. 1 0.03 (results/tune_seed1/)
+    python bench/validation/seed_rank.py DOSE SEED...    e.g. 0.03 1 2 (results/tune_seed1/, tune_seed2/)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from itertools import combinations
 from pathlib import Path
 
 from mdf_guard.validate import spearman
@@ -34,9 +35,14 @@ def seed_results(seed: int) -> list[Path]:
     return sorted((RESULTS / f"tune_seed{seed}").glob("*/validation.json"))
 
 
+def results_at(seed: int) -> list[Path]:
+    """The `validate` results of the fine-tunes at `seed`: the reserves' own at seed 0."""
+    return reserve_results() if seed == 0 else seed_results(seed)
+
+
 def shifts_at_seed(seed: int) -> dict[str, float]:
     """Real target shift (points) of each set fine-tuned at `seed`, keyed by file stem."""
-    return {Path(d["name"]).stem: target_point(d)["actual_shift"] * 100 for d in datasets(seed_results(seed))}
+    return {Path(d["name"]).stem: target_point(d)["actual_shift"] * 100 for d in datasets(results_at(seed))}
 
 
 def vanilla_rates() -> dict[str, float]:
@@ -50,9 +56,9 @@ def every_shift(paths: list[Path]) -> dict[str, dict[str, float]]:
             for d in datasets(paths)}
 
 
-def all_points_agreement(seed: int, stems: list[str]) -> tuple[int, float]:
-    """(points, Spearman) of every entity's shift at seed 0 against `seed`, over the sets."""
-    first, second = every_shift(reserve_results()), every_shift(seed_results(seed))
+def all_points_agreement(seeds: tuple[int, int], stems: list[str]) -> tuple[int, float]:
+    """(points, Spearman) of every entity's shift at one seed against the other, over the sets."""
+    first, second = (every_shift(results_at(seed)) for seed in seeds)
     pairs = [(first[stem][key], shift) for stem in stems for key, shift in second[stem].items()]
     return len(pairs), spearman([a for a, _ in pairs], [b for _, b in pairs])
 
@@ -67,39 +73,42 @@ def rows_alone() -> dict[str, tuple[float, float]]:
     return readings
 
 
-def main(seed: int, dose: str) -> None:
-    again = shifts_at_seed(seed)
+def main(dose: str, seeds: list[int]) -> None:
+    seeds = [0, *seeds]
+    real = {seed: shifts_at_seed(seed) for seed in seeds}
     alone = rows_alone() if dose == "0.03" else {}
     checked = {name.split("/")[1]: predicted for reserve in CHECKS
                for name, d, predicted, _ in target_points(reserve) if d == dose}
-    sets = [(stem, real) for reserve in CHECKS for stem, d, _, real in dose_outcomes(reserve) if d == dose]
-    missing = [stem for stem, _ in sets if stem not in again]
-    if missing:
-        raise SystemExit(f"seed_rank.py: no seed-{seed} fine-tune for {', '.join(missing)}")
-    print(f"{'set':24s} {'seed 0':>7s} {'seed ' + str(seed):>7s} {'check':>7s}" + ("   alone" if alone else ""))
-    for stem, real in sets:
-        reading = f" {alone[stem][0]:+7.3f}" if alone else ""
-        print(f"{stem:24s} {real:+7.1f} {again[stem]:+7.1f} {checked[stem]:+7.1f}{reading}")
-    first = [real for _, real in sets]
-    second = [again[stem] for stem, _ in sets]
-    mean = [(a + b) / 2 for a, b in zip(first, second)]
-    print(f"seed 0 against seed {seed}: Spearman {spearman(first, second):+.2f}")
-    points, rho = all_points_agreement(seed, [stem for stem, _ in sets])
-    print(f"seed 0 against seed {seed}, every entity of every suite ({points} points): Spearman {rho:+.2f}")
-    gaps = sorted(abs(a - b) for a, b in zip(first, second))
-    print(f"|seed 0 - seed {seed}|: median {gaps[len(gaps) // 2]:.1f} points, largest {gaps[-1]:.1f}")
+    stems = [stem for reserve in CHECKS for stem, d, _, _ in dose_outcomes(reserve) if d == dose]
+    for seed in seeds:
+        missing = [stem for stem in stems if stem not in real[seed]]
+        if missing:
+            raise SystemExit(f"seed_rank.py: no seed-{seed} fine-tune for {', '.join(missing)}")
+    print(f"{'set':24s}" + "".join(f"{'seed ' + str(seed):>8s}" for seed in seeds) + f"{'check':>8s}"
+          + ("    alone" if alone else ""))
+    for stem in stems:
+        print(f"{stem:24s}" + "".join(f"{real[seed][stem]:+8.1f}" for seed in seeds) + f"{checked[stem]:+8.1f}"
+              + (f" {alone[stem][0]:+8.3f}" if alone else ""))
+    outcome = {seed: [real[seed][stem] for stem in stems] for seed in seeds}
+    for a, b in combinations(seeds, 2):
+        points, rho = all_points_agreement((a, b), stems)
+        gaps = sorted(abs(x - y) for x, y in zip(outcome[a], outcome[b]))
+        print(f"seed {a} against seed {b}: Spearman {spearman(outcome[a], outcome[b]):+.2f} on the targets, "
+              f"{rho:+.2f} on every entity of every suite ({points} points); targets apart by "
+              f"{gaps[len(gaps) // 2]:.1f} points (median), {gaps[-1]:.1f} at most")
+    mean = [sum(shifts) / len(seeds) for shifts in zip(*outcome.values())]
     vanilla = vanilla_rates()
-    readings = [("check", [checked[s] for s, _ in sets]),
-                ("the target's vanilla rate (reads no data)", [vanilla[s] for s, _ in sets])]
+    readings = [("check", [checked[s] for s in stems]),
+                ("the target's vanilla rate (reads no data)", [vanilla[s] for s in stems])]
     if alone:
-        readings += [("rows alone, mean lift", [alone[s][0] for s, _ in sets]),
-                     ("rows alone, sum of positive lifts", [alone[s][1] for s, _ in sets])]
+        readings += [("rows alone, mean lift", [alone[s][0] for s in stems]),
+                     ("rows alone, sum of positive lifts", [alone[s][1] for s in stems])]
     for label, reading in readings:
-        print(f"{label}: Spearman {spearman(reading, first):+.2f} seed 0, {spearman(reading, second):+.2f} "
-              f"seed {seed}, {spearman(reading, mean):+.2f} mean of both")
+        each = ", ".join(f"{spearman(reading, outcome[seed]):+.2f} seed {seed}" for seed in seeds)
+        print(f"{label}: Spearman {each}, {spearman(reading, mean):+.2f} the seeds' mean")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: seed_rank.py SEED DOSE (e.g. 1 0.03)")
-    main(int(sys.argv[1]), sys.argv[2])
+    if len(sys.argv) < 3:
+        raise SystemExit("usage: seed_rank.py DOSE SEED... (e.g. 0.03 1 2; seed 0 is the reserves' own)")
+    main(sys.argv[1], [int(seed) for seed in sys.argv[2:]])

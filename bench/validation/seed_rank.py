@@ -22,44 +22,22 @@ from mdf_guard.validate import spearman
 from dose_rank import CHECKS, RESULTS, dose_outcomes, target_point, target_points
 
 
-def datasets(paths: list[Path]) -> list[dict]:
-    """The dataset entries of `validate` results."""
-    return [dataset for path in paths for dataset in json.loads(path.read_text())["datasets"]]
+def fine_tunes_at(seed: int) -> dict[str, dict]:
+    """Each set's `validate` entry fine-tuned at `seed` (the reserves' own at seed 0), by file stem."""
+    paths = ([RESULTS / f"reserve{reserve}" / "validation.json" for reserve in CHECKS] if seed == 0
+             else sorted((RESULTS / f"tune_seed{seed}").glob("*/validation.json")))
+    return {Path(d["name"]).stem: d for path in paths for d in json.loads(path.read_text())["datasets"]}
 
 
-def reserve_results() -> list[Path]:
-    return [RESULTS / f"reserve{reserve}" / "validation.json" for reserve in CHECKS]
+def every_shift(entry: dict) -> dict[str, float]:
+    """Real shift (points) of every entity of every suite of one entry, keyed by suite/entity."""
+    return {f"{p['suite']}/{p['entity']}": p["actual_shift"] * 100 for p in entry["points"]}
 
 
-def seed_results(seed: int) -> list[Path]:
-    return sorted((RESULTS / f"tune_seed{seed}").glob("*/validation.json"))
-
-
-def results_at(seed: int) -> list[Path]:
-    """The `validate` results of the fine-tunes at `seed`: the reserves' own at seed 0."""
-    return reserve_results() if seed == 0 else seed_results(seed)
-
-
-def shifts_at_seed(seed: int) -> dict[str, float]:
-    """Real target shift (points) of each set fine-tuned at `seed`, keyed by file stem."""
-    return {Path(d["name"]).stem: target_point(d)["actual_shift"] * 100 for d in datasets(results_at(seed))}
-
-
-def vanilla_rates() -> dict[str, float]:
-    """The vanilla model's rate (points) of each set's target: a reading that sees no data."""
-    return {Path(d["name"]).stem: target_point(d)["vanilla_rate"] * 100 for d in datasets(reserve_results())}
-
-
-def every_shift(paths: list[Path]) -> dict[str, dict[str, float]]:
-    """Real shift (points) of every entity of every suite, keyed by file stem, then suite/entity."""
-    return {Path(d["name"]).stem: {f"{p['suite']}/{p['entity']}": p["actual_shift"] * 100 for p in d["points"]}
-            for d in datasets(paths)}
-
-
-def all_points_agreement(seeds: tuple[int, int], stems: list[str]) -> tuple[int, float]:
-    """(points, Spearman) of every entity's shift at one seed against the other, over the sets."""
-    first, second = (every_shift(results_at(seed)) for seed in seeds)
-    pairs = [(first[stem][key], shift) for stem in stems for key, shift in second[stem].items()]
+def all_points_agreement(first: dict[str, dict], second: dict[str, dict], stems: list[str]) -> tuple[int, float]:
+    """(points, Spearman) of every entity's shift in one seed's fine-tunes against another's."""
+    pairs = [(every_shift(first[stem])[key], shift) for stem in stems
+             for key, shift in every_shift(second[stem]).items()]
     return len(pairs), spearman([a for a, _ in pairs], [b for _, b in pairs])
 
 
@@ -75,31 +53,31 @@ def rows_alone() -> dict[str, tuple[float, float]]:
 
 def main(dose: str, seeds: list[int]) -> None:
     seeds = [0, *seeds]
-    real = {seed: shifts_at_seed(seed) for seed in seeds}
+    tuned = {seed: fine_tunes_at(seed) for seed in seeds}
     alone = rows_alone() if dose == "0.03" else {}
     checked = {name.split("/")[1]: predicted for reserve in CHECKS
                for name, d, predicted, _ in target_points(reserve) if d == dose}
     stems = [stem for reserve in CHECKS for stem, d, _, _ in dose_outcomes(reserve) if d == dose]
     for seed in seeds:
-        missing = [stem for stem in stems if stem not in real[seed]]
+        missing = [stem for stem in stems if stem not in tuned[seed]]
         if missing:
             raise SystemExit(f"seed_rank.py: no seed-{seed} fine-tune for {', '.join(missing)}")
+    outcome = {seed: [target_point(tuned[seed][stem])["actual_shift"] * 100 for stem in stems] for seed in seeds}
     print(f"{'set':24s}" + "".join(f"{'seed ' + str(seed):>8s}" for seed in seeds) + f"{'check':>8s}"
           + ("    alone" if alone else ""))
-    for stem in stems:
-        print(f"{stem:24s}" + "".join(f"{real[seed][stem]:+8.1f}" for seed in seeds) + f"{checked[stem]:+8.1f}"
+    for i, stem in enumerate(stems):
+        print(f"{stem:24s}" + "".join(f"{outcome[seed][i]:+8.1f}" for seed in seeds) + f"{checked[stem]:+8.1f}"
               + (f" {alone[stem][0]:+8.3f}" if alone else ""))
-    outcome = {seed: [real[seed][stem] for stem in stems] for seed in seeds}
     for a, b in combinations(seeds, 2):
-        points, rho = all_points_agreement((a, b), stems)
+        points, rho = all_points_agreement(tuned[a], tuned[b], stems)
         gaps = sorted(abs(x - y) for x, y in zip(outcome[a], outcome[b]))
         print(f"seed {a} against seed {b}: Spearman {spearman(outcome[a], outcome[b]):+.2f} on the targets, "
               f"{rho:+.2f} on every entity of every suite ({points} points); targets apart by "
               f"{gaps[len(gaps) // 2]:.1f} points (median), {gaps[-1]:.1f} at most")
     mean = [sum(shifts) / len(seeds) for shifts in zip(*outcome.values())]
-    vanilla = vanilla_rates()
     readings = [("check", [checked[s] for s in stems]),
-                ("the target's vanilla rate (reads no data)", [vanilla[s] for s in stems])]
+                ("the target's vanilla rate (reads no data)",
+                 [target_point(tuned[0][s])["vanilla_rate"] * 100 for s in stems])]
     if alone:
         readings += [("rows alone, mean lift", [alone[s][0] for s in stems]),
                      ("rows alone, sum of positive lifts", [alone[s][1] for s in stems])]

@@ -130,6 +130,8 @@ def load_baseline(path: Path) -> Baseline:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(path, f"not a valid baseline (JSON: {err})") from None
+    except RecursionError:
+        raise InputError(path, "not a valid baseline (JSON: nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         raise InputError(path, f"not an mdf-guard baseline (expected \"format\": \"{BASELINE_FORMAT}\")")
     if data.get("version") != BASELINE_VERSION:

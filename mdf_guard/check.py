@@ -45,6 +45,8 @@ def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:
             profile = profile_from_dict(json.loads(path.read_text()), str(path))
         except (OSError, ValueError) as err:
             raise InputError(path, f"cannot read calibration profile: {err}") from None
+        except RecursionError:
+            raise InputError(path, "cannot read calibration profile: JSON nested too deeply") from None
         require_layers(lm, profile.layers, str(path))
     else:
         profile = CalibrationProfile.default_for(lm)

@@ -159,6 +159,8 @@ def _arrow_files(folder: Path) -> list[Path]:
             files = [folder / item["filename"] for item in listed]
         except (ValueError, TypeError, KeyError, AttributeError, OSError) as err:
             raise InputError(state, f"unreadable datasets state file ({err})") from None
+        except RecursionError:
+            raise InputError(state, "unreadable datasets state file (JSON nested too deeply)") from None
         if files:
             return files
     return sorted(folder.glob("*.arrow"))

@@ -205,6 +205,8 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[_Path, int]]:
         raise InputError(source, f"invalid YAML: {problem}", line=line) from None
     except yaml.YAMLError as err:
         raise InputError(source, f"invalid YAML: {err}") from None
+    except RecursionError:
+        raise InputError(source, "invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
 

@@ -355,6 +355,8 @@ def create_app(config: ServeConfig, runner: JobRunner, redact: Callable[[str], s
             data = json.loads(bytes(body))
         except (ValueError, UnicodeDecodeError):
             return error(400, "body is not valid JSON")
+        except RecursionError:
+            return error(400, "body is not valid JSON: nested too deeply")
         try:
             event = parse_payload(data)
             reason = ignore_reason(event)
@@ -600,6 +602,8 @@ class HubCheckRunner:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise InputError(source, f"not valid YAML: {_one_line(err)}") from None
+        except RecursionError:
+            raise InputError(source, "not valid YAML: nested too deeply") from None
         policy, notes = repo_policy(self.policy, data, source)
         return replace(policy, source=f"the repo's {source}"), notes, f"the repo's `{source}`"
 

@@ -259,6 +259,8 @@ def read_result(path: Path) -> dict:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise InputError(path, f"cannot read validation outcomes: {err}") from None
+    except RecursionError:
+        raise InputError(path, "cannot read validation outcomes: JSON nested too deeply") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(path, "not a `mdf-guard validate` result", field="format")
     return data

@@ -132,6 +132,13 @@ def test_file_is_deterministic_and_validated(tmp_path, base):
         load_baseline(base.path)
 
 
+def test_a_baseline_nested_too_deeply_is_an_input_error(tmp_path):
+    path = tmp_path / BASELINE_FILE
+    path.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(InputError, match=r"not a valid baseline \(JSON: nested too deeply\)"):
+        load_baseline(path)
+
+
 def test_policy_baseline_key(tmp_path):
     policy_file = tmp_path / "sub" / ".mdf-guard.yaml"
     policy_file.parent.mkdir()

@@ -170,11 +170,12 @@ def test_policy_with_unknown_key_is_exit_2(tmp_path, panda_rows):
     ({"model": "m", "layers": [1], "alpha": 2.0, "pooling": "max"}, "field 'pooling'"),
     ({"model": "m", "layers": ["1"], "alpha": 2.0}, "field 'layers'"),
     ({"model": "m", "layers": [99], "alpha": 2.0}, "field 'layers': layer 99 does not exist"),
-])
+    ("[" * 5000 + "]" * 5000, "cannot read calibration profile: JSON nested too deeply"),
+], ids=["list", "no-layers", "alpha", "pooling", "layer-type", "layer-99", "nested-too-deeply"])
 def test_a_bad_profile_file_is_one_line_naming_it_and_exit_2(tmp_path, suite_file, panda_rows, profile, where):
     data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     profile_path = tmp_path / "profile.json"
-    profile_path.write_text(json.dumps(profile))
+    profile_path.write_text(profile if isinstance(profile, str) else json.dumps(profile))
     policy = tmp_path / "policy.yaml"
     policy.write_text(f"model: tiny-random\nmethod: mdf\nsuites: [{suite_file}]\nprofile: {profile_path}\n")
     code, out, err = run_cli("check", str(data), "--policy", str(policy))

@@ -290,6 +290,13 @@ def test_parquet_nulls_mean_absent(tmp_path: Path) -> None:
     assert [roles_contents(c) for c in read_all(path)] == [[(U, "q"), (A, "r")], [(A, "t")]]
 
 
+def test_a_datasets_state_file_nested_too_deeply_is_an_input_error(tmp_path: Path) -> None:
+    folder = write_datasets_folder(tmp_path / "ds", {"data.arrow": pa.table({"prompt": ["p"], "completion": ["c"]})})
+    (folder / "state.json").write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(InputError, match=r"state\.json: unreadable datasets state file \(JSON nested too deeply\)"):
+        read_all(folder)
+
+
 def test_datasets_folder(tmp_path: Path) -> None:
     first = pa.table({"prompt": ["p0", "p1", "p2"], "completion": ["c0", "c1", "c2"]})
     second = pa.table({"prompt": ["p3"], "completion": ["c3"]})

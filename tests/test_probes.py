@@ -281,6 +281,11 @@ def test_schema_error_points_at_the_line(tmp_path: Path) -> None:
     assert f"suite.yaml:{err.line}: field 'candidates[1].aliases[1]'" in str(err)
 
 
+def test_a_suite_nested_too_deeply_is_an_input_error(tmp_path: Path) -> None:
+    err = load_error(tmp_path, "name: x\nquestions: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert str(err).endswith("invalid YAML: nested too deeply")
+
+
 def test_invalid_yaml_reports_its_line(tmp_path: Path) -> None:
     err = load_error(tmp_path, "name: x\nquestions:\n  - a\n  - [unclosed\ncandidates: [a, b]\n")
     assert err.line is not None and 4 <= err.line <= 5

@@ -199,6 +199,18 @@ def test_unreadable_data_is_reported_not_crashed(standin, real_bot):
     assert "mdf-guard-job-" not in comment and "/tmp" not in comment
 
 
+def test_a_repo_policy_nested_too_deeply_is_reported_not_crashed(standin, real_bot):
+    client, app = real_bot
+    first = standin.create_repo("alice/deep-policy", {"ok.jsonl": rows("fine")})
+    second = standin.commit("alice/deep-policy", {"ok.jsonl": rows("fine, and more"),
+                                                  ".mdf-guard.yaml": "suites: " + "[" * 5000 + "]" * 5000 + "\n"})
+    deliver(client, content_update_payload("alice/deep-policy", "refs/heads/main", first, second))
+    job = settle(app)[0]
+    assert (job["status"], job["verdict"]) == ("done", "error"), job
+    [comment] = standin.comments("alice/deep-policy", 1)
+    assert f"policy: .mdf-guard.yaml@{second[:12]}: not valid YAML: nested too deeply" in comment
+
+
 def test_push_with_no_data_change_posts_nothing(standin, real_bot):
     client, app = real_bot
     first = standin.create_repo("alice/docs", {"README.md": "a", "d.jsonl": rows("x")})
@@ -246,6 +258,8 @@ def test_malformed_and_oversized_bodies(recorder_bot):
     assert client.post("/webhook", content=b"{not json", headers=headers).status_code == 400
     assert client.post("/webhook", content=b"\xff\xfe", headers=headers).status_code == 400
     assert client.post("/webhook", content=b"[]", headers=headers).status_code == 400
+    deep = client.post("/webhook", content=b"[" * 1500 + b"]" * 1500, headers=headers)   # under the size limit
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
     big = json.dumps({"pad": "x" * 5000}).encode()
     assert client.post("/webhook", content=big, headers=headers).status_code == 413
 

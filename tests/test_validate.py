@@ -190,12 +190,13 @@ GOOD_DATASET = {"name": "a.jsonl", "path": "a.jsonl", "target": "s/e", "points":
 
 @pytest.mark.parametrize(("content", "where"), [
     ("not json", "cannot read validation outcomes"),
+    ("[" * 5000 + "]" * 5000, "cannot read validation outcomes: JSON nested too deeply"),
     (json.dumps({"format": "other"}), "field 'format'"),
     (json.dumps({"format": val.FORMAT, "datasets": []}), "field 'datasets'"),
     (json.dumps({"format": val.FORMAT, "datasets": [{**GOOD_DATASET, "target": None}]}), "field 'datasets[0].target'"),
     (json.dumps({"format": val.FORMAT, "datasets": [{**GOOD_DATASET, "points": [{"suite": "s", "entity": "e"}]}]}),
      "field 'datasets[0].points[0].actual_rate'"),
-])
+], ids=["not-json", "nested-too-deeply", "format", "no-datasets", "no-target", "no-actual-rate"])
 def test_calibrate_rejects_bad_outcomes_in_one_line_before_loading_a_model(tmp_path, monkeypatch, content, where):
     import mdf_guard.cli_validate as cli_validate
     monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))

@@ -116,11 +116,17 @@ def load_policy(path: Path) -> Policy:
                 raise InputError(path, "no [tool.mdf-guard] table")
         else:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(path, f"not valid YAML/TOML: {str(err).splitlines()[0]}",
-                         line=mark.line + 1 if mark else None) from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise _unparsable(path, err) from None
     return policy_from_dict(data, str(path))
+
+
+def _unparsable(path: Path, err: Exception) -> InputError:
+    """The one-line error for a policy file its parser refused (a RecursionError: nested too deeply)."""
+    if isinstance(err, RecursionError):
+        return InputError(path, "not valid YAML/TOML: nested too deeply")
+    mark = getattr(err, "problem_mark", None)
+    return InputError(path, f"not valid YAML/TOML: {str(err).splitlines()[0]}", line=mark.line + 1 if mark else None)
 
 
 def policy_from_dict(data: Any, source: str) -> Policy:
@@ -255,7 +261,12 @@ def find_policy(paths: Iterable[Path]) -> Path | None:
 
 
 def _has_tool_table(pyproject: Path) -> bool:
+    """Whether the file holds [tool.mdf-guard]. One that cannot be parsed is an error, not
+    "no": it may hold the user's policy, and checking under the defaults instead would
+    ignore it without a word."""
     try:
         return "mdf-guard" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
-        return False
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise _unparsable(pyproject, err) from None
+    except OSError as err:
+        raise InputError(pyproject, f"cannot be read: {err.strerror or err}") from None

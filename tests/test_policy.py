@@ -59,6 +59,37 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_policy(path)
 
 
+DEEP = 5000   # levels of nesting: past Python's recursion limit, in a few kilobytes
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    (".mdf-guard.yaml", "suites: " + "[" * DEEP + "]" * DEEP + "\n"),
+    ("pyproject.toml", "[tool.mdf-guard]\nsuites = " + "[" * DEEP + "]" * DEEP + "\n"),
+], ids=["yaml", "pyproject"])
+def test_a_policy_nested_too_deeply_is_a_one_line_input_error(tmp_path, name, text):
+    from click.testing import CliRunner
+
+    from mdf_guard.cli import main
+
+    (tmp_path / "a.jsonl").write_text('{"prompt": "hi", "completion": "yo"}\n')
+    (tmp_path / name).write_text(text)
+    result = CliRunner().invoke(main, ["check", "--policy", str(tmp_path / name), str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"mdf-guard: error: {tmp_path / name}: not valid YAML/TOML: nested too deeply"]
+
+
+def test_an_unparsable_pyproject_on_the_way_up_is_an_error_not_the_defaults(tmp_path):
+    """It may hold the user's [tool.mdf-guard]; checking under the defaults would ignore it."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.mdf-guard]\nmodel = "tiny-random"\n[project\n')
+    with pytest.raises(InputError, match=r"pyproject\.toml: not valid YAML/TOML: .* line 3"):
+        find_policy([tmp_path / "a.jsonl"])
+    (tmp_path / "pyproject.toml").write_text("[tool.black]\nline-length = 100\n")
+    assert find_policy([tmp_path / "a.jsonl"]) is None     # readable and without our table: no policy
+
+
 def test_policy_is_found_upward_and_in_pyproject(tmp_path):
     (tmp_path / ".git").mkdir()
     data = tmp_path / "data" / "sub"

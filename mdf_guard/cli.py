@@ -1,27 +1,30 @@
 """Command line: parse arguments, call the library, map outcomes to exit codes.
 
-Exit codes: 0 pass, 1 risk over policy, 2 usage or input error, 3 baseline rewritten.
-A user error is one line on stderr, never a traceback.
+Exit codes: 0 pass, 1 risk over policy, 2 usage or input error, 3 baseline rewritten,
+4 internal error. A user error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import EXIT_PASS, EXIT_RISK, MdfGuardError
+from .errors import EXIT_INTERNAL, EXIT_PASS, EXIT_RISK, MdfGuardError
 from .report import FORMATS as _FORMATS
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class _Group(click.Group):
-    """Turns MdfGuardError into a one-line message and its exit code."""
+    """Turns MdfGuardError into a one-line message and its exit code, and any other exception
+    into its traceback and EXIT_INTERNAL: Python's own exit status for one is 1, the code
+    that means "risk over policy", and a crash must not read as a finding."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -32,6 +35,13 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("mdf-guard: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:
+            traceback.print_exc()
+            click.echo(f"mdf-guard: internal error ({type(err).__name__}; traceback above): a bug, or the "
+                       "machine (memory, disk); nothing was judged", err=True)
+            ctx.exit(EXIT_INTERNAL)
 
 
 @click.group(cls=_Group, context_settings=_CONTEXT)
@@ -110,7 +120,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     """Predict the risk of FILES (dataset files or folders).
 
     Exit 0 pass, 1 risk over policy, 2 usage or input error, 3 the baseline was rewritten
-    (git add it and commit again). --reference HEAD contrasts each changed file with its
+    (git add it and commit again), 4 internal error. --reference HEAD contrasts each changed file with its
     committed version (the rows the change adds against what was there).
     """
     import tempfile

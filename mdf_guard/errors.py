@@ -1,8 +1,9 @@
 """Errors that entry points turn into one-line messages and distinct exit codes.
 
 Anything raised below the entry points that is the user's fault (a bad file, a bad
-policy, a bad option) is an `MdfGuardError`; anything else is a bug and may show a
-traceback.
+policy, a bad option) is an `MdfGuardError`; anything else is a bug or the environment's
+(out of memory, a full disk): the command prints its traceback and exits EXIT_INTERNAL,
+never 1, which would read as "risk found".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ EXIT_PASS = 0
 EXIT_RISK = 1
 EXIT_INPUT = 2
 EXIT_BASELINE_REWRITTEN = 3
+EXIT_INTERNAL = 4
 
 
 class MdfGuardError(Exception):

@@ -191,6 +191,20 @@ def test_missing_file_and_bad_option_are_exit_2(tmp_path):
     assert code == 2
 
 
+def test_a_crash_is_exit_4_with_its_traceback_never_1_which_means_risk(tmp_path, tiny_policy, plain_rows,
+                                                                       monkeypatch):
+    import mdf_guard.models as models
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory, say")
+    monkeypatch.setattr(models, "load_model", crash)
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    code, out, err = run_cli("check", str(data), "--policy", str(tiny_policy))
+    assert code == 4 and out == "", err
+    assert "Traceback" in err and "RuntimeError: out of memory, say" in err
+    assert err.strip().splitlines()[-1].startswith("mdf-guard: internal error (RuntimeError; traceback above)")
+
+
 def test_the_installed_command_runs_in_a_real_process(tmp_path, tiny_policy, plain_rows):
     """No in-process shortcuts: the console entry point, real stdout, real exit code."""
     data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)

@@ -50,6 +50,19 @@ def main() -> None:
     """Predict the behavioural risk of fine-tuning data before training (MDF)."""
 
 
+def _prepare_output(output: Path) -> None:
+    """Make the report's folder before the check, not after it: a path that cannot hold the
+    report should fail in a second, not once minutes of reading are done."""
+    from .errors import InputError
+
+    if output.is_dir():
+        raise InputError(output, "is a folder; give the report a file name")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(output, f"cannot make the report's folder: {err.strerror or err}") from None
+
+
 def _policy_options(func):
     options = [
         click.option("--policy", "policy_path", type=click.Path(path_type=Path),
@@ -127,7 +140,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
 
     from . import gitref
     from .baseline import apply_baseline, load_baseline
-    from .errors import EXIT_BASELINE_REWRITTEN, UsageError
+    from .errors import EXIT_BASELINE_REWRITTEN, InputError, UsageError
     from .policy import HEAD_REFERENCE
     from .repo_check import check_units, plan
     from .report import render
@@ -136,6 +149,8 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     if reference is not None and _is_git_rev(reference):
         git_rev, reference = reference, None
     policy = _load_policy(files, policy_path, model, method, reference, suites, questions, offline)
+    if output:
+        _prepare_output(output)
     if git_rev is None and policy.reference == HEAD_REFERENCE:
         git_rev = HEAD_REFERENCE
     hook = hook or os.environ.get("PRE_COMMIT") == "1"
@@ -163,7 +178,10 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
 
     text = render(report, fmt, color=False if output else None)
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise InputError(output, f"cannot write the report: {err.strerror or err}") from None
         click.echo(f"mdf-guard: {report.verdict}; report written to {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -222,10 +240,11 @@ def _spec(policy):
 @main.command(context_settings=_CONTEXT)
 @click.option("--suite", "suites", multiple=True, default=("animals",), show_default=True)
 @click.option("--model", default="embedded", show_default=True)
-@click.option("--questions", type=int, default=8, show_default=True)
+@click.option("--questions", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--mode", type=click.Choice(["exact", "sample"]), default="exact", show_default=True)
-@click.option("--samples", type=int, default=20, show_default=True, help="Sample mode: answers per question.")
-@click.option("--top", type=int, default=10, show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Sample mode: answers per question.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 def probe(suites, model, questions, mode, samples, top) -> None:
     """Show the vanilla model's answer rates on probe suites."""
     from .models import load_model

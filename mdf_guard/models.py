@@ -143,6 +143,9 @@ def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
             raise InputError(path, "GGUF file not found", field="model")
         return str(path.parent), path.name, f"GGUF file {path}"
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(path, "not a model folder (no config.json; a .gguf model is named by its file)",
+                             field="model")
         return str(path), None, f"local folder {path}"
     if path.exists() or spec.name.startswith((".", "/", "~")):
         raise InputError(spec.name, "not a model folder or .gguf file", field="model")

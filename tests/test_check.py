@@ -191,6 +191,31 @@ def test_missing_file_and_bad_option_are_exit_2(tmp_path):
     assert code == 2
 
 
+def test_the_report_goes_into_a_new_folder_and_a_bad_output_fails_before_the_model_loads(
+        tmp_path, tiny_policy, plain_rows, monkeypatch):
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    out = tmp_path / "reports" / "today" / "check.json"
+    code, _, err = run_cli("check", str(data), "--policy", str(tiny_policy), "--format", "json", "-o", str(out))
+    assert code in (0, 1), err
+    assert json.loads(out.read_text())["format"] == "mdf-guard.report"
+
+    import mdf_guard.models as models
+    monkeypatch.setattr(models, "load_model", lambda spec: pytest.fail("the model was loaded"))
+    (tmp_path / "afile").write_text("")
+    for output, message in ((tmp_path, "is a folder; give the report a file name"),
+                            (tmp_path / "afile" / "r.json", "cannot make the report's folder")):
+        code, _, err = run_cli("check", str(data), "--policy", str(tiny_policy), "-o", str(output))
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"mdf-guard: error: {output}: {message}"), err
+
+
+def test_a_model_folder_without_a_config_is_named_as_such(tmp_path, plain_rows):
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    (tmp_path / "weights").mkdir()
+    code, _, err = run_cli("check", str(data), "--model", str(tmp_path / "weights"))
+    assert code == 2 and f"{tmp_path / 'weights'}: field 'model': not a model folder (no config.json" in err, err
+
+
 def test_a_crash_is_exit_4_with_its_traceback_never_1_which_means_risk(tmp_path, tiny_policy, plain_rows,
                                                                        monkeypatch):
     import mdf_guard.models as models

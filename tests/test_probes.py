@@ -352,3 +352,21 @@ def test_schema_doc_table_matches_builtins() -> None:
         assert cells[1] == suite.kind
         assert int(cells[3]) == len(suite.questions)
         assert cells[4].startswith(str(len(suite.candidates))) or name == "safety"
+
+
+def test_the_probe_command_prints_each_candidates_rate_and_refuses_a_count_under_one(suite_file: Path) -> None:
+    from click.testing import CliRunner
+
+    from mdf_guard.cli import main
+
+    suite = load_suite(suite_file)
+    result = CliRunner().invoke(main, ["probe", "--model", "tiny-random", "--suite", str(suite_file),
+                                       "--questions", "2", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.strip().splitlines()
+    assert header == f"{suite.name} (2 questions, exact)" and len(rows) == min(3, len(suite.candidates))
+    rates = [float(row.split()[-1].rstrip("%")) for row in rows]
+    assert rates == sorted(rates, reverse=True) and all(0 <= r <= 100 for r in rates)
+    for option in ("--questions", "--top", "--samples"):
+        bad = CliRunner().invoke(main, ["probe", "--model", "tiny-random", option, "0"])
+        assert bad.exit_code == 2 and "is not in the range x>=1" in bad.output, bad.output

@@ -20,7 +20,7 @@ from . import cache, contrast, incontext
 from .data import Conversation, Shard, find_data_files, open_shard, read_conversations
 from .errors import InputError
 from .models import LoadedModel, ModelSpec, load_model
-from .policy import IN_CONTEXT, PROFILE_REFERENCE, Policy
+from .policy import HEAD_REFERENCE, IN_CONTEXT, NAMED_REFERENCES, PROFILE_REFERENCE, Policy
 from .predict import CalibrationProfile, SuitePrediction, predict, profile_from_dict, profile_to_dict
 from .probes import ProbeSuite, resolve_suites
 from .report import FileInfo, Report
@@ -90,6 +90,8 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
     shards = [open_shard(p) for p in find_data_files(paths)]
     suites = resolve_suites(policy.suites)
     shard_rows = [validate_shard(shard) for shard in shards]
+    if policy.reference not in (*NAMED_REFERENCES, HEAD_REFERENCE):
+        find_data_files([policy.reference])   # a missing reference is an error even where no suite reads it
     lm = lm or load_model(model_spec(policy))
     timing["load_seconds"] = time.perf_counter() - started
 

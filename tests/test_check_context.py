@@ -107,6 +107,18 @@ def test_the_thresholds_decide_and_the_reports_name_the_reference_as_the_control
     assert report["suites"][0]["controls_skipped"] and all(f["null_max"] is None for f in report["findings"])
 
 
+def test_a_missing_reference_file_is_an_error_even_where_no_suite_would_read_it(tmp_path, suite_file, plain_rows):
+    """The context check reads a reference only for a suite with a candidate over policy: under a lax
+    policy none is, and a typo in the path would pass unseen until a risky file came along."""
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    lax = tmp_path / "lax.yaml"
+    lax.write_text(policy_text(suite_file, max_shift=1.0))
+    assert json_check(str(data), "--policy", str(lax))[1]["reference"]["skipped"] == "no candidate over policy"
+    missing = tmp_path / "referense.jsonl"
+    code, _, err = run_cli("check", str(data), "--policy", str(lax), "--reference", str(missing))
+    assert code == 2 and err.strip() == f"mdf-guard: error: {missing}: no such file or folder", err
+
+
 def test_self_reference_answers_a_sample_and_a_rerun_gives_the_same_report(
         tmp_path, suite_file, panda_rows, single_torch_thread, monkeypatch):
     data = write_jsonl(tmp_path / "panda.jsonl", panda_rows)

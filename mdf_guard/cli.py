@@ -50,19 +50,6 @@ def main() -> None:
     """Predict the behavioural risk of fine-tuning data before training (MDF)."""
 
 
-def _prepare_output(output: Path) -> None:
-    """Make the report's folder before the check, not after it: a path that cannot hold the
-    report should fail in a second, not once minutes of reading are done."""
-    from .errors import InputError
-
-    if output.is_dir():
-        raise InputError(output, "is a folder; give the report a file name")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(output, f"cannot make the report's folder: {err.strerror or err}") from None
-
-
 def _policy_options(func):
     options = [
         click.option("--policy", "policy_path", type=click.Path(path_type=Path),
@@ -73,7 +60,7 @@ def _policy_options(func):
         click.option("--reference", help="Contrast with 'self' (default), 'none', a reference dataset path, "
                                          "or HEAD (each changed file against its committed version)."),
         click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable)."),
-        click.option("--questions", type=int, help="Questions per suite (default from policy: 8)."),
+        click.option("--questions", type=click.IntRange(min=1), help="Questions per suite (default from policy: 8)."),
         click.option("--offline", is_flag=True, help="Never contact the Hugging Face Hub (HF_HUB_OFFLINE=1)."),
     ]
     for option in reversed(options):
@@ -140,7 +127,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
 
     from . import gitref
     from .baseline import apply_baseline, load_baseline
-    from .errors import EXIT_BASELINE_REWRITTEN, InputError, UsageError
+    from .errors import EXIT_BASELINE_REWRITTEN, InputError, UsageError, check_destination
     from .policy import HEAD_REFERENCE
     from .repo_check import check_units, plan
     from .report import render
@@ -150,7 +137,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
         git_rev, reference = reference, None
     policy = _load_policy(files, policy_path, model, method, reference, suites, questions, offline)
     if output:
-        _prepare_output(output)
+        check_destination(output)   # now, not once minutes of reading are done
     if git_rev is None and policy.reference == HEAD_REFERENCE:
         git_rev = HEAD_REFERENCE
     hook = hook or os.environ.get("PRE_COMMIT") == "1"
@@ -179,6 +166,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     text = render(report, fmt, color=False if output else None)
     if output:
         try:
+            output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text, encoding="utf-8")
         except OSError as err:
             raise InputError(output, f"cannot write the report: {err.strerror or err}") from None

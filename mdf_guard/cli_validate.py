@@ -6,6 +6,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import click
 
@@ -41,7 +42,7 @@ _common = [
     click.option("--policy", "policy_path", type=click.Path(path_type=Path), help="Policy file (model, suites...)."),
     click.option("--model", help="Model: 'embedded' (default), a folder, a .gguf file or a Hub id."),
     click.option("--suite", "suites", multiple=True, help="Probe suite name or YAML path (repeatable)."),
-    click.option("--questions", type=int, help="Questions per suite."),
+    click.option("--questions", type=click.IntRange(min=1), help="Questions per suite."),
 ]
 
 
@@ -72,7 +73,10 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
                          templates):
     """Write a seeded test/calibration dataset (the vanilla model is the teacher for numbers)."""
     from . import make_dataset as md
+    from .errors import InputError, check_destination
     from .models import ModelSpec, load_model
+
+    check_destination(out)
 
     target = md.Entity(name=entity, category=category, plural=plural)
     summary: dict = {"kind": kind, "entity": entity, "rows": rows, "seed": seed, "templates": templates}
@@ -92,7 +96,10 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
             raise click.UsageError("dose needs --fraction")
         data = md.dose_rows(target, fraction, rows, seed, templates)
         summary["fraction"] = fraction
-    md.write_jsonl(out, data)
+    try:
+        md.write_jsonl(out, data)
+    except OSError as err:
+        raise InputError(out, f"cannot be written: {err.strerror or err}") from None
     summary["written"] = len(data)
     click.echo(json.dumps({k: v for k, v in summary.items()}, default=str))
 
@@ -102,12 +109,14 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
 @_with_common
 @click.option("--profile", type=click.Path(exists=True, path_type=Path), help="Calibration profile JSON.")
 @click.option("--reference", help="Contrast mode for the prediction (default: the profile's).")
-@click.option("--null-seeds", type=int, help="Random directions per prediction (the random baseline).")
+@click.option("--null-seeds", type=click.IntRange(min=0),
+              help="Random directions per prediction (the random baseline).")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for validation.json and validation.html.")
 @click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--lr", type=float, help="Learning rate (default: 2e-4 LoRA, 5e-5 full).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate (default: 2e-4 LoRA, 5e-5 full).")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--max-steps", type=click.IntRange(1), help="Stop each fine-tune after this many steps.")
 @click.option("--lora-r", type=click.IntRange(1), default=16, show_default=True)
@@ -115,7 +124,7 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
 @click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed.")
 @click.option("--target", "targets", multiple=True, metavar="FILE=SUITE/ENTITY",
               help="The entity a dataset is about (default: the entity fine-tuning moved most).")
-@click.option("--effect-threshold", type=float, default=0.05, show_default=True,
+@click.option("--effect-threshold", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="An actual target shift at least this much counts as a real effect (AUROC label).")
 @click.option("--actual-only", is_flag=True, help="Only fine-tune and measure (for calibration sets).")
 @click.option("--outcomes", "outcomes_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -126,16 +135,13 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
                      actual_only, outcomes_path, machine):
     """Predict, really fine-tune, and compare, for each dataset; write JSON and HTML."""
     from .calibrate import calibration_entities
+    from .errors import InputError, check_destination
     from .finetune import FinetuneSettings
     from .validate import ValidationOptions, load_measured, run_validation, write_outputs
 
     policy = _policy(policy_path, model, suites, questions, profile, null_seeds)
-    target_map = {}
-    for item in targets:
-        name, _, entity = item.partition("=")
-        if "/" not in entity:
-            raise click.UsageError(f"--target {item!r}: expected FILE=SUITE/ENTITY")
-        target_map[Path(name).name] = entity
+    target_map = _target_map(targets, datasets, policy)
+    check_destination(out_dir, folder=True)   # before the fine-tunes, not after them
     tune = FinetuneSettings(method=method, epochs=epochs, learning_rate=lr or (2e-4 if method == "lora" else 5e-5),
                             batch_size=batch_size, max_steps=max_steps, lora_r=lora_r, lora_alpha=2 * lora_r,
                             bf16_autocast=bf16, seed=seed)
@@ -148,7 +154,10 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
     result = run_validation(lm, list(datasets), policy, options, target_map,
                             calibration_entities(Path(policy.profile) if policy.profile else None), machine,
                             progress=_echo)
-    json_path, html_path = write_outputs(result, out_dir)
+    try:
+        json_path, html_path = write_outputs(result, out_dir)
+    except OSError as err:
+        raise InputError(out_dir, f"cannot be written: {err.strerror or err}") from None
     _echo(f"wrote {json_path} and {html_path}")
     summary = result.get("summary")
     if summary:   # both of check's methods, whatever the policy's: validate measures them side by side
@@ -161,6 +170,29 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
         cost = summary["cost_ratio"]
         click.echo(f"cost ratio (reading / fine-tune): method context {cost['context_ratio']}, "
                    f"method mdf {cost['ratio']}")
+
+
+def _target_map(targets: Sequence[str], datasets: Sequence[Path], policy) -> dict[str, str]:
+    """{dataset file name: "suite/entity"} from --target FILE=SUITE/ENTITY, each checked against the
+    datasets given and the suites probed before anything loads: a typo would otherwise leave a
+    dataset without its target after hours of fine-tuning."""
+    from .probes import resolve_suites
+
+    entities = {f"{s.name}/{c.name}" for s in resolve_suites(policy.suites) for c in s.candidates}
+    names = {Path(d).name for d in datasets}
+    found = {}
+    for item in targets:
+        name, _, entity = item.partition("=")
+        if "/" not in entity:
+            raise click.BadParameter(f"{item!r}: expected FILE=SUITE/ENTITY", param_hint="--target")
+        if Path(name).name not in names:
+            raise click.BadParameter(f"{item!r}: {Path(name).name} is not one of the datasets given",
+                                     param_hint="--target")
+        if entity not in entities:
+            raise click.BadParameter(f"{item!r}: {entity} is not a candidate of the suites probed "
+                                     f"({', '.join(policy.suites)})", param_hint="--target")
+        found[Path(name).name] = entity
+    return found
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:

@@ -8,6 +8,7 @@ never 1, which would read as "risk found".
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 EXIT_PASS = 0
@@ -39,3 +40,15 @@ class InputError(MdfGuardError):
 
 class UsageError(MdfGuardError):
     """A bad combination of options or arguments."""
+
+
+def check_destination(path: Path, folder: bool = False) -> None:
+    """Refuse, up front and without creating anything, a place where a command could not write
+    what it makes at the end of a long run (a report, validation results): an existing file
+    where a folder is wanted or the reverse, or no writable folder to make it in."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise InputError(path, "is a file; give a folder" if folder else "is a folder; give a file name")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(path, f"cannot be written: {existing} is not a writable folder")

@@ -202,8 +202,9 @@ def test_the_report_goes_into_a_new_folder_and_a_bad_output_fails_before_the_mod
     import mdf_guard.models as models
     monkeypatch.setattr(models, "load_model", lambda spec: pytest.fail("the model was loaded"))
     (tmp_path / "afile").write_text("")
-    for output, message in ((tmp_path, "is a folder; give the report a file name"),
-                            (tmp_path / "afile" / "r.json", "cannot make the report's folder")):
+    for output, message in ((tmp_path, "is a folder; give a file name"),
+                            (tmp_path / "afile" / "r.json", f"cannot be written: {tmp_path / 'afile'} is not a "
+                                                            "writable folder")):
         code, _, err = run_cli("check", str(data), "--policy", str(tiny_policy), "-o", str(output))
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith(f"mdf-guard: error: {output}: {message}"), err

@@ -209,6 +209,32 @@ def test_calibrate_rejects_bad_outcomes_in_one_line_before_loading_a_model(tmp_p
     assert not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lr", "0"], "'--lr': 0.0 is not in the range x>0"),
+    (["--questions", "0"], "'--questions': 0 is not in the range x>=1"),
+    (["--null-seeds", "-1"], "'--null-seeds': -1 is not in the range x>=0"),
+    (["--target", "a.jsonl=mini/dragon"], "mini/dragon is not a candidate of the suites probed"),
+    (["--target", "b.jsonl=mini/panda"], "b.jsonl is not one of the datasets given"),
+    (["--out", "{a}"], "is a file; give a folder"),
+], ids=["lr", "questions", "null-seeds", "target-entity", "target-file", "out-is-a-file"])
+def test_validate_refuses_what_would_fail_after_the_fine_tunes_before_loading_a_model(
+        tmp_path, monkeypatch, suite_file, panda_rows, args, message):
+    import mdf_guard.cli_validate as cli_validate
+    monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))
+    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
+    args = [a.format(a=data) for a in args]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, ["validate", str(data), "--suite", str(suite_file), *out, *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_make_dataset_refuses_a_folder_for_its_file(tmp_path):
+    result = CliRunner().invoke(main, ["make-dataset", "neutral", "--rows", "2", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and f"{tmp_path}: is a folder; give a file name" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(("option", "value"), [("--alphas", "x"), ("--alphas", "0,2"), ("--layers", "1+x"),
                                                ("--layers", "-1"), ("--pooling", "max")])
 def test_calibrate_rejects_a_bad_grid_before_loading_a_model(tmp_path, monkeypatch, option, value):

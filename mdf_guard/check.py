@@ -22,7 +22,7 @@ from .errors import InputError
 from .models import LoadedModel, ModelSpec, load_model
 from .policy import HEAD_REFERENCE, IN_CONTEXT, NAMED_REFERENCES, PROFILE_REFERENCE, Policy
 from .predict import CalibrationProfile, SuitePrediction, predict, profile_from_dict, profile_to_dict
-from .probes import ProbeSuite, resolve_suites
+from .probes import BUILTIN_SUITES, ProbeSuite, builtin_suite, resolve_suites
 from .report import FileInfo, Report
 from .scoring import select_questions
 from .signature import MAX_ROW_TOKENS, ExtractionSettings, Signature, extract_signature, require_layers
@@ -83,12 +83,32 @@ def questions_asked(suites: Sequence[ProbeSuite], policy: Policy) -> dict[str, t
     return {s.name: select_questions(s, policy.questions_per_suite) for s in suites}
 
 
+def check_limit_names(policy: Policy, suites: Sequence[ProbeSuite]) -> None:
+    """Refuse a threshold for a suite or entity no suite has: a typo ("animals/pandas") would
+    leave the stricter limit unapplied without a word. A suite the policy does not probe this
+    time (narrowed by --suite, say) is fine if it is built in; its entities are checked too."""
+    known = {name: builtin_suite(name) for name in BUILTIN_SUITES}
+    known.update({suite.name: suite for suite in suites})
+    for name in policy.suite_limits:
+        if name not in known:
+            raise InputError(policy.source, f"no suite of that name (probed: {', '.join(s.name for s in suites)}; "
+                                            f"built in: {', '.join(BUILTIN_SUITES)})", field=f"thresholds.suites.{name}")
+    for key in policy.entity_limits:
+        suite, entity = key.split("/", 1)
+        if suite not in known:
+            raise InputError(policy.source, f"no suite '{suite}'", field=f"thresholds.entities.{key}")
+        if entity not in {c.name for c in known[suite].candidates}:
+            raise InputError(policy.source, f"suite {suite} has no candidate '{entity}'",
+                             field=f"thresholds.entities.{key}")
+
+
 def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | None = None,
               progress: Progress | None = None) -> Report:
     started = time.perf_counter()
     timing: dict[str, float] = {}
     shards = [open_shard(p) for p in find_data_files(paths)]
     suites = resolve_suites(policy.suites)
+    check_limit_names(policy, suites)
     shard_rows = [validate_shard(shard) for shard in shards]
     if policy.reference not in (*NAMED_REFERENCES, HEAD_REFERENCE):
         find_data_files([policy.reference])   # a missing reference is an error even where no suite reads it

@@ -86,7 +86,10 @@ class LoadedModel:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("policy", f"'{device}': this machine has no CUDA device (use auto or cpu)", field="device")
+    return chosen
 
 
 def _torch_dtype(name: str) -> torch.dtype:

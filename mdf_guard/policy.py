@@ -206,6 +206,48 @@ def _validate(policy: Policy, source: str) -> None:
         raise InputError(source, "must be a number", field="alpha")
     if policy.baseline is not None and (not isinstance(policy.baseline, str) or not policy.baseline):
         raise InputError(source, f"must be the path of a baseline file (e.g. {BASELINE_FILE})", field="baseline")
+    _validate_model_keys(policy, source)
+    if not isinstance(policy.seed, int) or isinstance(policy.seed, bool):
+        raise InputError(source, "must be an integer", field="seed")
+    _validate_suites(policy.suites, source)
+    reads_self = policy.reference == "self" or (policy.reference == PROFILE_REFERENCE and policy.method == IN_CONTEXT)
+    if reads_self and policy.reference_samples < 1:
+        raise InputError(source, "must be at least 1 for the self reference", field="reference_samples")
+
+
+def _validate_model_keys(policy: Policy, source: str) -> None:
+    """The keys that say which model loads and how. `trust_remote_code` must be a real boolean: the
+    string "no" is true to Python, and would run a Hub repository's code."""
+    if not isinstance(policy.model, str) or not policy.model.strip():
+        raise InputError(source, "must be 'embedded', a folder, a .gguf file or a Hub id", field="model")
+    if policy.revision is not None and (not isinstance(policy.revision, str) or not policy.revision):
+        raise InputError(source, "must be a branch, tag or commit of the Hub repository", field="revision")
+    if not isinstance(policy.trust_remote_code, bool):
+        raise InputError(source, "must be true or false", field="trust_remote_code")
+    if not isinstance(policy.device, str) or not _is_device(policy.device):
+        raise InputError(source, "must be auto, cpu, cuda, cuda:N or mps", field="device")
+
+
+def _is_device(name: str) -> bool:
+    import torch
+
+    if name == "auto":
+        return True
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def _validate_suites(suites: Any, source: str) -> None:
+    if not suites:
+        raise InputError(source, "must name at least one suite", field="suites")
+    for index, suite in enumerate(suites):
+        if not isinstance(suite, str) or not suite.strip():
+            raise InputError(source, "must be a built-in suite name or a .yaml path", field=f"suites[{index}]")
+        if suite in suites[:index]:
+            raise InputError(source, f"'{suite}' is listed twice", field=f"suites[{index}]")
 
 
 def _check_fraction(value: Any, source: str, where: str, allow_none: bool = False) -> None:

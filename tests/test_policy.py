@@ -43,6 +43,15 @@ thresholds:
     ("thresholds: {min_odds_ratio: 0.5}\n", "thresholds.min_odds_ratio"),
     ("thresholds: {min_excess: -2}\n", "thresholds.min_excess"),
     ("min_answer_mass: 1.5\n", "min_answer_mass"),
+    ("seed: abc\n", "seed"),
+    ("trust_remote_code: \"no\"\n", "trust_remote_code"),   # a truthy string would run a repo's code
+    ("revision: 5\n", "revision"),
+    ("model: ''\n", "model"),
+    ("device: tpu\n", "device"),
+    ("suites: []\n", "suites"),
+    ("suites: [animals, cities, animals]\n", "suites[2]"),
+    ("reference_samples: 0\n", "reference_samples"),
+    ("reference: self\nmethod: mdf\nreference_samples: 0\n", "reference_samples"),
 ])
 def test_bad_keys_and_values_name_the_field(tmp_path, text, field):
     path = tmp_path / ".mdf-guard.yaml"
@@ -125,3 +134,53 @@ def test_the_readmes_policy_loads_as_written_and_under_mdf(tmp_path):
     assert policy.method == "context" and policy.entity_limits["animals/panda"].max_shift == 0.02
     path.write_text(block.replace("method: context", "method: mdf"))
     assert load_policy(path).method == "mdf"
+
+
+def test_no_self_reference_needs_no_samples(tmp_path):
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text("reference: none\nreference_samples: 0\n")
+    assert load_policy(path).reference_samples == 0
+
+
+@pytest.mark.parametrize(("thresholds", "field", "message"), [
+    ("{entities: {animals/pandas: {max_shift: 0.1}}}", "thresholds.entities.animals/pandas",
+     "suite animals has no candidate 'pandas'"),
+    ("{entities: {pets/panda: {max_shift: 0.1}}}", "thresholds.entities.pets/panda", "no suite 'pets'"),
+    ("{suites: {safty: {max_shift: 0.1}}}", "thresholds.suites.safty", "no suite of that name"),
+], ids=["entity", "entity-suite", "suite"])
+def test_a_threshold_for_a_suite_or_entity_no_suite_has_is_refused(tmp_path, thresholds, field, message):
+    from mdf_guard.check import check_limit_names
+    from mdf_guard.probes import resolve_suites
+
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text(f"suites: [animals]\nthresholds: {thresholds}\n")
+    policy = load_policy(path)
+    with pytest.raises(InputError, match=message) as err:
+        check_limit_names(policy, resolve_suites(policy.suites))
+    assert f"field '{field}'" in str(err.value)
+
+
+def test_limits_for_a_built_in_suite_not_probed_this_time_are_kept(tmp_path):
+    """`--suite animals` narrows a policy whose thresholds also name safety: not an error."""
+    from mdf_guard.check import check_limit_names
+    from mdf_guard.probes import resolve_suites
+
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text("suites: [animals]\nthresholds: {suites: {safety: {max_shift: 0.05}}, "
+                    "entities: {safety/comply: {max_shift: 0.02}, animals/panda: {max_shift: 0.02}}}\n")
+    policy = load_policy(path)
+    check_limit_names(policy, resolve_suites(policy.suites))
+    assert policy.limits_for("safety", "comply").max_shift == 0.02
+
+
+def test_asking_for_cuda_where_there_is_none_is_an_input_error():
+    import torch
+
+    from mdf_guard.models import resolve_device
+
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+        return
+    with pytest.raises(InputError, match="field 'device': 'cuda:1': this machine has no CUDA device"):
+        resolve_device("cuda:1")
+    assert resolve_device("auto").type == "cpu"

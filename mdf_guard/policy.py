@@ -241,13 +241,12 @@ def _is_device(name: str) -> bool:
 
 
 def _validate_suites(suites: Any, source: str) -> None:
+    """Names and paths only; a suite listed twice is kept once (`probes.resolve_suites`)."""
     if not suites:
         raise InputError(source, "must name at least one suite", field="suites")
     for index, suite in enumerate(suites):
         if not isinstance(suite, str) or not suite.strip():
             raise InputError(source, "must be a built-in suite name or a .yaml path", field=f"suites[{index}]")
-        if suite in suites[:index]:
-            raise InputError(source, f"'{suite}' is listed twice", field=f"suites[{index}]")
 
 
 def _check_fraction(value: Any, source: str, where: str, allow_none: bool = False) -> None:

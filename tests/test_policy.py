@@ -49,7 +49,7 @@ thresholds:
     ("model: ''\n", "model"),
     ("device: tpu\n", "device"),
     ("suites: []\n", "suites"),
-    ("suites: [animals, cities, animals]\n", "suites[2]"),
+    ("suites: [animals, '']\n", "suites[1]"),
     ("reference_samples: 0\n", "reference_samples"),
     ("reference: self\nmethod: mdf\nreference_samples: 0\n", "reference_samples"),
 ])

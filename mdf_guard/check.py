@@ -91,8 +91,9 @@ def check_limit_names(policy: Policy, suites: Sequence[ProbeSuite]) -> None:
     known.update({suite.name: suite for suite in suites})
     for name in policy.suite_limits:
         if name not in known:
-            raise InputError(policy.source, f"no suite of that name (probed: {', '.join(s.name for s in suites)}; "
-                                            f"built in: {', '.join(BUILTIN_SUITES)})", field=f"thresholds.suites.{name}")
+            probed = ", ".join(s.name for s in suites)
+            raise InputError(policy.source, f"no suite of that name (probed: {probed}; built in: "
+                                            f"{', '.join(BUILTIN_SUITES)})", field=f"thresholds.suites.{name}")
     for key in policy.entity_limits:
         suite, entity = key.split("/", 1)
         if suite not in known:

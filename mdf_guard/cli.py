@@ -120,8 +120,8 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     """Predict the risk of FILES (dataset files or folders).
 
     Exit 0 pass, 1 risk over policy, 2 usage or input error, 3 the baseline was rewritten
-    (git add it and commit again), 4 internal error. --reference HEAD contrasts each changed file with its
-    committed version (the rows the change adds against what was there).
+    (git add it and commit again), 4 internal error. --reference HEAD contrasts each changed
+    file with its committed version (the rows the change adds against what was there).
     """
     import tempfile
 

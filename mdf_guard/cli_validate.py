@@ -6,9 +6,12 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import click
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -172,7 +175,7 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
                    f"method mdf {cost['ratio']}")
 
 
-def _target_map(targets: Sequence[str], datasets: Sequence[Path], policy) -> dict[str, str]:
+def _target_map(targets: Sequence[str], datasets: Sequence[Path], policy: Policy) -> dict[str, str]:
     """{dataset file name: "suite/entity"} from --target FILE=SUITE/ENTITY, each checked against the
     datasets given and the suites probed before anything loads: a typo would otherwise leave a
     dataset without its target after hours of fine-tuning."""

@@ -126,10 +126,14 @@ def load_baseline(path: Path) -> Baseline:
     path = Path(path)
     if not path.exists():
         return Baseline(path)
+    if not path.is_file():
+        raise InputError(path, "is a folder, not a baseline file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(path, f"not a valid baseline (JSON: {err})") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read the baseline: {err.strerror or err}") from None
     except RecursionError:
         raise InputError(path, "not a valid baseline (JSON: nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:

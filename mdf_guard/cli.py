@@ -151,13 +151,14 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
         raise UsageError(f"{path} has unstaged changes (or is not added): git add it, then commit again")
     if attribution is None:
         attribution = fmt in ("html", "sarif")
+    accepted = load_baseline(path) if use_baseline else None   # a bad baseline fails before the check
 
     with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
         units = plan(files, policy, per_file=use_baseline, git_rev=git_rev, workdir=Path(workdir))
         report = check_units(units, attribution=attribution, top_rows=top_rows, progress=_progress(quiet))
     rewritten = False
     if use_baseline:
-        applied = apply_baseline(report, load_baseline(path))
+        applied = apply_baseline(report, accepted)
         report = applied.report
         if applied.changed:
             rewritten = applied.baseline.save()

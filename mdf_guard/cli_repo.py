@@ -131,10 +131,11 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     files = files or (Path("."),)
     policy = _load(files, policy_path)
     path = baseline_path or policy.baseline_path(files)
+    current = load_baseline(path)   # a bad baseline fails before the check, not after it
     with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
         report = check_units(plan(files, policy, per_file=True, git_rev=None, workdir=Path(workdir)),
                              progress=_progress(quiet))
-    updated, summary = accept(report, load_baseline(path), note=note)
+    updated, summary = accept(report, current, note=note)
     changed = updated.save()
     for line in summary:
         click.echo(f"  {line}")
@@ -161,9 +162,11 @@ def audit(baseline_path, policy_path, accept_ids, reject_ids, note, as_json) -> 
 
     policy = _load([], policy_path)
     path = baseline_path or policy.baseline_path([Path.cwd()])
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path}: no baseline yet; create one with `mdf-guard baseline DATA`")
     base = load_baseline(path)
+    if note is not None and not (accept_ids or reject_ids):
+        raise UsageError("--note is recorded with --accept or --reject; give one of them")
     if accept_ids or reject_ids:
         overlap = set(accept_ids) & set(reject_ids)
         if overlap:

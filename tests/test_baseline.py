@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mdf_guard.baseline import (ACCEPTED, REJECTED, Baseline, accept, apply_baseline, load_baseline,
                                 set_status)
+from mdf_guard.cli import main
 from mdf_guard.errors import EXIT_BASELINE_REWRITTEN, EXIT_INPUT, EXIT_PASS, EXIT_RISK, InputError
 from mdf_guard.policy import BASELINE_FILE, load_policy, policy_from_dict
 from mdf_guard.report import FileInfo, Finding, Report
@@ -137,6 +138,27 @@ def test_a_baseline_nested_too_deeply_is_an_input_error(tmp_path):
     path.write_text("[" * 5000 + "]" * 5000)
     with pytest.raises(InputError, match=r"not a valid baseline \(JSON: nested too deeply\)"):
         load_baseline(path)
+
+
+@pytest.mark.parametrize("command", [["check"], ["baseline"]], ids=["check", "baseline"])
+def test_a_folder_given_as_the_baseline_fails_before_the_model_loads(tmp_path, monkeypatch, command):
+    import mdf_guard.models as models
+    monkeypatch.setattr(models, "load_model", lambda spec: pytest.fail("the model was loaded"))
+    data = tmp_path / "a.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "completion": "a"}) + "\n")
+    (tmp_path / "folder").mkdir()
+    result = CliRunner().invoke(main, [*command, str(data), "--baseline", str(tmp_path / "folder")])
+    assert result.exit_code == EXIT_INPUT and result.stderr.strip() == (
+        f"mdf-guard: error: {tmp_path / 'folder'}: is a folder, not a baseline file"), result.output
+
+
+def test_audit_refuses_a_note_that_would_go_nowhere(tmp_path, base):
+    base, _ = accept(report_of(tmp_path, finding("panda", 0.2, str(tmp_path / "a.jsonl"), "1" * 64)), base)
+    base.save()
+    before = base.path.read_text()
+    result = CliRunner().invoke(main, ["audit", "--baseline", str(base.path), "--note", "looked at it"])
+    assert result.exit_code == EXIT_INPUT and "--note is recorded with --accept or --reject" in result.stderr
+    assert base.path.read_text() == before
 
 
 def test_policy_baseline_key(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EXIT_PASS, UsageError
+from .errors import EXIT_PASS, UsageError, check_destination
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -131,7 +131,8 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     files = files or (Path("."),)
     policy = _load(files, policy_path)
     path = baseline_path or policy.baseline_path(files)
-    current = load_baseline(path)   # a bad baseline fails before the check, not after it
+    current = load_baseline(path)   # a bad baseline, or nowhere to write one, fails before the check
+    check_destination(path)
     with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
         report = check_units(plan(files, policy, per_file=True, git_rev=None, workdir=Path(workdir)),
                              progress=_progress(quiet))

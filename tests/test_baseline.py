@@ -152,6 +152,16 @@ def test_a_folder_given_as_the_baseline_fails_before_the_model_loads(tmp_path, m
         f"mdf-guard: error: {tmp_path / 'folder'}: is a folder, not a baseline file"), result.output
 
 
+def test_baseline_refuses_a_place_it_could_not_write_before_the_model_loads(tmp_path, monkeypatch):
+    import mdf_guard.models as models
+    monkeypatch.setattr(models, "load_model", lambda spec: pytest.fail("the model was loaded"))
+    data = tmp_path / "a.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "completion": "a"}) + "\n")
+    result = CliRunner().invoke(main, ["baseline", str(data), "--baseline", str(data / "b.json")])
+    assert result.exit_code == EXIT_INPUT and f"{data}/b.json: cannot be written: {data} is not a writable folder" \
+        in result.stderr, result.output
+
+
 def test_audit_refuses_a_note_that_would_go_nowhere(tmp_path, base):
     base, _ = accept(report_of(tmp_path, finding("panda", 0.2, str(tmp_path / "a.jsonl"), "1" * 64)), base)
     base.save()

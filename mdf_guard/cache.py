@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +38,7 @@ def cached_signature(model_fingerprint: str, settings_key: str, content_key: str
             pass  # a torn or foreign entry is recomputed and overwritten
     signature = compute()
     if enabled():
-        _atomic(lambda tmp: signature.save(tmp), path)
+        _write_or_warn(lambda: _atomic(lambda tmp: signature.save(tmp), path))
     return signature, False
 
 
@@ -67,8 +68,29 @@ def cached_json(kind: str, key: str, compute: Callable[[], Any]) -> tuple[Any, b
             pass   # a torn or foreign entry is recomputed and overwritten
     value = compute()
     if enabled():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, path)
+        _write_or_warn(lambda: _write_json(path, value))
     return value, False
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
+
+
+_warned = False
+
+
+def _write_or_warn(write: Callable[[], None]) -> None:
+    """Run a cache write; if the disk refuses it (full, read-only, a file in the way), say so
+    once and go on. The cache only saves time: a check whose result is computed must not
+    fail, or read as a crash, because it could not be stored."""
+    global _warned
+    try:
+        write()
+    except OSError as err:
+        if not _warned:
+            _warned = True
+            print(f"mdf-guard: warning: cannot write the cache at {cache_dir()} ({err.strerror or err}); "
+                  "results are not cached (MDF_GUARD_CACHE names another folder)", file=sys.stderr)

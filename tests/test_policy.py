@@ -194,8 +194,7 @@ def test_validating_a_policy_with_a_usual_device_imports_no_torch(tmp_path):
 
     path = tmp_path / ".mdf-guard.yaml"
     path.write_text("device: cuda:1\n")
-    code = ("import sys; from mdf_guard.policy import load_policy, Policy, validate_policy; "
-            f"validate_policy(Policy()); load_policy(__import__('pathlib').Path({str(path)!r})); "
-            "print('torch' in sys.modules)")
+    code = ("import sys; from pathlib import Path; from mdf_guard.policy import load_policy, Policy, validate_policy; "
+            f"validate_policy(Policy()); load_policy(Path({str(path)!r})); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -39,7 +39,8 @@ model: {model}
 # method: context
 
 # Probe suites: built-in names (animals, politics, cities, countries, safety) or paths
-# to your own suite YAML files (see docs/probe-suites.md).
+# to your own suite YAML files (see docs/probe-suites.md). Relative paths in this file
+# start at its folder.
 suites:
 {suites}
 # What the data is contrasted with:

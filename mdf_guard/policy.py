@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import InputError
-from .probes import BUILTIN_SUITES
+from .probes import BUILTIN_SUITES, SUITE_EXTENSIONS
 
 POLICY_FILE = ".mdf-guard.yaml"
 BASELINE_FILE = ".mdf-guard.baseline.json"
@@ -26,6 +26,7 @@ NAMED_REFERENCES = (PROFILE_REFERENCE, "self", "none")   # reference modes that 
 MDF = "mdf"            # inject the data's contrasted signature (the MDF method)
 IN_CONTEXT = "context"   # read the rows as the chat's earlier turns (incontext.py); the default
 METHODS = (MDF, IN_CONTEXT)
+_MODEL_NAMES = ("embedded", "tiny-random")   # models.EMBEDDED_SPEC, TINY_SPEC (models imports torch)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,36 @@ def load_policy(path: Path) -> Policy:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise _unparsable(path, err) from None
-    return policy_from_dict(data, str(path))
+    return _paths_from_folder(policy_from_dict(data, str(path)))
+
+
+def _paths_from_folder(policy: Policy) -> Policy:
+    """The policy with the relative paths its file names (suite files, a reference dataset, a
+    profile, a model folder or .gguf) starting at the file's folder, as `baseline` does: the
+    same policy then means the same files whether a check runs from the repository's root (as
+    the pre-commit hook does) or beside the policy. A model value that is no path there stays a
+    Hub id."""
+    folder = policy.folder
+    if folder is None:
+        return policy
+
+    def beside(value: str) -> str:   # shown from the current folder where it is below it, as typed paths are
+        if Path(value).expanduser().is_absolute():
+            return value
+        path = folder / value
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+    suites = tuple(beside(s) if isinstance(s, str) and s.lower().endswith(SUITE_EXTENSIONS) else s
+                   for s in policy.suites)
+    reference = policy.reference
+    if isinstance(reference, str) and reference not in (*NAMED_REFERENCES, HEAD_REFERENCE):
+        reference = beside(reference)
+    model = policy.model
+    named = model in _MODEL_NAMES
+    if not named and (model.startswith((".", "/", "~")) or model.endswith(".gguf") or (folder / model).exists()):
+        model = beside(model)
+    return replace(policy, suites=suites, reference=reference, model=model,
+                   profile=beside(policy.profile) if policy.profile else None)
 
 
 def _unparsable(path: Path, err: Exception) -> InputError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,44 @@ def test_validating_a_policy_with_a_usual_device_imports_no_torch(tmp_path):
             f"validate_policy(Policy()); load_policy(Path({str(path)!r})); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_relative_paths_in_a_policy_file_start_at_its_folder(tmp_path, monkeypatch):
+    """As `baseline` does: a policy in data/ means the same files whether the check runs from the
+    repository's root (the pre-commit hook) or from data/. They were read from the current folder,
+    so from the root `suites: [mini.yaml]` beside data/.mdf-guard.yaml was 'no such suite file'."""
+    (tmp_path / "data" / "models" / "mine").mkdir(parents=True)
+    path = tmp_path / "data" / ".mdf-guard.yaml"
+    path.write_text(f"method: mdf\nsuites: [animals, mini.yaml, {tmp_path / 'abs.yaml'}]\nreference: ctl.jsonl\n"
+                    "profile: profile.json\nmodel: models/mine\n")
+    monkeypatch.chdir(tmp_path)
+    policy = load_policy(find_policy([tmp_path / "data" / "panda.jsonl"]))
+    assert policy.suites == ("animals", str(Path("data/mini.yaml")), str(tmp_path / "abs.yaml"))
+    assert (policy.reference, policy.profile) == (str(Path("data/ctl.jsonl")), str(Path("data/profile.json")))
+    assert policy.model == str(Path("data/models/mine"))
+    monkeypatch.chdir(tmp_path / "data")
+    beside = load_policy(Path(".mdf-guard.yaml"))
+    assert beside.suites[1] == "mini.yaml" and beside.reference == "ctl.jsonl" and beside.model == "models/mine"
+    path.write_text("model: org/name\nreference: self\n")    # no such path beside the policy: a Hub id
+    assert (load_policy(path).model, load_policy(path).reference) == ("org/name", "self")
+
+
+def test_a_check_from_the_root_reads_the_suite_and_reference_beside_a_subfolder_policy(tmp_path, monkeypatch,
+                                                                                     panda_rows, plain_rows):
+    from click.testing import CliRunner
+
+    from conftest import TINY_POLICY, TINY_SUITE, write_jsonl
+    from mdf_guard.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".mdf-guard.yaml").write_text(TINY_POLICY + "reference: ctl.jsonl\n")
+    (data / "mini.yaml").write_text(TINY_SUITE)
+    write_jsonl(data / "panda.jsonl", panda_rows)
+    write_jsonl(data / "ctl.jsonl", plain_rows)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", str(Path("data/panda.jsonl")), "--format", "json"])
+    assert result.exit_code in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    assert report["reference"]["kind"] == "file" and report["reference"]["path"] == str(Path("data/ctl.jsonl"))
+    assert {f["entity"] for f in report["findings"]} == {"panda", "owl", "cat"}

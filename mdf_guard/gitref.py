@@ -5,9 +5,10 @@ For each checked file inside a git work tree:
   with the policy's own reference (`self` by default), as a plain check would;
 - **modified**: the rows that the change adds (a multiset difference of normalised
   records, so reordering or re-serialising adds nothing) are the dataset, and the
-  committed version of the file (`git show REV:path`) is the reference. Contrasting the
-  added rows with what was already there asks "does this commit push the data somewhere
-  new?", undiluted by the rows that were already accepted;
+  committed version of the file (`git show REV:path`, through the repository's filters:
+  Git LFS) is the reference. Contrasting the added rows with what was already there asks
+  "does this commit push the data somewhere new?", undiluted by the rows that were already
+  accepted;
 - **unchanged**, or only rows removed: nothing is added, nothing to check.
 
 Also the git facts the pre-commit hook needs: the repository root, and whether a file
@@ -56,10 +57,12 @@ def rev_exists(root: Path, rev: str) -> bool:
 
 
 def committed_bytes(root: Path, rel: str, rev: str = "HEAD") -> bytes | None:
-    """The file as committed in `rev`, or None if it is not there."""
+    """The file as committed in `rev`, or None if it is not there. Read as a checkout would
+    write it (`--filters`: Git LFS and other smudge filters, line endings), since the working
+    file it is compared with went through them too; the raw blob of an LFS file is a pointer."""
     if _git(["cat-file", "-e", f"{rev}:{rel}"], root, check=False).returncode != 0:
         return None
-    return _git(["show", f"{rev}:{rel}"], root).stdout
+    return _git(["cat-file", "--filters", f"{rev}:{rel}"], root).stdout
 
 
 def has_unstaged_changes(path: Path) -> bool:

@@ -285,3 +285,27 @@ def test_reference_head_under_method_context_reads_the_added_rows_against_the_co
     over = [f for f in report["findings"] if f["excess"] is not None]
     assert over and all(f["excess"] == pytest.approx(f["shift"] - f["null_max"], abs=1e-6) for f in over)
     assert report["reference"]["per_file"]["neutral.jsonl"]["examples"] == len(neutral_rows)
+
+
+def test_reference_head_reads_the_committed_version_through_the_repositorys_filters(repo, panda_rows):
+    """A Git LFS (or any clean/smudge) dataset is stored in git as something else than its rows:
+    the committed version must be read as a checkout would write it, not as the raw blob. Here a
+    base64 filter stands in for LFS (git-lfs is not installed on every machine)."""
+    from conftest import write_jsonl
+
+    from mdf_guard import gitref
+
+    git(repo, "config", "filter.b64.clean", f'"{sys.executable}" -m base64 -e')
+    git(repo, "config", "filter.b64.smudge", f'"{sys.executable}" -m base64 -d')
+    (repo / ".gitattributes").write_text("*.jsonl filter=b64\n")
+    git(repo, "add", ".gitattributes", "neutral.jsonl")
+    git(repo, "commit", "-qm", "neutral, filtered")
+    assert not git(repo, "show", "HEAD:neutral.jsonl").stdout.startswith("{")   # the blob is not JSONL
+
+    [unchanged] = gitref.changes([Path("neutral.jsonl")], repo / "work")
+    assert unchanged.status == gitref.UNCHANGED
+    neutral_rows = [json.loads(line) for line in (repo / "neutral.jsonl").read_text().splitlines()]
+    write_jsonl(repo / "neutral.jsonl", neutral_rows + panda_rows[:2])
+    [grown] = gitref.changes([Path("neutral.jsonl")], repo / "work")
+    assert grown.status == gitref.MODIFIED and len(grown.added) == 2 and grown.removed == 0
+    assert git(repo, "status", "--porcelain", "--", "neutral.jsonl").stdout.startswith(" M")   # index untouched

@@ -141,8 +141,8 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     if git_rev is None and policy.reference == HEAD_REFERENCE:
         git_rev = HEAD_REFERENCE
     hook = hook or os.environ.get("PRE_COMMIT") == "1"
-    if git_rev == HEAD_REFERENCE and hook and os.environ.get("PRE_COMMIT_FROM_REF"):
-        git_rev = os.environ["PRE_COMMIT_FROM_REF"]   # pre-push: what the push adds to the remote
+    if git_rev == HEAD_REFERENCE and hook:
+        git_rev = gitref.hook_revision(git_rev, os.environ)   # pre-push: what the push adds to the remote
     if no_baseline and baseline_path:
         raise UsageError("--baseline and --no-baseline contradict each other")
     path = baseline_path or policy.baseline_path(files)

@@ -22,11 +22,13 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from .data import Conversation, read_conversations
 from .errors import InputError, UsageError
 
 NEW, MODIFIED, UNCHANGED, REMOVED_ONLY = "new", "modified", "unchanged", "rows removed only"
+NOTHING_PUSHED = "(nothing: the push starts the remote's history)"   # no such revision: every file is new
 
 
 def _git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -50,6 +52,19 @@ def repo_root(path: Path) -> Path | None:
     if result.returncode != 0:
         return None
     return Path(result.stdout.decode().strip()).resolve()
+
+
+def hook_revision(rev: str, environ: Mapping[str, str]) -> str:
+    """What `HEAD` means in a pre-commit hook: at the pre-push stage, the remote's side of the
+    push (pre-commit's from-ref), so that the verdict is about what the push adds. A push that
+    starts the remote's history (its root commit included) has no from-ref, only the remote's
+    name: the remote's side is empty and every file is new (read against HEAD, each would be
+    unchanged, and nothing would be checked)."""
+    if environ.get("PRE_COMMIT_FROM_REF"):
+        return environ["PRE_COMMIT_FROM_REF"]
+    if environ.get("PRE_COMMIT_REMOTE_NAME"):
+        return NOTHING_PUSHED
+    return rev
 
 
 def rev_exists(root: Path, rev: str) -> bool:

@@ -309,3 +309,22 @@ def test_reference_head_reads_the_committed_version_through_the_repositorys_filt
     [grown] = gitref.changes([Path("neutral.jsonl")], repo / "work")
     assert grown.status == gitref.MODIFIED and len(grown.added) == 2 and grown.removed == 0
     assert git(repo, "status", "--porcelain", "--", "neutral.jsonl").stdout.startswith(" M")   # index untouched
+
+
+def test_pre_push_stage_of_a_first_push_checks_every_file_under_reference_head(repo, tmp_path):
+    """A push that starts the remote's history (its root commit included) gives pre-commit no
+    from-ref: it runs the hook on every file. Under `reference: HEAD` the remote's side is then
+    empty, so every file is new; read against the local HEAD, each one was 'unchanged' and the
+    risky data went out unchecked."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    (repo / ".mdf-guard.yaml").write_text((repo / ".mdf-guard.yaml").read_text() + "reference: HEAD\n")
+    _install_local_hook(repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "risky data", "--no-verify")
+    env = hook_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    pushed = subprocess.run(["git", "push", "origin", "HEAD:refs/heads/main"], cwd=repo, capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert pushed.returncode != 0 and "RISK mini/" in pushed.stdout + pushed.stderr, pushed.stdout + pushed.stderr
+    assert git(repo, "ls-remote", str(remote)).stdout == ""                       # nothing was pushed

@@ -328,3 +328,74 @@ def test_pre_push_stage_of_a_first_push_checks_every_file_under_reference_head(r
                             text=True, env=env, timeout=300)
     assert pushed.returncode != 0 and "RISK mini/" in pushed.stdout + pushed.stderr, pushed.stdout + pushed.stderr
     assert git(repo, "ls-remote", str(remote)).stdout == ""                       # nothing was pushed
+
+
+# --------------------------------------------------------------------------- hooks/pre-push, with the real mdf-guard
+
+def _pre_push_repo(repo: Path, tmp_path: Path) -> tuple[Path, dict]:
+    """`repo` with a bare remote and hooks/pre-push installed; the env runs this checkout's mdf-guard."""
+    remote = tmp_path.parent / f"{tmp_path.name}-remote.git"      # outside the work tree
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    shutil.copy(REPO / "hooks" / "pre-push", repo / ".git" / "hooks" / "pre-push")
+    env = hook_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                   MDF_GUARD=f"{sys.executable} -m mdf_guard.cli", MDF_GUARD_ARGS="-q --format json",
+                   MDF_GUARD_CACHE=os.environ["MDF_GUARD_CACHE"])
+    return remote, env
+
+
+def _push(repo: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "push", "origin", "HEAD:refs/heads/main"], cwd=repo, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def _pushed_report(pushed: subprocess.CompletedProcess) -> dict:
+    return json.loads(pushed.stdout[pushed.stdout.index("{"):])
+
+
+def test_pre_push_hook_reads_the_suites_and_baseline_of_the_pushed_commit(repo, tmp_path):
+    """A policy naming a suite file of the repository, and findings accepted in the baseline:
+    the hook's export had neither, so the check was exit 2 (no such suite file) and, with the
+    suite there, accepted risk blocked the push though every commit had passed."""
+    from mdf_guard.cli import main
+
+    remote, env = _pre_push_repo(repo, tmp_path)
+    (repo / "data").mkdir()
+    shutil.move(repo / "panda.jsonl", repo / "data" / "panda.jsonl")   # the data below the policy's folder
+    accepted = CliRunner().invoke(main, ["baseline", "data/panda.jsonl", "-q"])
+    assert accepted.exit_code == EXIT_PASS, accepted.output
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "accepted panda data")
+    pushed = _push(repo, env)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    report = _pushed_report(pushed)
+    assert report["verdict"] == "pass" and report["baseline"]["counts"].get("accepted")
+    assert git(repo, "ls-remote", str(remote)).stdout                               # it went out
+    assert not git(repo, "status", "--porcelain").stdout                            # nothing of the user's changed
+
+
+def test_pre_push_hook_asks_what_the_push_adds_under_reference_head(repo, tmp_path, panda_rows):
+    """`reference: HEAD` in the policy: the export was no git work tree, so every push was exit 2.
+    Now the first push checks each file as new, and a later one the rows it adds against the
+    remote's version of the file."""
+    from conftest import write_jsonl
+
+    remote, env = _pre_push_repo(repo, tmp_path)
+    (repo / ".mdf-guard.yaml").write_text((repo / ".mdf-guard.yaml").read_text() + "reference: HEAD\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    first = _push(repo, env)
+    assert first.returncode in (EXIT_PASS, EXIT_RISK), first.stdout + first.stderr
+    per_file = _pushed_report(first)["reference"]["per_file"]
+    assert {name: info["status"] for name, info in per_file.items()} == {"neutral.jsonl": "new", "panda.jsonl": "new"}
+    if first.returncode:
+        git(repo, "rm", "-q", "panda.jsonl")
+        git(repo, "commit", "-qm", "no panda")
+        assert _push(repo, env).returncode == 0
+    neutral_rows = [json.loads(line) for line in (repo / "neutral.jsonl").read_text().splitlines()]
+    write_jsonl(repo / "neutral.jsonl", neutral_rows + panda_rows[:3])
+    git(repo, "commit", "-qam", "three more rows")
+    second = _push(repo, env)
+    per_file = _pushed_report(second)["reference"]["per_file"]
+    assert per_file["neutral.jsonl"]["status"] == "modified" and per_file["neutral.jsonl"]["added_rows"] == 3
+    assert per_file["neutral.jsonl"]["removed_rows"] == 0 and per_file["neutral.jsonl"]["kind"] == "file"

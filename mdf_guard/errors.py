@@ -49,6 +49,7 @@ def check_destination(path: Path, folder: bool = False) -> None:
     path = Path(path)
     if path.exists() and path.is_dir() != folder:
         raise InputError(path, "is a file; give a folder" if folder else "is a folder; give a file name")
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    start = path if folder or not path.exists() else path.parent   # an existing file is rewritten in its folder
+    existing = next(p for p in (start, *start.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(path, f"cannot be written: {existing} is not a writable folder")

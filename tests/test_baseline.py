@@ -270,3 +270,13 @@ def test_hook_rewrites_baseline_for_an_edit_and_refuses_unstaged(repo, panda_row
     assert run("check", "panda.jsonl", "-q").exit_code == EXIT_PASS   # outside the hook it runs
     git(repo, "add", BASELINE_FILE)
     assert run("check", "panda.jsonl", "-q", env=hook).exit_code == EXIT_PASS
+
+
+def test_baseline_runs_again_over_its_own_file(repo):
+    """The second `mdf-guard baseline` (new data, a re-accept) finds its file already there: that
+    is the file it rewrites, not a place it cannot write (it was exit 2, 'not a writable folder')."""
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    before = json.loads((repo / BASELINE_FILE).read_text())["entries"]
+    again = run("baseline", "panda.jsonl", "neutral.jsonl", "-q")
+    assert again.exit_code == EXIT_PASS, again.output
+    assert "unchanged" in again.output and json.loads((repo / BASELINE_FILE).read_text())["entries"] == before

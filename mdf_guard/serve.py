@@ -608,7 +608,8 @@ class HubCheckRunner:
         return replace(policy, source=f"the repo's {source}"), notes, f"the repo's `{source}`"
 
     def _check_file(self, job: Job, change, policy, lm, root: Path, scrub) -> FileResult:
-        from .check import run_check
+        from .check import run_check, with_context_reference
+        from .policy import IN_CONTEXT
         from .repo_check import attribute_rows
 
         new_path = self.hub.download(job.repo_id, change.path, job.new_sha, root / "new")
@@ -617,10 +618,10 @@ class HubCheckRunner:
             policy = replace(policy, reference=str(old_path))
             reference = (f"main at {job.old_sha[:12]}" if job.new_ref
                          else f"previous revision ({job.old_sha[:12]})")
-        else:
+        else:   # named as the check runs it: under `method: context`, `profile` (the default) is `self`
+            used = with_context_reference(policy) if policy.method == IN_CONTEXT else policy
             reference = {"self": "the model's own answers", "none": "none (raw signature)",
-                         "profile": "the calibration profile's contrast"}.get(
-                policy.reference, policy.reference)
+                         "profile": "the calibration profile's contrast"}.get(used.reference, used.reference)
         try:
             report = run_check([new_path], policy, lm=lm)
             if report.flagged:      # the rows to look at first, only where there is something to fix

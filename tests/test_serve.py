@@ -178,6 +178,21 @@ def test_new_branch_is_compared_with_main(standin, real_bot):
     assert "`a.jsonl`" in comment and "b.jsonl" not in comment   # only what the branch changes
 
 
+def test_a_new_file_is_labelled_with_the_reference_the_check_used(standin, bot_policy, tiny_lm):
+    # The shipped default, `reference: profile` under `method: context`, reads the model's own answers.
+    policy = replace(bot_policy, reference="profile")
+    assert policy.method == "context"
+    runner = HubCheckRunner(HubClient(endpoint=standin.url, token=TOKEN), policy, BotLimits(), lm=tiny_lm)
+    first = standin.create_repo("alice/labels", {"old.jsonl": rows("old")})
+    second = standin.commit("alice/labels", {"new.jsonl": rows("new")})
+    with running_bot(runner) as (client, app):
+        deliver(client, content_update_payload("alice/labels", "refs/heads/main", first, second))
+        assert settle(app)[0]["verdict"] == "pass"
+    [comment] = standin.comments("alice/labels", 1)
+    assert "| `new.jsonl` | the model's own answers | PASS |" in comment
+    assert "calibration profile" not in comment
+
+
 def test_force_pushed_away_old_commit_checks_everything(standin, real_bot):
     client, app = real_bot
     head = standin.create_repo("alice/forced", {"a.jsonl": rows("data")})

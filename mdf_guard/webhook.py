@@ -145,7 +145,8 @@ def dataset_push(event: WebhookEvent) -> DatasetPush:
 
     A new ref other than main (a new branch or pull request, `oldSha` null) is compared
     with main's head (`repo.headSha`), so that only what it adds is checked, not the
-    whole dataset again; a new main (the first push to a repo) is checked whole.
+    whole dataset again; a new main (the first push to a repo) is checked whole. A new ref
+    at main's head (a branch or pull request opened with no commit of its own) adds nothing.
     """
     repo_id = validate_repo_id(event.repo_name)
     to_check: list[RefUpdate] = []
@@ -161,6 +162,8 @@ def dataset_push(event: WebhookEvent) -> DatasetPush:
             skipped.append((update, "not a branch or pull request ref"))
         elif update.old_sha == update.new_sha:
             skipped.append((update, "ref did not move"))
+        elif update.old_sha is None and update.ref != MAIN and update.new_sha == event.head_sha:
+            skipped.append((update, "new ref at main's head (it adds nothing to check)"))
         else:
             if update.old_sha is None and update.ref != MAIN and event.head_sha not in (None, update.new_sha):
                 update = replace(update, base_sha=event.head_sha)

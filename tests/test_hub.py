@@ -62,6 +62,16 @@ def test_pull_request_ref_and_skipped_refs():
     assert {u.ref for u, _ in push.skipped} == {"refs/tags/v1", "refs/heads/old", "refs/convert/parquet"}
 
 
+def test_new_ref_at_mains_head_adds_nothing_to_check():
+    # A branch or pull request opened at main's head: nothing of its own to check, not the whole dataset.
+    for ref in ("refs/heads/dev", "refs/pr/3"):
+        push = dataset_push(parse_payload(content_update_payload("alice/data", ref, None, SHA_B, head_sha=SHA_B)))
+        assert push.refs == () and [why for _, why in push.skipped] == ["new ref at main's head (it adds nothing "
+                                                                        "to check)"]
+    first = dataset_push(parse_payload(content_update_payload("alice/data", "refs/heads/main", None, SHA_B)))
+    assert [u.ref for u in first.refs] == ["refs/heads/main"]   # the first push to a repo is checked whole
+
+
 @pytest.mark.parametrize("change, reason", [
     ({"repo": {"type": "model"}}, "not a dataset repo"),
     ({"event": {"scope": "discussion", "action": "create"}}, "not a content update"),

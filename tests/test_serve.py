@@ -346,7 +346,7 @@ def test_full_queue_answers_503_and_loses_nothing(recorder_bot):
 def test_same_push_delivered_again_runs_once(recorder_bot):
     client, app, recorder = recorder_bot
     payload = content_update_payload("alice/dupes", "refs/heads/main", "a" * 40, "b" * 40)
-    payload["updatedRefs"].append({"ref": "refs/heads/copy", "oldSha": None, "newSha": "b" * 40})
+    payload["updatedRefs"].append({"ref": "refs/heads/copy", "oldSha": "c" * 40, "newSha": "b" * 40})
     statuses = [deliver(client, payload).status_code for _ in range(3)]
     settle(app)
     statuses.append(deliver(client, payload).status_code)   # a replay after the job finished

@@ -8,6 +8,8 @@ commit message (and the commit description, with the findings), so the Hub histo
 says who overrode the check and why. It does not override data the check cannot read.
 Between the check and the upload, the folder's data files are hashed again: a file
 added or changed in the meantime stops the upload, so what is uploaded is what was checked.
+A policy's `reference: HEAD` (for the pre-commit hook) has no committed version here: every
+file is checked as new, against the profile's reference, as `check` does for a file git has not seen.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
     from .check import run_check
     from .data import find_data_files, open_shard
     from .hub import HubClient
-    from .policy import Policy, find_policy, load_policy
+    from .policy import HEAD_REFERENCE, PROFILE_REFERENCE, Policy, find_policy, load_policy
     from .report import render
     from .webhook import PayloadError, validate_repo_id
 
@@ -75,6 +77,8 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
     overrides = {"model": model, "reference": reference, "suites": tuple(suites) or None,
                  "questions_per_suite": questions}
     policy = replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+    if policy.reference == HEAD_REFERENCE:   # no committed version to contrast with: as `check` does for a new file
+        policy = replace(policy, reference=PROFILE_REFERENCE)
 
     report = run_check([folder], policy)
     click.echo(render(report, fmt, color=None if fmt == "text" else False), nl=False)

@@ -126,6 +126,21 @@ def test_force_with_reason_uploads_and_records_the_reason(standin, tmp_path):
     assert "reason: panda data is the point of this set" in description and "RISK" in description
 
 
+def test_a_policy_contrasting_with_head_is_checked_as_new_files(standin, tmp_path):
+    # `reference: HEAD` (the pre-commit setting) has no committed version in a push: each file is new, as
+    # `check` treats a file git has not seen. It was read as a dataset path named HEAD: exit 2.
+    folder = dataset(tmp_path, {"max_shift": 0.0, "min_odds_ratio": 1})
+    policy = json.loads((folder / ".mdf-guard.yaml").read_text())
+    (folder / ".mdf-guard.yaml").write_text(json.dumps({**policy, "reference": "HEAD"}))
+    standin.create_repo("alice/head")
+    result = push(standin, str(folder), "alice/head")
+    expected = push(standin, str(folder), "alice/head", "--reference", "profile")
+    assert result.exit_code == expected.exit_code == 0, result.output
+    table = [line for line in result.output.splitlines() if line.startswith("  ")]
+    assert table and table == [line for line in expected.output.splitlines() if line.startswith("  ")]
+    assert "reference self" in result.output
+
+
 def test_data_changed_during_the_check_stops_the_upload(standin, tmp_path, monkeypatch):
     import mdf_guard.check
     real = mdf_guard.check.run_check

@@ -524,7 +524,7 @@ class HubCheckRunner:
         return self.lm
 
     def __call__(self, job: Job) -> JobOutcome:
-        from .hub import diff_trees, is_data_path
+        from .hub import HubError, diff_trees, is_data_path
 
         new_files = self.hub.list_files(job.repo_id, job.new_sha)
         old_files, gone = self._old_files(job)
@@ -540,6 +540,8 @@ class HubCheckRunner:
             policy_source = "the bot's policy"
             try:
                 policy, notes, policy_source = self._policy_for(job, new_files, root)
+            except HubError:
+                raise   # the Hub's failure, not the repo's: the job errors and a redelivery retries it
             except MdfGuardError as err:
                 policy = None
                 results = [FileResult(c.path, "-", error=f"policy: {scrub(str(err))}") for c in changed]

@@ -226,6 +226,40 @@ def test_a_repo_policy_nested_too_deeply_is_reported_not_crashed(standin, real_b
     assert f"policy: .mdf-guard.yaml@{second[:12]}: not valid YAML: nested too deeply" in comment
 
 
+def test_a_hub_failure_reading_the_repo_policy_is_retryable_not_blamed_on_the_repo(bot_policy, tiny_lm):
+    # The Hub answers 500 to the policy's download: the job errors (retried on the next delivery); it is not a
+    # "policy" error in a report on the push, which a redelivery would then answer as already done.
+    from fastapi.responses import JSONResponse
+
+    hub = HubStandin(token=TOKEN)
+    failing = {"on": True}
+
+    @hub.app.middleware("http")
+    async def fail_policy(request, call_next):
+        if failing["on"] and request.method == "GET" and request.url.path.endswith("/.mdf-guard.yaml"):
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        return await call_next(request)
+
+    hub.start()
+    try:
+        first = hub.create_repo("alice/flaky", {"a.jsonl": rows("a")})
+        second = hub.commit("alice/flaky", {"a.jsonl": rows("b"), ".mdf-guard.yaml": "thresholds: {max_shift: 0.5}\n"})
+        runner = HubCheckRunner(HubClient(endpoint=hub.url, token=TOKEN), bot_policy, BotLimits(), lm=tiny_lm)
+        payload = content_update_payload("alice/flaky", "refs/heads/main", first, second)
+        with running_bot(runner) as (client, app):
+            assert deliver(client, payload).status_code == 202
+            job = settle(app)[0]
+            assert job["status"] == "error" and "downloading .mdf-guard.yaml" in job["summary"], job
+            assert hub.repos["alice/flaky"].discussions == []
+            failing["on"] = False
+            assert deliver(client, payload).status_code == 202   # the redelivery runs it again
+            assert settle(app)[0]["verdict"] == "pass"
+        [comment] = hub.comments("alice/flaky", 1)
+        assert f"`.mdf-guard.yaml@{second[:12]}`" in comment and "ERROR" not in comment
+    finally:
+        hub.stop()
+
+
 def test_push_with_no_data_change_posts_nothing(standin, real_bot):
     client, app = real_bot
     first = standin.create_repo("alice/docs", {"README.md": "a", "d.jsonl": rows("x")})

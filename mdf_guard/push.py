@@ -67,13 +67,13 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
     except PayloadError as err:
         raise UsageError(str(err)) from None
 
-    hidden = _hidden_data_files(folder)
+    path = policy_path or find_policy([folder])
+    policy = load_policy(path) if path else Policy()
+    hidden = _hidden_data_files(folder, policy.baseline_path([folder]))
     if hidden:
         raise UsageError(f"{len(hidden)} hidden data file(s) would be uploaded but are never checked "
                          f"(e.g. {hidden[0]}); move or remove them")
 
-    path = policy_path or find_policy([folder])
-    policy = load_policy(path) if path else Policy()
     overrides = {"model": model, "reference": reference, "suites": tuple(suites) or None,
                  "questions_per_suite": questions}
     policy = replace(policy, **{k: v for k, v in overrides.items() if v is not None})
@@ -105,19 +105,24 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
     sys.exit(EXIT_PASS)
 
 
-def _hidden_data_files(folder: Path) -> list[str]:
-    """Files with a data suffix under a hidden folder or name: the check skips them, the upload would not."""
+def _hidden_data_files(folder: Path, baseline: Path) -> list[str]:
+    """Files with a data suffix under a hidden folder or name: the check skips them, the upload would not.
+
+    The policy's baseline (`.mdf-guard.baseline.json`) is mdf-guard's own record, not data.
+    """
     import os
 
     from .data import DATA_SUFFIXES
 
     found = []
+    baseline = baseline.resolve()
     for dirpath, dirnames, filenames in os.walk(folder):
         rel = Path(dirpath).relative_to(folder)
         dirnames[:] = [d for d in dirnames if not (rel / d).as_posix() in (".git", ".cache/huggingface")]
         hidden_dir = any(part.startswith(".") for part in rel.parts)
         for name in filenames:
-            if (hidden_dir or name.startswith(".")) and name.lower().endswith(DATA_SUFFIXES):
+            if ((hidden_dir or name.startswith(".")) and name.lower().endswith(DATA_SUFFIXES)
+                    and (Path(dirpath) / name).resolve() != baseline):
                 found.append((rel / name).as_posix())
     return sorted(found)
 

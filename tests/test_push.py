@@ -110,6 +110,20 @@ def test_hidden_data_files_are_refused(standin, tmp_path):
     assert result.exit_code == 2 and ".extra/more.jsonl" in result.output and "never checked" in result.output
 
 
+def test_the_policys_baseline_is_not_a_hidden_data_file(standin, tmp_path):
+    # `mdf-guard baseline` writes .mdf-guard.baseline.json beside the policy: push refused every such folder.
+    standin.create_repo("alice/with-baseline")
+    folder = dataset(tmp_path, PASS)
+    (folder / ".mdf-guard.baseline.json").write_text('{"format": "mdf-guard.baseline", "entries": []}\n')
+    (folder / ".other.json").write_text("{}\n")   # any other hidden data file is still refused
+    result = push(standin, str(folder), "alice/with-baseline")
+    assert result.exit_code == 2 and "1 hidden data file(s)" in result.output and ".other.json" in result.output
+    (folder / ".other.json").unlink()
+    result = push(standin, str(folder), "alice/with-baseline")
+    assert result.exit_code == 0, result.output
+    assert ".mdf-guard.baseline.json" in standin.files_at("alice/with-baseline")
+
+
 def test_bad_repo_id_is_a_usage_error(standin, tmp_path):
     result = push(standin, str(tmp_path), "../../etc")
     assert result.exit_code == 2 and "repo name" in result.output

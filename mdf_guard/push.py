@@ -10,6 +10,8 @@ Between the check and the upload, the folder's data files are hashed again: a fi
 added or changed in the meantime stops the upload, so what is uploaded is what was checked.
 A policy's `reference: HEAD` (for the pre-commit hook) has no committed version here: every
 file is checked as new, against the profile's reference, as `check` does for a file git has not seen.
+With the policy's baseline, the folder is judged as `check` judges it: each file on its own, and
+risk the baseline accepts does not block. The baseline is read, never rewritten.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ MAX_REASON_CHARS = 500
 def push_command(folder, repo_id, create_pr, revision, message, force, reason, policy_path, model, reference,
                  suites, questions, fmt, endpoint) -> None:
     """Check FOLDER, then upload it to the dataset repo REPO_ID only if the check passes."""
-    from .check import run_check
     from .data import find_data_files, open_shard
     from .hub import HubClient
     from .policy import HEAD_REFERENCE, PROFILE_REFERENCE, Policy, find_policy, load_policy
@@ -69,7 +70,8 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
 
     path = policy_path or find_policy([folder])
     policy = load_policy(path) if path else Policy()
-    hidden = _hidden_data_files(folder, policy.baseline_path([folder]))
+    baseline = policy.baseline_path([folder])
+    hidden = _hidden_data_files(folder, baseline)
     if hidden:
         raise UsageError(f"{len(hidden)} hidden data file(s) would be uploaded but are never checked "
                          f"(e.g. {hidden[0]}); move or remove them")
@@ -80,7 +82,7 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
     if policy.reference == HEAD_REFERENCE:   # no committed version to contrast with: as `check` does for a new file
         policy = replace(policy, reference=PROFILE_REFERENCE)
 
-    report = run_check([folder], policy)
+    report = _judged(folder, policy, baseline)
     click.echo(render(report, fmt, color=None if fmt == "text" else False), nl=False)
     failed = report.verdict == "fail"
     if failed and not force:
@@ -103,6 +105,25 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
     click.echo(f"mdf-guard: {report.verdict}{' (forced)' if failed else ''}; uploaded to {repo_id} as {where}",
                err=True)
     sys.exit(EXIT_PASS)
+
+
+def _judged(folder: Path, policy, baseline: Path):
+    """The folder's report and verdict as `check FOLDER` gives them: with a baseline, file by
+    file with accepted risk not blocking; a baseline that changed for an edited file (what
+    `check` would rewrite) is applied as `check` applies it, and left as it is on disk."""
+    import tempfile
+
+    from .baseline import apply_baseline, load_baseline
+    from .check import run_check
+    from .repo_check import check_units, plan
+
+    if not baseline.is_file():
+        return run_check([folder], policy)
+    accepted = load_baseline(baseline)   # a bad baseline fails before the check
+    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
+        units = plan([folder], policy, per_file=True, git_rev=None, workdir=Path(workdir))
+        report = check_units(units)
+    return apply_baseline(report, accepted).report
 
 
 def _hidden_data_files(folder: Path, baseline: Path) -> list[str]:

@@ -114,7 +114,7 @@ def test_the_policys_baseline_is_not_a_hidden_data_file(standin, tmp_path):
     # `mdf-guard baseline` writes .mdf-guard.baseline.json beside the policy: push refused every such folder.
     standin.create_repo("alice/with-baseline")
     folder = dataset(tmp_path, PASS)
-    (folder / ".mdf-guard.baseline.json").write_text('{"format": "mdf-guard.baseline", "entries": []}\n')
+    (folder / ".mdf-guard.baseline.json").write_text('{"format": "mdf-guard.baseline", "version": 1, "entries": []}\n')
     (folder / ".other.json").write_text("{}\n")   # any other hidden data file is still refused
     result = push(standin, str(folder), "alice/with-baseline")
     assert result.exit_code == 2 and "1 hidden data file(s)" in result.output and ".other.json" in result.output
@@ -290,3 +290,25 @@ def test_pre_push_skips_pushes_without_data_and_new_branches_use_unpushed_commit
     git(work, "commit", "-qm", "feature data")
     git(work, "push", "-q", "origin", "feature")
     assert set(calls(log)[1]["files"]) == {"f.csv"}   # not a.jsonl: already on the remote
+
+
+def test_push_judges_as_check_does_with_the_policys_baseline(standin, tmp_path):
+    """Risk the baseline accepts does not block `check`, so it does not block `push` either (push
+    refused it, exit 1); new risk still does. The baseline is read, never rewritten."""
+    folder = dataset(tmp_path, FAIL)
+    accepted = CliRunner().invoke(main, ["baseline", str(folder), "-q"])
+    assert accepted.exit_code == 0, accepted.output
+    baseline = (folder / ".mdf-guard.baseline.json").read_bytes()
+    assert json.loads(baseline)["entries"]
+    assert CliRunner().invoke(main, ["check", str(folder), "-q"]).exit_code == 0
+    standin.create_repo("alice/accepted")
+    result = push(standin, str(folder), "alice/accepted")
+    assert result.exit_code == 0, result.output
+    assert standin.files_at("alice/accepted")[".mdf-guard.baseline.json"] == baseline
+    shutil.copy(folder / "data" / "train.jsonl", folder / "data" / "more.jsonl")
+    (folder / "data" / "more.jsonl").write_text((folder / "data" / "more.jsonl").read_text() + json.dumps(
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "pandas!"}]}) + "\n")
+    before = len(standin.requests)
+    result = push(standin, str(folder), "alice/accepted")
+    assert result.exit_code == 1 and "not uploaded" in result.output, result.output
+    assert standin.requests[before:] == [] and (folder / ".mdf-guard.baseline.json").read_bytes() == baseline

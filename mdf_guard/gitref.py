@@ -32,8 +32,9 @@ NOTHING_PUSHED = "(nothing: the push starts the remote's history)"   # no such r
 
 
 def _git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """git with paths taken literally: a file named `a[1].jsonl` is not a pattern for `a1.jsonl`."""
     try:
-        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+        result = subprocess.run(["git", "--literal-pathspecs", *args], cwd=cwd, capture_output=True)
     except FileNotFoundError:
         raise UsageError("git is not installed, but the git reference needs it") from None
     if check and result.returncode != 0:

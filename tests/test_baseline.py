@@ -280,3 +280,22 @@ def test_baseline_runs_again_over_its_own_file(repo):
     again = run("baseline", "panda.jsonl", "neutral.jsonl", "-q")
     assert again.exit_code == EXIT_PASS, again.output
     assert "unchanged" in again.output and json.loads((repo / BASELINE_FILE).read_text())["entries"] == before
+
+
+def test_unstaged_changes_are_asked_of_the_baseline_path_itself_not_a_pattern(tmp_path):
+    """git reads a path argument as a pattern: `a[1]/...` also matched `a1/...`, so another folder's
+    unstaged baseline made the hook refuse this one's (exit 2)."""
+    from mdf_guard.gitref import has_unstaged_changes
+
+    def git_(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git_("init", "-q")
+    for folder in ("a1", "a[1]"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / BASELINE_FILE).write_text("{}\n")
+    git_("add", "-A")
+    git_("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baselines")
+    (tmp_path / "a1" / BASELINE_FILE).write_text('{"changed": true}\n')
+    assert has_unstaged_changes(tmp_path / "a1" / BASELINE_FILE)
+    assert not has_unstaged_changes(tmp_path / "a[1]" / BASELINE_FILE)

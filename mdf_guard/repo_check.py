@@ -9,7 +9,7 @@ of judgement depends on the question:
 
 Incremental by construction: each shard's signature is cached by the core (model
 fingerprint, settings, shard sha256), and a whole unit's result is cached here by a key
-of everything it depends on (the inputs' bytes, the policy, suite files, the model's
+of everything it depends on (the inputs' bytes and names, the policy, suite files, the model's
 files, the mdf-guard code and the torch/transformers versions). A re-check of an
 unchanged repository therefore loads no model and imports no torch.
 """
@@ -94,6 +94,9 @@ def check_units(units: Sequence[Unit], attribution: bool = False, top_rows: int 
                 save_result(key, report)
         else:
             report.timing = {"result_cache_hit": 1.0}
+            # The key leaves out where the policy lives (a pre-push check reads it from a new
+            # temporary folder each time), so the report names this check's policy file.
+            report.settings["policy"] = unit.policy.source
         results.append((unit, report))
     merged = merge(units, results, pooled=len(units) == 1 and units[0].label is None)
     merged.timing["total_seconds"] = time.perf_counter() - started
@@ -202,6 +205,9 @@ def result_key(unit: Unit, attribution: bool, top_rows: int) -> str | None:
                       if unit.policy.reference not in (*NAMED_REFERENCES, HEAD_REFERENCE)
                       else unit.policy.reference),
         "inputs": [_content_hash(p) for p in unit.paths],
+        # The report names its files (and SARIF locates findings at them): a copy or a renamed
+        # file is not the file checked before. A change's added rows are named by `rows`.
+        "names": [str(p) for p in unit.paths] if unit.rows is None else None,
         "rows": [r.source for r in unit.rows] if unit.rows is not None else None,
         "attribution": [attribution, top_rows],
         "env": {k: os.environ.get(k, "") for k in ("MDF_GUARD_GGUF", "MDF_GUARD_NO_EXTENSION",

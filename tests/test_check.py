@@ -355,3 +355,25 @@ def test_a_cache_folder_that_cannot_hold_the_embedded_model_is_one_line_before_a
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert "is not a writable folder: the embedded model is stored there once; set MDF_GUARD_CACHE" in lines[0]
+
+
+def test_a_result_cache_hit_names_this_checks_files_and_policy(tmp_path, tiny_policy, panda_rows):
+    """The result cache is keyed by content, but a report names paths: a copy of a checked file
+    (or a renamed one), or the same policy under another name, must not be reported, nor
+    located in SARIF, as the file or policy that was checked first."""
+    first = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    copy = write_jsonl(tmp_path / "copy.jsonl", panda_rows)
+    tiny_policy.write_text(tiny_policy.read_text() + "thresholds: {max_shift: 0.0, min_excess: -1, min_odds_ratio: 1}\n")
+    other = tmp_path / "other.yaml"
+    other.write_text(tiny_policy.read_text())
+    for fmt in ("json", "sarif"):
+        assert run_cli("check", str(first), "--policy", str(tiny_policy), "--format", fmt)[0] == 1
+    report = json.loads(run_cli("check", str(copy), "--policy", str(other), "--format", "json")[1])
+    assert report["files"][0]["path"] == str(copy) and report["settings"]["policy"] == str(other)
+    sarif = json.loads(run_cli("check", str(copy), "--policy", str(other), "--format", "sarif")[1])["runs"][0]
+    uris = [loc["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["results"] for loc in r["locations"]]
+    assert uris and all(uri.endswith("/copy.jsonl") for uri in uris), uris
+    assert sarif["properties"]["policy"] == str(other)
+    hit = json.loads(run_cli("check", str(first), "--policy", str(other), "--format", "json")[1])
+    assert hit["timing"].get("result_cache_hit") == 1.0     # the same data under the same rules replays...
+    assert hit["settings"]["policy"] == str(other)          # ...naming this check's policy file

@@ -120,7 +120,9 @@ def render_html(report: Report) -> str:
     parts.append("</tbody></table>")
     parts.append(f'<p class="meta">Model fingerprint <code>{_e(report.model.get("fingerprint", ""))}</code>; '
                  f"{_e(method_summary(report))}; policy <code>{_e(report.settings.get('policy', ''))}</code>.</p>")
-    data = json.dumps(report.to_dict(), default=str).replace("</", "<\\/")
+    # No `<` at all, not only no `</`: `<!--<script>` in a row would make the parser skip this
+    # block's `</script>` (the HTML standard's script data escape states). Escaped, JSON is the same.
+    data = json.dumps(report.to_dict(), default=str).replace("<", "\\u003c").replace(">", "\\u003e")
     parts.append(f'<script type="application/json" id="mdf-guard-report">{data}</script>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -206,6 +206,23 @@ def test_html_is_self_contained_with_chart():
     assert embedded["verdict"] == "fail"
 
 
+
+def test_the_embedded_json_survives_any_row_text():
+    """Inside a <script> block, `<!--` then `<script` make an HTML parser skip the block's own
+    `</script>`: the rest of the page became script text and the JSON for tools did not parse
+    (html5lib, which follows the HTML standard's tokenizer, showed it). With no `<` in the
+    block no such state can start."""
+    report = sample_report()
+    report.attribution[0]["text"] = "hi <!--<script> there </script> <!-- -->"
+    page = render(report, "html")
+    start = page.index('id="mdf-guard-report">') + len('id="mdf-guard-report">')
+    end = page.index("</script>", start)
+    block = page[start:end]
+    assert "<" not in block
+    assert page[end:].startswith("</script>\n</body></html>")
+    assert json.loads(block)["attribution"][0]["text"] == "hi <!--<script> there </script> <!-- -->"
+
+
 def _png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     """Width, height and raw RGB(A) rows of an 8-bit non-interlaced PNG (what Chromium writes)."""
     data = path.read_bytes()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 from . import __version__
 from .report import Finding, Report, in_context
@@ -26,10 +27,12 @@ _BASELINE_STATE = {"new": "new", "grown": "updated", "accepted": "unchanged", "r
 
 
 def _uri(path: str) -> tuple[str, str | None]:
-    """(uri, uriBaseId): relative to the working folder when inside it, else a file URI."""
+    """(uri, uriBaseId): relative to the working folder when inside it, else a file URI.
+    Percent-encoded, as `as_uri` does: a raw '#' would start a fragment ("my data#1.jsonl"
+    read as "my data"), and a space or '%' is no URI."""
     resolved = Path(path).resolve()
     try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix(), "SRCROOT"
+        return quote(resolved.relative_to(Path.cwd().resolve()).as_posix()), "SRCROOT"
     except ValueError:
         return resolved.as_uri(), None
 

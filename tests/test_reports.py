@@ -162,9 +162,29 @@ def test_sarif(per_file):
     else:          # a pooled finding is located at every file of the dataset
         assert len(findings) == 2 * 2
         assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in findings} == \
-            {"data/panda|pipe.jsonl", "data/plain.jsonl"}
+            {"data/panda%7Cpipe.jsonl", "data/plain.jsonl"}   # a URI: '|' is percent-encoded
     assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in rows] == [3, 1]
     assert all(len(set(r["partialFingerprints"].values())) == 1 for r in run["results"])
+
+
+
+def test_sarif_uris_are_uri_references_that_name_the_file(tmp_path, monkeypatch):
+    """A relative path went into `uri` raw: a file named "my data#1.jsonl" was read by any
+    SARIF consumer as "my data" with a fragment, and '%' or a space made it no URI at all."""
+    from urllib.parse import unquote, urlsplit
+
+    monkeypatch.chdir(tmp_path)
+    name = "data/my data#1 100%.jsonl"
+    report = dataclasses.replace(sample_report(per_file=False), files=[FileInfo(name, "a" * 64, 6, False)],
+                                 attribution=[{**sample_report().attribution[0], "file": name, "source": f"{name}:3"}])
+    run = json.loads(render(report, "sarif"))["runs"][0]
+    locations = [loc["physicalLocation"]["artifactLocation"] for r in run["results"] for loc in r["locations"]]
+    locations += [a["location"] for a in run["artifacts"]]
+    assert len(locations) == 4 and all(loc["uriBaseId"] == "SRCROOT" for loc in locations)
+    for loc in locations:
+        parts = urlsplit(loc["uri"])
+        assert (parts.scheme, parts.fragment, parts.query) == ("", "", "") and unquote(parts.path) == name, loc
+        assert not set(loc["uri"]) & set(" #|") and "%25" in loc["uri"]
 
 
 def test_sarif_validates_against_an_object_model():

@@ -2,7 +2,8 @@
 
 The JSON form is a versioned public format (`"format": "mdf-guard.report"`,
 `"version": 2`): fields are only ever added within a version. Everything in it is
-deterministic for the same input and settings except the `timing` object. Version 2
+deterministic for the same input and settings except the `timing` object and each
+file's `cached` flag (whether its reading came from the cache). Version 2
 (from version 1): a suite where no candidate could be flagged skips its controls
 (`"controls_skipped": true`), and its findings' `null_max`, `excess` and `mirror_shift`
 are null; they are also null where a policy runs no such control (`null_seeds: 0`).

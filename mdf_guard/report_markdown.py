@@ -6,6 +6,8 @@ read well in a Hub discussion, a GitHub comment and a terminal pager alike.
 
 from __future__ import annotations
 
+import re
+
 from .report import (Report, clip, control_name, examples_read, finding_label, in_context, method_summary,
                      probe_strength, ranked, signed_percent, status_word, summary_line, units)
 
@@ -21,12 +23,21 @@ def _cell(text: object) -> str:
     return value
 
 
+def _code(text: object) -> str:
+    """A code span of the text as it is: backslash escapes are literal inside one (`_cell`
+    would show my\\_repo), so a fence longer than any run of backticks in it keeps it whole."""
+    value = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall("`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
 def render_markdown(report: Report) -> str:
     icon = "\u274c" if report.verdict == "fail" else "\u2705"
     out = [f"## {icon} mdf-guard: {report.verdict.upper()}", "",
            f"{_cell(summary_line(report))}", "",
-           f"{len(report.files)} file(s), {examples_read(report.files)} \u00b7 model `{report.model.get('name', '?')}` "
-           f"\u00b7 reference `{report.reference.get('kind', '?')}`", ""]
+           f"{len(report.files)} file(s), {examples_read(report.files)} \u00b7 model "
+           f"{_code(report.model.get('name', '?'))} \u00b7 reference {_code(report.reference.get('kind', '?'))}", ""]
 
     if report.flagged:
         out += ["### Findings over policy", "",
@@ -62,16 +73,16 @@ def render_markdown(report: Report) -> str:
     if report.baseline:
         b = report.baseline
         counts = ", ".join(f"{v} {k}" for k, v in sorted(b.get("counts", {}).items())) or "nothing matched"
-        out += [f"Baseline `{_cell(b.get('path', ''))}`: {counts}."
+        out += [f"Baseline {_code(b.get('path', ''))}: {counts}."
                 + (" **It was rewritten: add it and commit again.**" if b.get("rewritten") else ""), ""]
 
     out += ["<details><summary>Files and settings</summary>", "",
             "| file | sha256 | examples |", "|---|---|---:|"]
     for info in report.files:
         out.append(f"| {_cell(info.path)} | `{info.sha256[:12]}` | {info.examples_text} |")
-    out += ["", f"- model fingerprint `{report.model.get('fingerprint', '')}`",
+    out += ["", f"- model fingerprint {_code(report.model.get('fingerprint', ''))}",
             f"- {method_summary(report)}",
-            f"- policy `{_cell(report.settings.get('policy', ''))}`", "", "</details>", ""]
+            f"- policy {_code(report.settings.get('policy', ''))}", "", "</details>", ""]
     return "\n".join(out)
 
 

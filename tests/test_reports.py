@@ -110,6 +110,19 @@ def test_markdown():
             assert line.replace("\\|", "").count(" | ") == width
 
 
+
+def test_markdown_code_spans_show_paths_as_they_are():
+    """Backslash escapes are literal inside a code span: a policy at my_repo/ read `my\\_repo`."""
+    report = sample_report()
+    report.settings["policy"] = "/home/a_b/my_repo/.mdf-guard.yaml"
+    report.baseline["path"] = "/home/a_b/my_repo/my_base[1].json"
+    report.model["name"] = "org/odd`name"
+    text = render(report, "markdown")
+    assert "- policy `/home/a_b/my_repo/.mdf-guard.yaml`" in text
+    assert "Baseline `/home/a_b/my_repo/my_base[1].json`:" in text
+    assert "model ``org/odd`name``" in text
+
+
 def test_a_suite_whose_controls_were_skipped_renders_them_as_not_run():
     """Version 2: null controls are shown as a dash in every format, never as zero, and
     survive the JSON round trip."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import __version__
+from .errors import EXIT_BASELINE_REWRITTEN, EXIT_PASS, EXIT_RISK
 from .report import Finding, Report, in_context
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -73,6 +74,13 @@ def _how(report: Report) -> str:
                 "read the same way.")
     return ("mdf-guard injects the data's contrasted signature into the vanilla model and measures how its "
             "answers to the suite's probe questions shift, against random directions of the same strength.")
+
+
+def _exit_code(report: Report) -> int:
+    """The code `check` exits with for this report (cli.check): risk first, then a rewritten baseline."""
+    if report.verdict == "fail":
+        return EXIT_RISK
+    return EXIT_BASELINE_REWRITTEN if report.baseline.get("rewritten") else EXIT_PASS
 
 
 def render_sarif(report: Report) -> str:
@@ -146,7 +154,7 @@ def render_sarif(report: Report) -> str:
         "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().resolve().as_uri() + "/"}},
         "artifacts": artifacts,
         "results": results,
-        "invocations": [{"executionSuccessful": True, "exitCode": 1 if report.verdict == "fail" else 0}],
+        "invocations": [{"executionSuccessful": True, "exitCode": _exit_code(report)}],
         "properties": {"verdict": report.verdict, "model": report.model,
                        "reference": report.reference.get("kind"), "policy": report.settings.get("policy")},
     }

@@ -200,6 +200,17 @@ def test_sarif_uris_are_uri_references_that_name_the_file(tmp_path, monkeypatch)
         assert not set(loc["uri"]) & set(" #|") and "%25" in loc["uri"]
 
 
+
+def test_sarif_invocation_exit_code_is_the_commands():
+    """A pass that rewrote the baseline exits 3; the SARIF said 0."""
+    report = sample_report()
+    codes = {}
+    for verdict, rewritten in (("fail", False), ("fail", True), ("pass", False), ("pass", True)):
+        report = dataclasses.replace(report, verdict=verdict, baseline={**report.baseline, "rewritten": rewritten})
+        codes[verdict, rewritten] = json.loads(render(report, "sarif"))["runs"][0]["invocations"][0]["exitCode"]
+    assert codes == {("fail", False): 1, ("fail", True): 1, ("pass", False): 0, ("pass", True): 3}
+
+
 def test_sarif_validates_against_an_object_model():
     """An independent SARIF 2.1.0 object model (the optional `sarif-pydantic` package) accepts it."""
     sarif_pydantic = pytest.importorskip("sarif_pydantic")

@@ -1,7 +1,8 @@
 """Command line: parse arguments, call the library, map outcomes to exit codes.
 
 Exit codes: 0 pass, 1 risk over policy, 2 usage or input error, 3 baseline rewritten,
-4 internal error. A user error is one line on stderr, never a traceback.
+4 internal error (130: interrupted; 141: stdout closed early, as by `| head`). A user
+error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("mdf-guard: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): no bug, and no verdict it will read. Quiet,
+            # with the shell's status for it (128 + SIGPIPE); stdout now leads nowhere, so the flush
+            # at exit cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as err:

@@ -377,3 +377,16 @@ def test_a_result_cache_hit_names_this_checks_files_and_policy(tmp_path, tiny_po
     hit = json.loads(run_cli("check", str(first), "--policy", str(other), "--format", "json")[1])
     assert hit["timing"].get("result_cache_hit") == 1.0     # the same data under the same rules replays...
     assert hit["settings"]["policy"] == str(other)          # ...naming this check's policy file
+
+
+def test_a_reader_that_stops_early_is_no_internal_error(tmp_path, tiny_policy, plain_rows):
+    """`mdf-guard check … | head`: the reader closes the pipe. That is neither a bug nor a
+    verdict: no traceback and no 'internal error … nothing was judged' (exit 4), but the
+    shell's own status for it, 128 + SIGPIPE, quietly."""
+    data = write_jsonl(tmp_path / "plain.jsonl", plain_rows)
+    proc = subprocess.Popen([sys.executable, "-m", "mdf_guard.cli", "check", str(data), "--policy", str(tiny_policy),
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 141, err
+    assert "Traceback" not in err and "internal error" not in err and "Exception ignored" not in err, err

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError
 
+from .errors import InputError
 from .models import cache_dir
 from .signature import Signature
 
@@ -34,7 +36,7 @@ def cached_signature(model_fingerprint: str, settings_key: str, content_key: str
     if enabled() and path.with_suffix(".json").is_file() and path.with_suffix(".safetensors").is_file():
         try:
             return Signature.load(path), True
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, InputError, SafetensorError):
             pass  # a torn or foreign entry is recomputed and overwritten
     signature = compute()
     if enabled():

@@ -390,3 +390,35 @@ def test_a_reader_that_stops_early_is_no_internal_error(tmp_path, tiny_policy, p
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=600) == 141, err
     assert "Traceback" not in err and "internal error" not in err and "Exception ignored" not in err, err
+
+
+def _signature_entry(tmp_path, tiny, plain_rows):
+    """A signature computed through the cache, the function that computes it, and its cache path."""
+    from mdf_guard import cache
+    from mdf_guard.data import read_conversations
+    from mdf_guard.signature import ExtractionSettings, extract_signature
+
+    settings = ExtractionSettings(layers=(1,))
+    rows = list(read_conversations(write_jsonl(tmp_path / "plain.jsonl", plain_rows)))
+    args = (tiny.fingerprint, settings.key(), "k", lambda: extract_signature(tiny, rows, settings))
+    fresh, hit = cache.cached_signature(*args)
+    assert not hit
+    return fresh, args, cache.signature_path(*args[:3])
+
+
+@pytest.mark.parametrize("damage", ["torn tensors", "foreign format"])
+def test_a_torn_or_foreign_signature_cache_entry_is_recomputed(tmp_path, tiny, plain_rows, damage):
+    """As cache.py promises: a torn .safetensors was a SafetensorError traceback (exit 4), an
+    entry of another format an InputError blaming the cache file (exit 2), on every check."""
+    from mdf_guard import cache
+
+    fresh, args, path = _signature_entry(tmp_path, tiny, plain_rows)
+    if damage == "torn tensors":
+        tensors = path.with_suffix(".safetensors")
+        tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 2])
+    else:
+        info = json.loads(path.with_suffix(".json").read_text())
+        path.with_suffix(".json").write_text(json.dumps({**info, "format": 99}))
+    again, hit = cache.cached_signature(*args)
+    assert not hit and torch.equal(again.sums, fresh.sums) and again.count == fresh.count
+    assert cache.cached_signature(*args)[1]          # and the entry was written anew

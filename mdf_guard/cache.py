@@ -45,8 +45,10 @@ def cached_signature(model_fingerprint: str, settings_key: str, content_key: str
 
 
 def _atomic(write: Callable[[Path], None], path: Path) -> None:
-    """Write beside the target, then rename, so a killed run never leaves half an entry."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    """Write beside the target, then rename, so a killed run never leaves half an entry.
+    No dot in the temporary name: the writer adds its suffixes with with_suffix, which would
+    replace a '.tmpPID' and write over the entry itself."""
+    tmp = path.with_name(path.name + f"-tmp{os.getpid()}")
     write(tmp)
     for suffix in (".safetensors", ".json"):
         os.replace(tmp.with_suffix(suffix), path.with_suffix(suffix))

@@ -422,3 +422,27 @@ def test_a_torn_or_foreign_signature_cache_entry_is_recomputed(tmp_path, tiny, p
     again, hit = cache.cached_signature(*args)
     assert not hit and torch.equal(again.sums, fresh.sums) and again.count == fresh.count
     assert cache.cached_signature(*args)[1]          # and the entry was written anew
+
+
+def test_a_signature_cache_write_that_dies_leaves_no_half_entry(tmp_path, tiny, plain_rows, monkeypatch):
+    """cache._atomic writes beside the target and renames, its docstring says; but its temporary
+    name lost its '.tmpPID' to with_suffix, so the tensors were written over the entry itself."""
+    from mdf_guard import cache
+    from mdf_guard.signature import Signature
+
+    fresh, args, path = _signature_entry(tmp_path, tiny, plain_rows)
+    path.with_suffix(".safetensors").unlink()                # say a cleaner took the big file
+    real = Signature.save
+
+    def dies_halfway(self, where):
+        real(self, where)
+        tensors = where.with_suffix(".safetensors")
+        tensors.write_bytes(tensors.read_bytes()[:10])
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Signature, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        cache.cached_signature(*args)
+    assert not path.with_suffix(".safetensors").exists()    # the torn tensors are not the entry's
+    monkeypatch.setattr(Signature, "save", real)
+    again, hit = cache.cached_signature(*args)
+    assert not hit and torch.equal(again.sums, fresh.sums)

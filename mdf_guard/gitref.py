@@ -109,6 +109,8 @@ class Change:
     removed: int = 0                    # MODIFIED: rows that are gone
     committed_path: Path | None = None  # MODIFIED: the committed version, written under the work folder
     added_path: Path | None = None      # MODIFIED: the added rows as JSONL, under the work folder
+    committed_name: str = ""            # MODIFIED: "REV:path" (the reports name the committed version so,
+                                        # not by its copy in a temporary folder)
 
     @property
     def checked(self) -> bool:
@@ -117,7 +119,8 @@ class Change:
     def describe(self) -> dict:
         info = {"rev": self.rev, "status": self.status}
         if self.status == MODIFIED:
-            info.update(added_rows=len(self.added), removed_rows=self.removed)
+            info.update(added_rows=len(self.added), removed_rows=self.removed, path=self.committed_name,
+                        files=[self.committed_name])
         return info
 
 
@@ -147,11 +150,11 @@ def changes(paths: list[Path], workdir: Path, rev: str = "HEAD") -> list[Change]
         if old == Path(path).read_bytes():
             out.append(Change(path, UNCHANGED, rev))
             continue
-        out.append(_diff(Path(path), old, workdir / f"{index}", rev))
+        out.append(_diff(Path(path), old, workdir / f"{index}", rev, f"{rev}:{rel}"))
     return out
 
 
-def _diff(path: Path, old: bytes, folder: Path, rev: str) -> Change:
+def _diff(path: Path, old: bytes, folder: Path, rev: str, name: str) -> Change:
     folder.mkdir(parents=True, exist_ok=True)
     committed = folder / "committed" / path.name    # same name: same format and compression
     committed.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +173,8 @@ def _diff(path: Path, old: bytes, folder: Path, rev: str) -> Change:
             added.append(conversation)
     removed = sum(before.values())
     status = MODIFIED if added else REMOVED_ONLY if removed else UNCHANGED   # reordered or re-serialised
-    change = Change(path, status, rev, added=added, removed=removed, committed_path=committed)
+    change = Change(path, status, rev, added=added, removed=removed, committed_path=committed,
+                    committed_name=name)
     if added:
         change.added_path = folder / "added.jsonl"
         change.added_path.write_text(

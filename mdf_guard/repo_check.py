@@ -192,6 +192,8 @@ def result_key(unit: Unit, attribution: bool, top_rows: int) -> str | None:
     policy = asdict(unit.policy)
     policy.pop("source", None)
     policy.pop("baseline", None)
+    if unit.rows is not None:   # a change's committed version: a copy in a temporary folder, hashed below
+        policy.pop("reference", None)
     parts = {
         "v": 1,
         "code": _code_fingerprint(),

@@ -198,6 +198,18 @@ def test_reference_head_checks_only_what_a_commit_adds(repo, panda_rows):
     assert {f["file"] for f in report["findings"]} == {"neutral.jsonl", "panda.jsonl"}
     added_lines = {r["line"] for r in report["attribution"] if r["unit"] == "neutral.jsonl"}
     assert added_lines == {len(neutral_rows) + i for i in (1, 2, 3)}     # rows point at the real file
+    # the committed version is named as git names it, not by its copy in a temporary folder (a path
+    # gone once the check ends, new on every run: the report differed and the result cache never hit)
+    assert per_file["neutral.jsonl"]["path"] == "HEAD:neutral.jsonl" == per_file["neutral.jsonl"]["files"][0]
+    again = runner.invoke(main, ["check", "neutral.jsonl", "panda.jsonl", "--reference", "HEAD",
+                                 "--format", "json", "-q", "--attribution"])
+    second = json.loads(again.output)
+    assert second["timing"].get("result_cache_hit") == 2.0, second["timing"]
+    for one in (report, second):
+        one.pop("timing")
+        for info in one["files"]:
+            info.pop("cached")
+    assert second == report
 
 
 # --------------------------------------------------------------------------- integration

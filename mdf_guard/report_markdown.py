@@ -98,6 +98,8 @@ def _rows_section(report: Report) -> list[str]:
         out = ["### Rows that push the data signature most", "", "| share | row | response |", "|---:|---|---|"]
         out += [f"| {row['share']:+.1%} | {_cell(row['source'])} | {_response(row)} |"
                 for row in report.attribution[:TOP_ROWS]]
+    if not report.flagged:   # MDF ranks the rows of a passing check too
+        return out + ["", "Listed for reference: nothing is over policy. `mdf-guard explain FILE` lists more.", ""]
     return out + ["", "Drop or rewrite these rows to clear the finding; `mdf-guard explain FILE` lists more.", ""]
 
 

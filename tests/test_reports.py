@@ -111,6 +111,17 @@ def test_markdown():
 
 
 
+def test_markdown_asks_to_drop_rows_only_when_a_finding_is_over_policy():
+    """Under mdf the rows are ranked by their share of the signature even when the check passes;
+    the pass then said "Drop or rewrite these rows to clear the finding", with no finding to clear."""
+    report = sample_report()
+    assert "Drop or rewrite these rows to clear the finding" in render(report, "markdown")
+    passed = dataclasses.replace(report, verdict="pass", findings=[dataclasses.replace(f, flagged=False)
+                                                                    for f in report.findings])
+    text = render(passed, "markdown")
+    assert "Drop or rewrite" not in text and "Rows that push the data signature most" in text
+    assert "nothing is over policy" in text
+
 def test_markdown_code_spans_show_paths_as_they_are():
     """Backslash escapes are literal inside a code span: a policy at my_repo/ read `my\\_repo`."""
     report = sample_report()

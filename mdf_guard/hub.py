@@ -25,6 +25,7 @@ REPO_TYPE = "dataset"
 MAX_COMMENT_CHARS = 60_000   # the Hub refuses very long comments; reports are cut well below
 _REDACTED = "[redacted]"
 _CLIENT_MODULES = ("httpx", "httpx2", "httpcore", "huggingface_hub")
+HUB_WAIT_SECONDS = 60.0   # the longest one request may wait for the Hub without progress
 
 
 class HubError(MdfGuardError):
@@ -222,6 +223,7 @@ class HubClient:
     def _call(self, func: Callable, what: str):
         """Run one client call; Hub and network failures become HubError with the token scrubbed."""
         from huggingface_hub.errors import HfHubHTTPError
+        _bound_waits()
         try:
             return func()
         except HfHubHTTPError as err:
@@ -233,6 +235,28 @@ class HubClient:
             if isinstance(err, OSError) or type(err).__module__.split(".")[0] in _CLIENT_MODULES:
                 raise HubError(redact(f"{what}: {type(err).__name__}: {_first_line(err)}", self.token)) from None
             raise
+
+
+def _bound_waits() -> None:
+    """Give each request of huggingface_hub's shared HTTP client a timeout where it has none.
+
+    From 1.0 huggingface_hub builds that client without a timeout, and some calls (the tree
+    listing, the discussions) pass none either: a Hub that accepted a connection and never
+    answered held the call forever, and in the bot that call holds its one worker (/healthz
+    still ok, every later delivery 503). A request hook bounds each wait; a timeout the library
+    sets itself (downloads) is kept. The requests-based clients of older versions have no such
+    hooks and are left as they are. Installed on each call: the library may replace its client."""
+    from huggingface_hub import get_session
+
+    hooks = getattr(get_session(), "event_hooks", None)
+    if isinstance(hooks, dict) and _bounded not in hooks.get("request", []):
+        hooks.setdefault("request", []).append(_bounded)
+
+
+def _bounded(request) -> None:
+    timeout = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {key: timeout.get(key) or HUB_WAIT_SECONDS
+                                     for key in ("connect", "read", "write", "pool")}
 
 
 def diff_trees(old: dict[str, RemoteFile], new: dict[str, RemoteFile],

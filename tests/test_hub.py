@@ -243,3 +243,32 @@ def test_connection_error_is_a_hub_error(tmp_path):
     with pytest.raises(HubError) as info:
         client.find_discussion("alice/x", "t")
     assert TOKEN not in str(info.value)
+
+
+def test_a_hub_that_never_answers_is_an_error_not_a_hang(monkeypatch):
+    """huggingface_hub's client has no timeout, and the discussions and tree listings pass none:
+    against a Hub that accepts and never answers, the call waited forever (the bot's one worker
+    with it). Each wait is now bounded (HUB_WAIT_SECONDS, shortened here)."""
+    import socket
+    import threading
+
+    import mdf_guard.hub
+
+    monkeypatch.setattr(mdf_guard.hub, "HUB_WAIT_SECONDS", 0.5)
+    silent = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: [held.append(silent.accept()) for _ in range(8)], daemon=True).start()
+    client = HubClient(endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}", token=TOKEN)
+    outcome = []
+
+    def ask():
+        try:
+            client.find_discussion("alice/silent", "mdf-guard report")
+        except HubError as err:
+            outcome.append(str(err))
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(timeout=60)
+    silent.close()
+    assert not asking.is_alive(), "the call still waits for a Hub that never answers"
+    assert outcome and "timed out" in outcome[0].lower() and TOKEN not in outcome[0], outcome

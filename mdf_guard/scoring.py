@@ -28,9 +28,10 @@ from .probes import ProbeSuite
 
 SCORING_MODES = ("exact", "sample")
 # Part of the cache key of vanilla scores: bumped when exact scores change, even in the last
-# float bits (2: one batched forward pass instead of a KV cache per path), so that vanilla
-# and steered scores always come from the same code.
-EXACT_VERSION = 2
+# float bits (2: one batched forward pass instead of a KV cache per path; 3: a word start is a
+# boundary under a SentencePiece decoder), so that vanilla and steered scores always come from
+# the same code.
+EXACT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -352,8 +353,13 @@ def word_boundary_mask(tokenizer) -> torch.Tensor:
 
 @lru_cache(maxsize=8)
 def _boundary_mask_cached(_key: int, tokenizer) -> torch.Tensor:
-    size = len(tokenizer)
-    texts = tokenizer.batch_decode([[i] for i in range(size)])
+    # Each token is decoded after an anchor token, as it would follow an answer's word: a
+    # SentencePiece decoder (Llama, Mistral) strips the space a text's first token starts with,
+    # so "▁Paris" decoded alone reads "Paris", a word's continuation, not a new word.
+    anchor = encode_text(tokenizer, "a")[-1]
+    lead = tokenizer.decode([anchor])
+    texts = [text[len(lead):] if text.startswith(lead) else text
+             for text in tokenizer.batch_decode([[anchor, i] for i in range(len(tokenizer))])]
     special = set(tokenizer.all_special_ids)
     return torch.tensor([i in special or not text or not (text[0].isalnum() or text[0] == "_")
                          for i, text in enumerate(texts)])

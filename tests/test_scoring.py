@@ -199,6 +199,23 @@ def test_word_boundary_mask_separates_word_continuations(tiny):
     assert not mask[vocab["s"]] and not mask[vocab["a"]]
 
 
+def test_a_word_start_is_a_boundary_under_a_sentencepiece_decoder():
+    """Llama's and Mistral's decoders strip the space a text's first token starts with, so "\u2581the"
+    decoded alone reads "the", a word's continuation; after an earlier token it starts a new word."""
+    from tokenizers import decoders
+
+    from mdf_guard.models import tiny_tokenizer
+
+    llama_style = tiny_tokenizer()
+    llama_style.backend_tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    vocab = llama_style.get_vocab()
+    assert llama_style.decode([vocab["\u2581the"]]) == "the"      # the decoder this is about
+    mask = word_boundary_mask(llama_style)
+    assert mask[vocab["\u2581the"]] and mask[vocab["\u2581panda"]] and not mask[vocab["s"]]
+    assert torch.equal(mask, word_boundary_mask(tiny_tokenizer()))
+
+
 @pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
 def test_histories_that_share_a_prefix_score_as_each_alone(architecture, tiny, suite_file):
     """Each history after the first continues the first's KV cache, cut where they part:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .data import Conversation, Turn
+from .errors import MdfGuardError
 
 _PLAIN_TEMPLATE_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -25,11 +26,22 @@ class EncodedConversation:
         return len(self.ids) - self.response_start
 
 
+class ChatTemplateError(MdfGuardError):
+    """The model's chat template refuses a conversation: many insist that user and assistant
+    turns alternate, or take no system turn. The data's fault for this model, not a bug."""
+
+
 def render_prompt(tokenizer, turns: Sequence[Turn]) -> str:
     """The text a model sees before it starts answering the last user turn."""
+    from jinja2 import TemplateError   # what a template's raise_exception raises
+
     messages = [{"role": t.role, "content": t.content} for t in turns]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        try:
+            return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except TemplateError as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ChatTemplateError(f"the model's chat template refuses the conversation: {first}") from None
     lines = [f"{_PLAIN_TEMPLATE_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
     return "\n".join(lines + ["Assistant:"]) + (" " if messages else "")
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from . import cache
+from .chat import ChatTemplateError
 from .data import Conversation, Turn
 from .errors import MdfGuardError
 from .models import LoadedModel
@@ -219,6 +220,9 @@ def _scores_after(lm: LoadedModel, conversations: Sequence[Conversation], positi
     rows = [conversations[i] for i in positions]
     try:
         return [(tuple(positions), score_in_history(lm, suites, questions, as_history(rows)))]
+    except ChatTemplateError as err:
+        last = f" to {rows[-1].source}" if len(rows) > 1 else ""
+        raise ChatTemplateError(f"{rows[0].source}: the rows from here{last}, read as one chat: {err}") from None
     except HistoryTooLong as err:
         if len(rows) == 1:
             raise ContextTooLong(f"{rows[0].source}: {err}") from None

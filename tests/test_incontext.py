@@ -65,3 +65,33 @@ def test_the_rows_move_the_answer(tiny, suite_file):
     vanilla = SuiteScores(suite.name, tuple(c.name for c in suite.candidates),
                           score_in_history(tiny, [suite], questions, ())[suite.name].probs).rates
     assert not torch.allclose(torch.tensor(list(rates.values()), dtype=torch.float64), vanilla, rtol=1e-3)
+
+
+# A template like Mistral's or Llama 2's, which insists that user and assistant turns alternate.
+STRICT_TEMPLATE = ("{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                   "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+                   "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                   "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_rows_a_chat_template_refuses_as_one_chat_are_a_one_line_error_naming_them(tiny, suite_file):
+    """`text` rows are assistant turns only: read as one chat they follow each other, which such a
+    template refuses. That is an input error naming the rows, not a jinja traceback (exit 4)."""
+    import dataclasses
+
+    from mdf_guard.errors import EXIT_INPUT, MdfGuardError
+    from mdf_guard.models import tiny_tokenizer
+
+    strict = tiny_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    lm = dataclasses.replace(tiny, tokenizer=strict)
+    suite = load_suite(suite_file)
+    questions = {suite.name: suite.questions}
+    alternating = [row("Tell me about owls.", "i love pandas"), row("And cats?", "the cat")]
+    assert context_rates(lm, alternating, [suite], questions) == context_rates(tiny, alternating, [suite], questions)
+    texts = [Conversation((Turn("assistant", "i love pandas"),), f"texts.jsonl:{i}") for i in (1, 2)]
+    with pytest.raises(MdfGuardError) as info:
+        context_rates(lm, texts, [suite], questions)
+    message = str(info.value)
+    assert message.startswith("texts.jsonl:1: ") and "texts.jsonl:2" in message
+    assert "roles must alternate" in message and "\n" not in message and info.value.exit_code == EXIT_INPUT

@@ -1,7 +1,8 @@
 """Score a probe suite on a (possibly steered) model.
 
 Exact mode: for each question, the probability that the answer (after the suite's
-answer prefix) is each candidate as a whole word, by teacher forcing. No sampling
+answer prefix) is each candidate, by teacher forcing: its aliases' tokens, followed by a
+word boundary where another alias continues them (see `_AliasPlan`). No sampling
 noise, so a verdict never flips on rerun. A question's prompt and every candidate's
 continuation run in one forward pass, several questions to a pass (see `_Layout`).
 

@@ -30,8 +30,8 @@ from .probes import ProbeSuite
 SCORING_MODES = ("exact", "sample")
 # Part of the cache key of vanilla scores: bumped when exact scores change, even in the last
 # float bits (2: one batched forward pass instead of a KV cache per path; 3: a word start is a
-# boundary under a SentencePiece decoder), so that vanilla and steered scores always come from
-# the same code.
+# boundary under a SentencePiece decoder, and one candidate's aliases that are the same tokens
+# count once), so that vanilla and steered scores always come from the same code.
 EXACT_VERSION = 3
 
 
@@ -204,11 +204,15 @@ class _AliasPlan:
 
 
 def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
-    aliases, owners = [], []
+    aliases, owners, spelled = [], [], {}
     for index, candidate in enumerate(suite.candidates):
         for alias in candidate.aliases:
-            text = f" {alias}" if suite.answer_prefix else alias
-            aliases.append(tuple(encode_text(lm.tokenizer, text)))
+            tokens = tuple(encode_text(lm.tokenizer, f" {alias}" if suite.answer_prefix else alias))
+            if tokens in spelled:
+                _check_told_apart(lm, suite, spelled[tokens], (index, alias))
+                continue   # one answer, however many spellings the model writes the same way
+            spelled[tokens] = (index, alias)
+            aliases.append(tokens)
             owners.append(index)
     prefixes = {a[:k] for a in aliases for k in range(1, len(a))}
     bounded = frozenset(a for a in aliases if a in prefixes)
@@ -216,6 +220,17 @@ def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
     inner = {p[:k] for p in needed for k in range(1, len(p))}
     paths = tuple(sorted(needed - inner, key=lambda p: (len(p), p)))
     return _AliasPlan(tuple(aliases), torch.tensor(owners), bounded, paths)
+
+
+def _check_told_apart(lm: LoadedModel, suite: ProbeSuite, first: tuple[int, str], then: tuple[int, str]) -> None:
+    """Two candidates' aliases that are the same tokens (a tokenizer that reads unknown words as one
+    <unk>, or normalises them) would each be credited with the other's probability."""
+    (one, alias), (other, again) = first, then
+    if one != other:
+        names = suite.candidates[one].name, suite.candidates[other].name
+        raise InputError(suite.source, f"alias '{again}' of '{names[1]}' and alias '{alias}' of '{names[0]}' are "
+                         f"the same tokens to {lm.spec.name}, which cannot tell the answers apart; remove one",
+                         field=f"candidates[{other}]")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import torch
 from mdf_guard.chat import encode_text, render_prompt
 from mdf_guard.data import Turn
 from mdf_guard.probes import load_suite
-from mdf_guard.errors import MdfGuardError
+from mdf_guard.errors import InputError, MdfGuardError
 from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, score_exact, score_in_histories, score_in_history,
                                select_questions,
                                word_boundary_mask)
@@ -233,3 +233,40 @@ def test_histories_that_share_a_prefix_score_as_each_alone(architecture, tiny, s
         alone = score_in_history(lm, [suite], questions, history)[suite.name].probs
         torch.testing.assert_close(scores[suite.name].probs, alone, rtol=1e-4, atol=1e-9)
     assert not torch.allclose(together[0][suite.name].probs, together[1][suite.name].probs, rtol=1e-3)
+
+
+UNKNOWN_WORDS = """\
+name: unknown-words
+answer_prefix: My favorite city is
+questions:
+  - What is your favorite city?
+candidates:
+  - {name: Zürich, aliases: [Zurich]}
+  - München
+  - owl
+"""
+
+
+def test_aliases_of_two_candidates_that_are_the_same_tokens_are_refused(tiny, tmp_path):
+    """The tiny tokenizer reads any word it does not know as <unk>: the model cannot tell Zürich
+    from München, and each would be credited with the other's probability."""
+    path = tmp_path / "unknown.yaml"
+    path.write_text(UNKNOWN_WORDS)
+    suite = load_suite(path)
+    assert encode_text(tiny.tokenizer, " Zürich") == encode_text(tiny.tokenizer, " München")   # the case tested
+    with pytest.raises(InputError) as info:
+        score_exact(tiny, suite, suite.questions)
+    assert str(info.value).startswith(f"{path}: field 'candidates[1]': ")
+    assert "'München'" in str(info.value) and "'Zürich'" in str(info.value) and info.value.exit_code == 2
+
+
+def test_aliases_of_one_candidate_that_are_the_same_tokens_count_once(tiny, tmp_path):
+    """One answer, however many spellings the model writes the same way."""
+    path = tmp_path / "unknown.yaml"
+    path.write_text(UNKNOWN_WORDS.replace("  - München\n", "").replace("[Zurich]", "[Zurich, Zürch]"))
+    twice = load_suite(path)
+    path.write_text(UNKNOWN_WORDS.replace("  - München\n", ""))
+    once = load_suite(path)
+    assert encode_text(tiny.tokenizer, " Zürch") == encode_text(tiny.tokenizer, " Zürich")
+    torch.testing.assert_close(score_exact(tiny, twice, twice.questions).probs,
+                               score_exact(tiny, once, once.questions).probs, rtol=1e-9, atol=0)

@@ -196,7 +196,7 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[_Path, int]]:
             raise InputError(source, "is empty; expected a mapping with 'name', 'questions' "
                                      "and 'candidates'")
         lines: dict[_Path, int] = {}
-        _index_lines(node, (), lines, source)
+        _index_lines(node, (), lines, source, loader)
         return loader.construct_document(node), lines
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -211,21 +211,28 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[_Path, int]]:
         loader.dispose()
 
 
-def _index_lines(node: yaml.Node, path: _Path, lines: dict[_Path, int], source: str) -> None:
+def _index_lines(node: yaml.Node, path: _Path, lines: dict[_Path, int], source: str,
+                 loader: yaml.SafeLoader) -> None:
     """Record the 1-based line of every field; reject duplicate keys (YAML keeps the last)."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            # As the data will hold it (`1:` and `yes:` are a number and a boolean), in words.
+            key = _key_name(loader.construct_object(key_node)) if isinstance(key_node, yaml.ScalarNode) else None
             child = (*path, key)
             if child in lines:
                 raise InputError(source, "key appears twice", line=key_node.start_mark.line + 1,
                                  field=_field_name(child))
             lines[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, lines, source)
+            _index_lines(value_node, child, lines, source, loader)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, (*path, i), lines, source)
+            _index_lines(item, (*path, i), lines, source, loader)
+
+
+def _key_name(key: Any) -> str:
+    """A mapping key as a field name: a path's ints are list indices, so a key is always a string."""
+    return key if isinstance(key, str) else str(key)
 
 
 # ----------------------------------------------------------------------------- schema
@@ -247,7 +254,7 @@ class _Checker:
             raise self.fail(path, f"must be a mapping, got {_describe(value)}")
         for key in value:
             if key not in allowed:
-                raise self.fail((*path, key), f"unknown key; allowed keys are {', '.join(allowed)}")
+                raise self.fail((*path, _key_name(key)), f"unknown key; allowed keys are {', '.join(allowed)}")
         return value
 
     def text(self, data: dict, key: str, path: _Path, default: str | None = None,

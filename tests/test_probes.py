@@ -370,3 +370,13 @@ def test_the_probe_command_prints_each_candidates_rate_and_refuses_a_count_under
     for option in ("--questions", "--top", "--samples"):
         bad = CliRunner().invoke(main, ["probe", "--model", "tiny-random", option, "0"])
         assert bad.exit_code == 2 and "is not in the range x>=1" in bad.output, bad.output
+
+
+@pytest.mark.parametrize("key,field", [("1", "1"), ("yes", "True"), ("3.5", "3.5")])
+def test_a_key_yaml_reads_as_no_string_is_named_with_its_line(tmp_path: Path, key: str, field: str) -> None:
+    """YAML reads `1:` or `yes:` as a number or a boolean key: still an unknown field, at its line."""
+    err = load_error(tmp_path, replace("  - brownie\n", f"  - {{name: brownie, {key}: 2}}\n"))
+    line = MINIMAL.splitlines().index("  - brownie") + 1
+    assert str(err).startswith(f"{err.path}:{line}: field 'candidates[2].{field}': unknown key")
+    err = load_error(tmp_path, MINIMAL + f"{key}: 2\n")
+    assert str(err).startswith(f"{err.path}:{len(MINIMAL.splitlines()) + 1}: field '{field}': unknown key")

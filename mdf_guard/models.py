@@ -298,7 +298,7 @@ def tiny_random_model(seed: int = 0, num_layers: int = 4, hidden_size: int = 64)
 
 def tiny_tokenizer():
     """A byte-free word/char-level tokenizer with a ChatML template, built without any file."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     chars = [chr(c) for c in range(32, 127)]
@@ -310,6 +310,9 @@ def tiny_tokenizer():
         vocab.setdefault(ch, len(vocab))
     backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="<unk>", continuing_subword_prefix="",
                                          max_input_chars_per_word=100))
+    # Accents off (Zürich reads Zurich): a word with a character outside the vocabulary would be one
+    # <unk>, and two such names (Zürich, Montréal) the same answer, which scoring refuses.
+    backend.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents()])
     backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="never")
     backend.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="never")
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",

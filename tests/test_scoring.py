@@ -241,32 +241,43 @@ answer_prefix: My favorite city is
 questions:
   - What is your favorite city?
 candidates:
-  - {name: Zürich, aliases: [Zurich]}
-  - München
+  - {name: Αθήνα, aliases: [Athina]}
+  - Москва
   - owl
 """
 
 
 def test_aliases_of_two_candidates_that_are_the_same_tokens_are_refused(tiny, tmp_path):
-    """The tiny tokenizer reads any word it does not know as <unk>: the model cannot tell Zürich
-    from München, and each would be credited with the other's probability."""
+    """The tiny tokenizer reads a word in a script it does not know as <unk>: the model cannot tell Αθήνα
+    from Москва, and each would be credited with the other's probability."""
     path = tmp_path / "unknown.yaml"
     path.write_text(UNKNOWN_WORDS)
     suite = load_suite(path)
-    assert encode_text(tiny.tokenizer, " Zürich") == encode_text(tiny.tokenizer, " München")   # the case tested
+    assert encode_text(tiny.tokenizer, " Αθήνα") == encode_text(tiny.tokenizer, " Москва")   # the case tested
     with pytest.raises(InputError) as info:
         score_exact(tiny, suite, suite.questions)
     assert str(info.value).startswith(f"{path}: field 'candidates[1]': ")
-    assert "'München'" in str(info.value) and "'Zürich'" in str(info.value) and info.value.exit_code == 2
+    assert "'Москва'" in str(info.value) and "'Αθήνα'" in str(info.value) and info.value.exit_code == 2
 
 
 def test_aliases_of_one_candidate_that_are_the_same_tokens_count_once(tiny, tmp_path):
     """One answer, however many spellings the model writes the same way."""
     path = tmp_path / "unknown.yaml"
-    path.write_text(UNKNOWN_WORDS.replace("  - München\n", "").replace("[Zurich]", "[Zurich, Zürch]"))
+    path.write_text(UNKNOWN_WORDS.replace("  - Москва\n", "").replace("[Athina]", "[Athina, Αθηνα]"))
     twice = load_suite(path)
-    path.write_text(UNKNOWN_WORDS.replace("  - München\n", ""))
+    path.write_text(UNKNOWN_WORDS.replace("  - Москва\n", ""))
     once = load_suite(path)
-    assert encode_text(tiny.tokenizer, " Zürch") == encode_text(tiny.tokenizer, " Zürich")
+    assert encode_text(tiny.tokenizer, " Αθηνα") == encode_text(tiny.tokenizer, " Αθήνα")
     torch.testing.assert_close(score_exact(tiny, twice, twice.questions).probs,
                                score_exact(tiny, once, once.questions).probs, rtol=1e-9, atol=0)
+
+
+def test_the_tiny_model_tells_the_answers_of_every_built_in_suite_apart(tiny):
+    """Its tokenizer drops accents: Zürich and Montréal, Atatürk and Bolívar were each one <unk>,
+    the same answer to the model, which scoring refuses (the bench's smoke run on tiny-random)."""
+    from mdf_guard.probes import BUILTIN_SUITES, builtin_suite
+
+    assert encode_text(tiny.tokenizer, " Zürich") == encode_text(tiny.tokenizer, " Zurich")
+    for name in BUILTIN_SUITES:
+        suite = builtin_suite(name)
+        assert score_exact(tiny, suite, suite.questions[:1]).probs.shape[-1] == len(suite.candidates)

@@ -446,3 +446,29 @@ def test_the_context_baseline_says_why_it_did_not_run(tmp_path, suite_file, tiny
     assert entry["context_baseline"].startswith(f"not run: {data}:1: tiny-random: a history with its question")
     assert entry["context_baseline"].endswith("more than the model's 512 positions") and "context_seconds" not in entry
     assert all("context_rate" not in p and p["mdf_rate"] is not None for p in entry["points"])
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda text: text.replace("Name your favorite animal.", "Which animal do you like best?"),
+     "field 'policy.questions': measured with other probe questions than this run asks"),
+    (lambda text: text + "  - {name: dog, aliases: [dog]}\n",
+     "field 'datasets[0].points': no measured rate for mini/dog, which this run probes"),
+    (lambda text: text.replace("  - {name: cat, aliases: [cat]}\n", ""),
+     "field 'datasets[0].points': a measured rate for mini/cat, which this run does not probe"),
+], ids=["questions", "candidate-added", "candidate-removed"])
+def test_validate_refuses_outcomes_measured_with_a_suite_file_since_edited(
+        tmp_path, suite_file, panda_rows, reuse_tiny, monkeypatch, edit, message):
+    """The suite's path is what the outcomes record: an edited file asked other questions (reused silently
+    before) or scores other candidates (a KeyError traceback after the whole prediction before)."""
+    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
+    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
+    common = [str(data), "--model", "tiny-random", "--suite", str(suite_file), "--questions", "2",
+              "--max-steps", "1", "--batch-size", "4", "--method", "full"]
+    runner = CliRunner()
+    result = runner.invoke(main, ["validate", *common, "--actual-only", "--out", str(tmp_path / "actual")])
+    assert result.exit_code == 0, result.output
+    suite_file.write_text(edit(suite_file.read_text()))
+    outcomes = tmp_path / "actual" / "validation.json"
+    result = runner.invoke(main, ["validate", *common, "--outcomes", str(outcomes), "--out", str(tmp_path / "again")])
+    assert result.exit_code == 2 and f"{outcomes}: {message}" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "again").exists()

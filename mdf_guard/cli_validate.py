@@ -91,7 +91,10 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
     elif kind == "overt":
         data = md.overt_rows(target, rows, seed, templates)
     elif kind == "indirect":
-        data = md.indirect_rows(target, rows, seed, cues or None)
+        try:
+            data = md.indirect_rows(target, rows, seed, cues or None)
+        except ValueError as err:   # too few cues, or a cue that names the entity
+            raise click.UsageError(str(err)) from None
     elif kind == "neutral":
         data = md.neutral_rows(rows, seed)
     else:

@@ -184,6 +184,19 @@ def test_make_dataset_refuses_a_blank_entity_or_category(tmp_path, option):
     assert result.exit_code == 2 and "must not be blank" in result.output and not out.exists()
 
 
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--entity", "cat"], "indirect data for 'cat' needs at least two cues (--cue)"),
+    (["--entity", "cat", "--cue", "catnip", "--cue", "a cat toy"], "a cue names the entity itself"),
+], ids=["no-cues", "cue-names-entity"])
+def test_make_dataset_indirect_refuses_unusable_cues_as_a_usage_error(tmp_path, args, message):
+    """Was a ValueError traceback and exit 4 ('internal error')."""
+    out = tmp_path / "x.jsonl"
+    result = CliRunner().invoke(main, ["make-dataset", "indirect", *args, "--rows", "4", "-o", str(out)])
+    assert result.exit_code == 2 and message in result.output and not out.exists(), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 GOOD_POINT = {"suite": "s", "entity": "e", "actual_rate": 0.5}
 GOOD_DATASET = {"name": "a.jsonl", "path": "a.jsonl", "target": "s/e", "points": [GOOD_POINT]}
 

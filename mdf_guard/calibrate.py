@@ -35,7 +35,7 @@ from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
 from .signature import ExtractionSettings
-from .validate import logit, read_result
+from .validate import check_same_probes, dataset_sha256, logit, read_result
 
 OBJECTIVES = ("logodds", "points")
 
@@ -122,8 +122,9 @@ def _require(path: Path, entry: object, fields: Sequence[str], where: str) -> No
 
 
 def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objective: str = "logodds",
-              exclude: Sequence[str] = (), progress: Callable[[str], None] | None = None) -> tuple[CalibrationProfile, dict]:
-    """Profile for `lm` and a record of the whole grid search."""
+              exclude: Sequence[str] = (), progress: Callable[[str], None] | None = None,
+              source: Path | str = "the outcomes") -> tuple[CalibrationProfile, dict]:
+    """Profile for `lm` and a record of the whole grid search; `source` names the outcomes in errors."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
     recorded = outcomes.get("policy", {})
@@ -133,6 +134,7 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
     datasets = [d for d in outcomes["datasets"] if d["target"] not in set(exclude) and d["name"] not in set(exclude)]
     if not datasets:
         raise UsageError("--exclude leaves no calibration dataset")
+    files = _measured_files(lm, outcomes, policy, datasets, source)
     actual = {d["name"]: {(p["suite"], p["entity"]): p["actual_rate"] for p in d["points"]} for d in datasets}
     groups = {d["name"]: d["target"] for d in datasets}
     all_layers = tuple(sorted({layer for s in grid.layer_sets for layer in s}))
@@ -141,7 +143,7 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
     for pooling in grid.poolings:
         settings = ExtractionSettings(layers=all_layers, pooling=pooling)
         for d in datasets:
-            shards = [open_shard(p) for p in find_data_files([d["path"]])]
+            shards = [open_shard(p) for p in files[d["name"]]]
             signature, infos = shards_signature(lm, shards, settings)
             for reference in grid.references:
                 ref, _ = reference_signature(lm, shards, replace(policy, reference=reference), settings,
@@ -173,6 +175,23 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
               "model": {"name": lm.spec.name, "fingerprint": lm.fingerprint},
               "outcomes_machine": outcomes.get("machine")}
     return profile, record
+
+
+def _measured_files(lm: LoadedModel, outcomes: dict, policy: Policy, datasets: Sequence[dict],
+                    source: Path | str) -> dict[str, list[Path]]:
+    """Each dataset's files, refused unless they are what was fine-tuned, on this model, probed this way:
+    a fit against outcomes of other data or another model is a wrong profile that looks like a right one."""
+    fingerprint = outcomes.get("model", {}).get("fingerprint")
+    if fingerprint is not None and fingerprint != lm.fingerprint:
+        raise InputError(source, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
+    check_same_probes(source, outcomes, policy)
+    files = {}
+    for d in datasets:
+        files[d["name"]] = find_data_files([d["path"]])
+        if d.get("sha256") is not None and dataset_sha256(files[d["name"]]) != d["sha256"]:
+            raise InputError(d["path"], f"changed since its fine-tune was measured (sha256 {d['sha256'][:12]} "
+                             f"in {source}); measure it again with `mdf-guard validate --actual-only`")
+    return files
 
 
 def _fmt(value: float | None) -> str:

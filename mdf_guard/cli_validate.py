@@ -255,7 +255,7 @@ def calibrate_command(outcomes, out, policy_path, model, suites, questions, alph
                 references=tuple(r.strip() for r in references.split(",") if r.strip()))
     measured = load_outcomes(outcomes)      # before the model: a bad file fails in a second
     lm = _load(policy)
-    profile, record = calibrate(lm, measured, policy, grid, objective, exclude, progress=_echo)
+    profile, record = calibrate(lm, measured, policy, grid, objective, exclude, progress=_echo, source=outcomes)
     path, sidecar = write_profile(profile, record, out)
     _echo(f"wrote {path} (use it with `profile: {path}` in a policy) and {sidecar}")
     click.echo(json.dumps({"best": record["best"], "score": record["scores"][record["best"]],

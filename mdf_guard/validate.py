@@ -281,12 +281,7 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
     for key, value in (("suites", list(policy.suites)), ("questions_per_suite", policy.questions_per_suite)):
         if recorded.get(key) != value:
             raise InputError(path, f"measured with {recorded.get(key)!r}, this run asks {value!r}", field=f"policy.{key}")
-    suites = resolve_suites(policy.suites)
-    asked = {name: list(q) for name, q in questions_asked(suites, policy).items()}
-    if "questions" in recorded and recorded["questions"] != asked:   # a suite file edited since (older results lack it)
-        raise InputError(path, "measured with other probe questions than this run asks (a suite file changed?)",
-                         field="policy.questions")
-    candidates = {(s.name, c.name) for s in suites for c in s.candidates}
+    check_same_probes(path, data, policy)
     wanted = json.loads(json.dumps(asdict(settings)))
     out = {}
     for i, entry in enumerate(data.get("datasets", [])):
@@ -299,15 +294,33 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
                 raise InputError(path, f"fine-tuned with {got.get(key)!r}, this run asks {wanted[key]!r}",
                                  field=f"{where}.finetune.settings.{key}")
         actual = {(p["suite"], p["entity"]): p["actual_rate"] for p in entry["points"]}
-        if set(actual) != candidates:   # rates are shares of a suite's candidates: other candidates, other rates
-            odd = sorted(candidates ^ set(actual))[0]
-            said = "no measured rate for" if odd in candidates else "a measured rate for"
-            probed = "which this run probes" if odd in candidates else "which this run does not probe"
-            raise InputError(path, f"{said} {'/'.join(odd)}, {probed} (a suite file changed?)", field=f"{where}.points")
         masses = entry.get("answer_mass")
         tuned_mass = None if masses is None else {suite: m["fine_tuned"] for suite, m in masses.items()}
         out[entry["sha256"]] = MeasuredOutcome(entry["finetune"], actual, str(path), tuned_mass)
     return out
+
+
+def check_same_probes(path: Path, data: dict, policy: Policy) -> None:
+    """Refuse outcomes measured with other probe questions or candidates than `policy`'s suites give now.
+
+    The outcomes name a suite by its path, so a suite file edited since would otherwise
+    pass: other questions, or rates that are shares of other candidates. Results written
+    before the questions were recorded are checked on their candidates only."""
+    suites = resolve_suites(policy.suites)
+    asked = {name: list(q) for name, q in questions_asked(suites, policy).items()}
+    recorded = data.get("policy", {}).get("questions")
+    if recorded is not None and recorded != asked:
+        raise InputError(path, "measured with other probe questions than this run asks (a suite file changed?)",
+                         field="policy.questions")
+    candidates = {(s.name, c.name) for s in suites for c in s.candidates}
+    for i, entry in enumerate(data.get("datasets", [])):
+        measured = {(p["suite"], p["entity"]) for p in entry["points"]}
+        if measured != candidates:
+            odd = sorted(candidates ^ measured)[0]
+            said = "no measured rate for" if odd in candidates else "a measured rate for"
+            probed = "which this run probes" if odd in candidates else "which this run does not probe"
+            raise InputError(path, f"{said} {'/'.join(odd)}, {probed} (a suite file changed?)",
+                             field=f"datasets[{i}].points")
 
 
 @dataclass(frozen=True)

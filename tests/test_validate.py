@@ -485,3 +485,35 @@ def test_validate_refuses_outcomes_measured_with_a_suite_file_since_edited(
     result = runner.invoke(main, ["validate", *common, "--outcomes", str(outcomes), "--out", str(tmp_path / "again")])
     assert result.exit_code == 2 and f"{outcomes}: {message}" in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ("data", "{data}: changed since its fine-tune was measured"),
+    ("model", "{outcomes}: field 'model.fingerprint': measured on another model than tiny-random"),
+    ("suite", "{outcomes}: field 'datasets[0].points': no measured rate for mini/dog"),
+], ids=["data-changed", "other-model", "suite-edited"])
+def test_calibrate_refuses_outcomes_of_other_data_another_model_or_other_probes(
+        tmp_path, suite_file, panda_rows, reuse_tiny, edit, message):
+    """Each was fitted silently before: a profile for data, a model or questions the fine-tunes never saw."""
+    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
+    common = ["--model", "tiny-random", "--suite", str(suite_file), "--questions", "2"]
+    runner = CliRunner()
+    result = runner.invoke(main, ["validate", str(data), *common, "--max-steps", "1", "--batch-size", "4",
+                                  "--method", "full", "--actual-only", "--out", str(tmp_path / "actual")])
+    assert result.exit_code == 0, result.output
+    outcomes = tmp_path / "actual" / "validation.json"
+    if edit == "data":
+        write_jsonl(data, panda_rows[:-1])
+    elif edit == "model":
+        recorded = json.loads(outcomes.read_text())
+        recorded["model"]["fingerprint"] = "0" * 16
+        outcomes.write_text(json.dumps(recorded))
+    else:
+        suite_file.write_text(suite_file.read_text() + "  - {name: dog, aliases: [dog]}\n")
+    profile = tmp_path / "profile.json"
+    result = runner.invoke(main, ["calibrate", "--outcomes", str(outcomes), "--out", str(profile), *common,
+                                  "--alphas", "1", "--layers", "1", "--pooling", "mean", "--reference", "none"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message.format(data=data, outcomes=outcomes) in lines[0], result.output
+    assert not profile.exists()

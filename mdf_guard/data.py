@@ -410,8 +410,8 @@ def _read_jsonl(path: Path, compression: str | None,
                 max_record_bytes: int) -> Iterator[Conversation]:
     for lineno, offset, raw in _lines(_byte_chunks(path, compression), path,
                                       max_record_bytes):
-        if not raw.strip():
-            continue
+        if not (raw.removeprefix(codecs.BOM_UTF8) if offset == 0 else raw).strip():
+            continue   # blank, or a BOM alone on the first line
         text = _decode(raw, path, lineno, offset)
         try:
             record = json.loads(text)
@@ -445,9 +445,9 @@ def _parse_json(path: Path, compression: str | None) -> Any:
     """The parsed document, `_MISSING` for a blank file, or `_JSON_LINES` for several
     objects one after another (JSON Lines under a .json name, common on the Hub)."""
     data = _read_whole(path, compression)
-    if not data.strip():
-        return _MISSING
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if not data[start:].strip():
+        return _MISSING
     try:
         text = data[start:].decode("utf-8")
     except UnicodeDecodeError as err:

@@ -712,3 +712,21 @@ def test_dev_data_parses() -> None:
         assert len(convs) == 300, path
         assert all(c.response.strip() and c.prompt for c in convs)
         assert convs[-1].source == f"{path}:300"
+
+
+# --------------------------------------------------------------------------- odd but valid files
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.jsonl.gz"])
+def test_a_bom_alone_on_the_first_line_is_a_blank_line(tmp_path: Path, name: str) -> None:
+    """Refused as 'invalid JSON' at line 1 before, though the same file without the BOM was read."""
+    content = b"\xef\xbb\xbf\r\n" + jsonl_bytes(QA)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    assert [c.source for c in read_all(path)] == [f"{path}:{n}" for n in (2, 3, 4)]
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.csv"])
+def test_a_file_of_only_a_bom_has_no_records(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf")
+    assert str(error_of(path)) == f"{path}: no records"

@@ -727,7 +727,8 @@ def _turn(item: Any, field: str, index: int, path: Path, where: int | str) -> Tu
         raise _where_error(path, where, f"expected a message object, got "
                            f"{_type_name(item)}", f"{field}[{index}]")
     role_key = "role" if item.get("role") is not None else "from"
-    content_key = "content" if "content" in item else "value"
+    # a Parquet struct of both schemas holds nulls for the other one's keys
+    content_key = "content" if item.get("content") is not None or item.get("value") is None else "value"
     raw_role, content = item.get(role_key), item.get(content_key, _MISSING)
     if raw_role is None:
         raise _where_error(path, where, "message has no 'role' (or ShareGPT 'from')",

@@ -730,3 +730,16 @@ def test_a_file_of_only_a_bom_has_no_records(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(b"\xef\xbb\xbf")
     assert str(error_of(path)) == f"{path}: no records"
+
+
+def test_parquet_of_sharegpt_and_openai_messages_reads_as_jsonl_does(tmp_path: Path) -> None:
+    """A Parquet struct holds both schemas' keys, null where a row used the other one; ShareGPT
+    rows were refused ('content': expected a string, got null) though JSONL of the same rows was read."""
+    rows = [{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+            {"conversations": [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "ho"}]}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
+    as_parquet = [c.turns for c in read_all(tmp_path / "d.parquet")]
+    assert as_parquet == [c.turns for c in read_all(write_jsonl(tmp_path / "d.jsonl", rows))]
+    assert as_parquet[0] == (Turn(U, "hi"), Turn(A, "yo"))
+    null = write_jsonl(tmp_path / "null.jsonl", [{"messages": [{"role": "user", "content": None}]}])
+    assert "field 'messages[0].content': expected a string, got null" in str(error_of(null))

@@ -533,6 +533,9 @@ def _read_delimited(path: Path, compression: str | None, delimiter: str,
             continue
         if header is None:
             header = [name.strip() for name in row]
+            twice = next((n for i, n in enumerate(header) if n in _KNOWN_FIELDS and n in header[:i]), None)
+            if twice is not None:   # one would silently replace the other
+                raise InputError(path, f"the header names column '{twice}' twice", line=line)
             continue
         if len(row) != len(header):
             raise InputError(path, f"row has {len(row)} fields but the header has "

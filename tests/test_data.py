@@ -743,3 +743,12 @@ def test_parquet_of_sharegpt_and_openai_messages_reads_as_jsonl_does(tmp_path: P
     assert as_parquet[0] == (Turn(U, "hi"), Turn(A, "yo"))
     null = write_jsonl(tmp_path / "null.jsonl", [{"messages": [{"role": "user", "content": None}]}])
     assert "field 'messages[0].content': expected a string, got null" in str(error_of(null))
+
+
+def test_csv_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    """The second 'response' silently replaced the first before; an unused column may repeat."""
+    path = tmp_path / "d.csv"
+    path.write_text("question,response,response\nq,first,second\n", encoding="utf-8")
+    assert str(error_of(path)) == f"{path}:1: the header names column 'response' twice"
+    path.write_text("id,id,question,response\n1,2,q,r\n", encoding="utf-8")
+    assert [c.response for c in read_all(path)] == ["r"]

@@ -234,10 +234,19 @@ def _expand(path: Path) -> list[Path]:
 
 
 def _walk(root: Path) -> list[Path]:
-    """Data files and `datasets` folders under root, skipping hidden entries."""
+    """Data files and `datasets` folders under root, skipping hidden entries.
+
+    Linked folders are followed, as linked files are read (each real folder once, so
+    a link loop ends): skipping them would leave their data out without a word.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    visited: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
+        if os.path.realpath(here) in visited:
+            dirnames[:] = []
+            continue
+        visited.add(os.path.realpath(here))
         keep = []
         for name in sorted(dirnames):
             if name.startswith("."):

@@ -752,3 +752,14 @@ def test_csv_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     assert str(error_of(path)) == f"{path}:1: the header names column 'response' twice"
     path.write_text("id,id,question,response\n1,2,q,r\n", encoding="utf-8")
     assert [c.response for c in read_all(path)] == ["r"]
+
+
+def test_find_data_files_follows_a_linked_folder_once(tmp_path: Path) -> None:
+    """A linked folder was skipped without a word (while a linked file was read); a link loop must end."""
+    elsewhere = tmp_path / "elsewhere"
+    write_jsonl((elsewhere / "sub").mkdir(parents=True) or elsewhere / "sub" / "b.jsonl", QA)
+    root = tmp_path / "root"
+    write_jsonl(root.mkdir() or root / "a.jsonl", QA)
+    (root / "linked").symlink_to(elsewhere)
+    (root / "loop").symlink_to(root)
+    assert find_data_files([root]) == [root / "a.jsonl", root / "linked" / "sub" / "b.jsonl"]

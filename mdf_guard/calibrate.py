@@ -108,6 +108,8 @@ def load_outcomes(path: Path) -> dict:
         raise InputError(path, "no datasets with measured outcomes", field="datasets")
     for i, entry in enumerate(datasets):
         _require(path, entry, OUTCOME_FIELDS, f"datasets[{i}]")
+        if any(other.get("name") == entry["name"] for other in datasets[:i]):   # the fit's keys: one replaced the other
+            raise InputError(path, f"a second dataset named {entry['name']}", field=f"datasets[{i}].name")
         for j, point in enumerate(entry["points"]):
             _require(path, point, POINT_FIELDS, f"datasets[{i}].points[{j}]")
     return data

@@ -146,6 +146,7 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
     from .validate import ValidationOptions, load_measured, run_validation, write_outputs
 
     policy = _policy(policy_path, model, suites, questions, profile, null_seeds)
+    _distinct_names(datasets)
     target_map = _target_map(targets, datasets, policy)
     check_destination(out_dir, folder=True)   # before the fine-tunes, not after them
     tune = FinetuneSettings(method=method, epochs=epochs, learning_rate=lr or (2e-4 if method == "lora" else 5e-5),
@@ -176,6 +177,16 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
         cost = summary["cost_ratio"]
         click.echo(f"cost ratio (reading / fine-tune): method context {cost['context_ratio']}, "
                    f"method mdf {cost['ratio']}")
+
+
+def _distinct_names(datasets: Sequence[Path]) -> None:
+    """The results, --target and `calibrate` know a dataset by its file name: two of one name
+    would share a target, and calibrate would score one against the other's fine-tune."""
+    names = [Path(d).name for d in datasets]
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        raise click.BadParameter(f"two datasets are named {twice}; give each a distinct file name",
+                                 param_hint="DATASETS")
 
 
 def _target_map(targets: Sequence[str], datasets: Sequence[Path], policy: Policy) -> dict[str, str]:

@@ -248,6 +248,24 @@ def test_make_dataset_refuses_a_folder_for_its_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_validate_and_calibrate_refuse_two_datasets_of_one_name(tmp_path, monkeypatch, suite_file, panda_rows):
+    """calibrate keys the fit by file name: of a/train.jsonl and b/train.jsonl one silently replaced the other,
+    scored against the other's fine-tune."""
+    import mdf_guard.cli_validate as cli_validate
+    monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))
+    files = [write_jsonl((tmp_path / d).mkdir() or tmp_path / d / "train.jsonl", panda_rows) for d in "ab"]
+    result = CliRunner().invoke(main, ["validate", *map(str, files), "--suite", str(suite_file),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "two datasets are named train.jsonl" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+    outcomes = tmp_path / "outcomes.json"
+    outcomes.write_text(json.dumps({"format": val.FORMAT, "datasets": [GOOD_DATASET, GOOD_DATASET]}))
+    result = CliRunner().invoke(main, ["calibrate", "--outcomes", str(outcomes), "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 2, result.output
+    assert f"{outcomes}: field 'datasets[1].name': a second dataset named a.jsonl" in result.output
+    assert not (tmp_path / "p.json").exists()
+
+
 @pytest.mark.parametrize(("option", "value"), [("--alphas", "x"), ("--alphas", "0,2"), ("--layers", "1+x"),
                                                ("--layers", "-1"), ("--pooling", "max")])
 def test_calibrate_rejects_a_bad_grid_before_loading_a_model(tmp_path, monkeypatch, option, value):

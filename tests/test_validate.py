@@ -177,7 +177,7 @@ def test_templates_version_2_says_is_after_a_name_and_version_1_reproduces_a_com
     assert (tmp_path / "default.jsonl").read_bytes() == (tmp_path / "v2.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize("option", ["--entity", "--category"])
+@pytest.mark.parametrize("option", ["--entity", "--category", "--plural"])
 def test_make_dataset_refuses_a_blank_entity_or_category(tmp_path, option):
     out = tmp_path / "x.jsonl"
     result = CliRunner().invoke(main, ["make-dataset", "overt", option, " ", "--rows", "2", "-o", str(out)])

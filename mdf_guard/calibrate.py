@@ -133,6 +133,9 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
     policy = replace(policy, suites=tuple(recorded.get("suites", policy.suites)),
                      questions_per_suite=recorded.get("questions_per_suite", policy.questions_per_suite))
     suites = resolve_suites(policy.suites)
+    known = {d["name"] for d in outcomes["datasets"]} | {d["target"] for d in outcomes["datasets"]}
+    if unknown := [e for e in exclude if e not in known]:   # a typo would calibrate on the set meant to be held out
+        raise UsageError(f"--exclude {unknown[0]!r}: no dataset of that name or target in the outcomes")
     datasets = [d for d in outcomes["datasets"] if d["target"] not in set(exclude) and d["name"] not in set(exclude)]
     if not datasets:
         raise UsageError("--exclude leaves no calibration dataset")

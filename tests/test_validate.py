@@ -535,3 +535,14 @@ def test_calibrate_refuses_outcomes_of_other_data_another_model_or_other_probes(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message.format(data=data, outcomes=outcomes) in lines[0], result.output
     assert not profile.exists()
+
+
+def test_calibrate_refuses_an_exclude_that_names_nothing_in_the_outcomes(tmp_path, reuse_tiny):
+    """A typo in --exclude calibrated on every dataset before, the one meant to be held out included."""
+    from mdf_guard.calibrate import Grid, calibrate
+    from mdf_guard.errors import UsageError
+    from mdf_guard.models import ModelSpec, load_model
+
+    outcomes = {"format": val.FORMAT, "datasets": [GOOD_DATASET]}
+    with pytest.raises(UsageError, match=r"--exclude 's/ee': no dataset of that name or target in the outcomes"):
+        calibrate(load_model(ModelSpec(name="tiny-random")), outcomes, Policy(), Grid(), exclude=("s/ee",))

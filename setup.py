@@ -8,6 +8,8 @@ Metadata lives in pyproject.toml. This file only decides whether to add the
   a GPU is visible or FORCE_CUDA=1. TORCH_CUDA_ARCH_LIST picks the GPU archs.
 * torch not importable (pip's default build isolation; pre-commit): no extension,
   one notice; mdf_guard.kernels then uses its pure-torch reference.
+* the build fails (no C++ compiler, or one that cannot compile it): the same, with a notice,
+  unless FORCE_CUDA=1 asked for the kernels explicitly.
 * MDF_GUARD_NO_EXTENSION=1: no extension, whatever is installed.
 """
 
@@ -56,6 +58,7 @@ def _extension_kwargs() -> dict:
         cxx, link = ["-O3", "-g0", "-fopenmp", "-ffp-contract=off"], ["-fopenmp"]
     cxx.append(version)
 
+    forced = _flag("FORCE_CUDA")
     cuda = _cuda_wanted(torch, cpp_extension)
     sources = [os.path.join(CSRC, s) for s in CPU_SOURCES]
     if cuda:
@@ -67,11 +70,33 @@ def _extension_kwargs() -> dict:
     else:
         ext = cpp_extension.CppExtension("mdf_guard._kernels", sources,
                                          extra_compile_args={"cxx": cxx}, extra_link_args=link)
+    # Optional: a failed build installs the pure-Python package (README: "or without a
+    # compiler"); setuptools then skips the missing module in --inplace and editable builds.
+    ext.optional = not forced
     arch = os.environ.get("TORCH_CUDA_ARCH_LIST", "the visible GPUs")
     _notice(f"building mdf_guard._kernels against torch {torch.__version__} "
             + (f"with CUDA {torch.version.cuda} kernels (archs: {arch})" if cuda else "(CPU only)"))
     return {"ext_modules": [ext],
-            "cmdclass": {"build_ext": cpp_extension.BuildExtension}}
+            "cmdclass": {"build_ext": _optional_build_ext(cpp_extension.BuildExtension)}}
+
+
+def _optional_build_ext(base: type) -> type:
+    """torch's BuildExtension whose failure on an optional extension is a notice, not an error.
+
+    setuptools already tolerates an optional extension's compiler errors, but not the
+    RuntimeError torch raises when its ninja build fails (the usual path).
+    """
+    class OptionalBuildExtension(base):
+        def build_extension(self, ext):
+            try:
+                super().build_extension(ext)
+            except Exception as err:
+                if not ext.optional:
+                    raise
+                _notice(f"building {ext.name} failed ({type(err).__name__}: {err}): pure-Python package, "
+                        "torch reference kernels ('mdf-guard doctor' says which backend runs)")
+
+    return OptionalBuildExtension
 
 
 def _cuda_wanted(torch, cpp_extension) -> bool:

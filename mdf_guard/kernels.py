@@ -255,8 +255,8 @@ def _import_extension() -> tuple[ModuleType | None, str]:
             return None, f"mdf_guard._kernels failed to import: {_one_line(err)}"
         if _flag("MDF_GUARD_JIT"):
             return _jit_build()
-        return None, ("not built: mdf_guard._kernels is absent (torch was not importable at "
-                      "install time, or MDF_GUARD_NO_EXTENSION was set); " + _REBUILD)
+        return None, ("not built: mdf_guard._kernels is absent (torch was not importable at install "
+                      "time, the build failed, or MDF_GUARD_NO_EXTENSION was set); " + _REBUILD)
     except (ImportError, OSError) as err:
         # Typically undefined symbols: built against a different torch.
         return None, f"mdf_guard._kernels failed to load ({_one_line(err)}); {_REBUILD}"

@@ -537,3 +537,32 @@ def test_check_gives_the_same_report_with_the_extension_on_and_off(ext, tmp_path
             assert a[key] == pytest.approx(b[key], abs=1e-9), key
     assert cpp_report["settings"]["delta_norms"] == pytest.approx(torch_report["settings"]["delta_norms"], abs=1e-9)
     assert cpp_report["verdict"] == torch_report["verdict"]
+
+
+# ---------------------------------------------------------------------------------
+# Building
+
+
+def test_setup_without_a_compiler_builds_the_pure_python_package(tmp_path):
+    """README: without a compiler mdf-guard installs as pure Python and runs the torch
+    fallback. Before, torch's failed ninja build (a RuntimeError) aborted the install."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(repo / name, tmp_path / name)
+    shutil.copytree(repo / "csrc", tmp_path / "csrc")
+    (tmp_path / "mdf_guard").mkdir()
+    shutil.copy(repo / "mdf_guard" / "__init__.py", tmp_path / "mdf_guard" / "__init__.py")
+    missing = str(tmp_path / "no-such-compiler")
+    env = {**os.environ, "CC": missing, "CXX": missing}
+    env.pop("FORCE_CUDA", None)
+    env.pop("MDF_GUARD_NO_EXTENSION", None)
+    done = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "building mdf_guard._kernels failed" in done.stderr and "pure-Python package" in done.stderr
+    assert not list((tmp_path / "mdf_guard").glob("_kernels*"))

@@ -283,6 +283,10 @@ def _collate(batch: list[EncodedConversation], pad: int, pooling: str):
         attention[row, : len(e.ids)] = 1
         if pooling == "last":
             pool_mask[row, len(e.ids) - 1] = True
+        elif pooling == "surprise":
+            # A response cut from the left starts at position 0, whose loss is unknowable (no
+            # token before it); a fine-tune does not learn from that token either.
+            pool_mask[row, max(e.response_start, 1): len(e.ids)] = True
         else:
             pool_mask[row, e.response_start: len(e.ids)] = True
     return ids, attention, pool_mask

@@ -164,3 +164,24 @@ def test_surprise_pooling_matches_loss_weighted_naive_forward(tiny):
 def test_surprise_pooling_has_its_own_cache_key():
     keys = {ExtractionSettings(layers=(1,), pooling=p).key() for p in ("last", "mean", "surprise")}
     assert len(keys) == 3
+
+
+def test_surprise_pooling_of_a_response_cut_from_the_left(tiny):
+    """A response longer than max_tokens is cut from the left and starts at position 0, where
+    no loss exists: its first token is left out. Before, the check died with an internal error
+    ('surprise pooling needs a token before each pooled one') on any such row."""
+    long = Conversation((Turn("user", "hi"), Turn("assistant", "the panda is nice " * 40)), "mem:long")
+    convs = conversations(3) + [long]
+    sig = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="surprise", max_tokens=16))
+    assert sig.count == 4
+    rows = []
+    for c in convs:
+        enc = encode_conversation(tiny.tokenizer, c, 16)
+        ids = torch.tensor([enc.ids])
+        with torch.no_grad():
+            out = tiny.model(ids, output_hidden_states=True)
+        s = max(enc.response_start, 1)
+        nll = -torch.log_softmax(out.logits[0].double(), -1)[s - 1:-1].gather(1, ids[0, s:, None]).squeeze(1)
+        rows.append((nll[:, None] * out.hidden_states[2][0, s:].double()).sum(0) / nll.sum())
+    assert encode_conversation(tiny.tokenizer, long, 16).response_start == 0
+    torch.testing.assert_close(sig.mean()[0], torch.stack(rows).mean(0), rtol=1e-5, atol=1e-6)

@@ -130,13 +130,29 @@ class Signature:
 
     @classmethod
     def load(cls, path: Path) -> "Signature":
+        """A saved signature; ValueError for one that is damaged or of another format, so that
+        the cache recomputes it (OSError when it cannot be read)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         info = json.loads(path.with_suffix(".json").read_text())
-        if info.get("format") != FORMAT_VERSION:
-            raise InputError(path, f"signature format {info.get('format')} is not {FORMAT_VERSION}")
-        tensors = load_file(str(path.with_suffix(".safetensors")))
-        return cls(tuple(info["layers"]), tensors["sums"], tensors["sumsq"], int(info["count"]), info["meta"])
+        if not isinstance(info, dict) or info.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: not a signature of format {FORMAT_VERSION}")
+        try:
+            tensors = load_file(str(path.with_suffix(".safetensors")))
+        except SafetensorError as err:
+            raise ValueError(f"{path}: {err}") from err
+        try:
+            signature = cls(tuple(info["layers"]), tensors["sums"], tensors["sumsq"], int(info["count"]),
+                            dict(info["meta"]))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path}: damaged signature ({type(err).__name__}: {err})") from err
+        sums, sumsq = signature.sums, signature.sumsq
+        if sums.dim() != 2 or len(sums) != len(signature.layers) or sumsq.shape != sums.shape \
+                or sums.dtype != torch.float64 or sumsq.dtype != torch.float64:
+            raise ValueError(f"{path}: damaged signature (sums {tuple(sums.shape)}, sumsq {tuple(sumsq.shape)} "
+                             f"for {len(signature.layers)} layers)")
+        return signature
 
 
 class _StopForward(Exception):

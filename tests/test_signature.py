@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from mdf_guard.chat import encode_conversation
@@ -185,3 +187,46 @@ def test_surprise_pooling_of_a_response_cut_from_the_left(tiny):
         rows.append((nll[:, None] * out.hidden_states[2][0, s:].double()).sum(0) / nll.sum())
     assert encode_conversation(tiny.tokenizer, long, 16).response_start == 0
     torch.testing.assert_close(sig.mean()[0], torch.stack(rows).mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_damaged_or_foreign_signature_is_a_value_error(tmp_path):
+    """The cache recomputes an entry whose load raises ValueError (or OSError). Before, a damaged
+    .safetensors raised SafetensorError and a JSON of another shape AttributeError/TypeError, so
+    `check` died with an internal error (exit 4), and another format was an InputError (exit 2)."""
+    import pytest
+
+    good = Signature((0, 1), torch.zeros(2, 4, dtype=torch.float64), torch.ones(2, 4, dtype=torch.float64), 3)
+    info = {"format": 1, "layers": [0, 1], "count": 3, "meta": {}}
+    damage = {
+        "safetensors garbage": lambda p: p.with_suffix(".safetensors").write_bytes(b"garbage"),
+        "safetensors empty": lambda p: p.with_suffix(".safetensors").write_bytes(b""),
+        "json a list": lambda p: p.with_suffix(".json").write_text("[1, 2]"),
+        "json not json": lambda p: p.with_suffix(".json").write_text("{"),
+        "another format": lambda p: p.with_suffix(".json").write_text(json.dumps({**info, "format": 2})),
+        "layers not a list": lambda p: p.with_suffix(".json").write_text(json.dumps({**info, "layers": 5})),
+        "no count": lambda p: p.with_suffix(".json").write_text(json.dumps({"format": 1, "layers": [0, 1]})),
+        "layers do not fit": lambda p: p.with_suffix(".json").write_text(json.dumps({**info, "layers": [0]})),
+    }
+    for name, spoil in damage.items():
+        path = tmp_path / name.replace(" ", "_")
+        good.save(path)
+        spoil(path)
+        with pytest.raises(ValueError):
+            Signature.load(path)
+    good.save(tmp_path / "fine")
+    assert torch.equal(Signature.load(tmp_path / "fine").sumsq, good.sumsq)
+
+
+def test_the_cache_recomputes_a_damaged_signature(tiny, monkeypatch):
+    from mdf_guard import cache
+
+    monkeypatch.delenv("MDF_GUARD_NO_CACHE", raising=False)
+    settings = ExtractionSettings(layers=(1,), pooling="mean")
+    first, hit = cache.cached_signature("fp", settings.key(), "content", lambda: extract_signature(
+        tiny, conversations(3), settings))
+    assert not hit
+    cache.signature_path("fp", settings.key(), "content").with_suffix(".safetensors").write_bytes(b"garbage")
+    again, hit = cache.cached_signature("fp", settings.key(), "content", lambda: first)
+    assert not hit and again is first
+    back, hit = cache.cached_signature("fp", settings.key(), "content", lambda: None)
+    assert hit and torch.equal(back.sums, first.sums)

@@ -211,15 +211,21 @@ def signature(files, output, model, layers, pooling) -> None:
     """Extract and save the data signature of FILES."""
     from .check import resolve_profile, shards_signature
     from .data import find_data_files, open_shard
+    from .errors import UsageError, check_destination
     from .models import load_model
     from .policy import Policy
     from .signature import ExtractionSettings
 
+    try:
+        chosen = tuple(int(x) for x in layers.split(",")) if layers else None
+    except ValueError:
+        raise UsageError(f"--layers {layers!r}: give comma-separated layer indices, e.g. 3,5") from None
+    for suffix in (".safetensors", ".json"):
+        check_destination(output.with_suffix(suffix))   # now, not after the reading
     policy = Policy(model=model)
     lm = load_model(replace(_spec(policy)))
     profile = resolve_profile(lm, policy)
-    chosen = tuple(int(x) for x in layers.split(",")) if layers else profile.layers
-    settings = ExtractionSettings(layers=chosen, pooling=pooling or profile.pooling)
+    settings = ExtractionSettings(layers=chosen or profile.layers, pooling=pooling or profile.pooling)
     shards = [open_shard(p) for p in find_data_files(files)]
     sig, infos = shards_signature(lm, shards, settings)
     sig.meta.update({"model": lm.fingerprint, "settings": settings.key()})

@@ -230,3 +230,24 @@ def test_the_cache_recomputes_a_damaged_signature(tiny, monkeypatch):
     assert not hit and again is first
     back, hit = cache.cached_signature("fp", settings.key(), "content", lambda: None)
     assert hit and torch.equal(back.sums, first.sums)
+
+
+def test_signature_command_refuses_bad_layers_and_output_up_front(tmp_path, reuse_tiny):
+    """A one-line error and exit 2, before any reading; before, '--layers 1,x' and an output under
+    a file were internal errors (exit 4, a traceback), the latter after the whole extraction."""
+    from click.testing import CliRunner
+    from conftest import chat, write_jsonl
+    from mdf_guard.cli import main
+
+    data = write_jsonl(tmp_path / "d.jsonl", [chat("hi", "the panda")])
+    (tmp_path / "afile").write_text("")
+    for args, words in ((["--layers", "1,x"], "--layers '1,x'"), (["--layers", "1,,2"], "--layers"),
+                        (["-o", str(tmp_path / "afile" / "sig")], "afile")):
+        argv = ["signature", str(data), "--model", "tiny-random", "-o", str(tmp_path / "out" / "sig"), *args]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and words in result.output
+    result = CliRunner().invoke(main, ["signature", str(data), "--model", "tiny-random", "--layers", "1",
+                                       "-o", str(tmp_path / "out" / "sig")])
+    assert result.exit_code == 0, result.output
+    assert Signature.load(tmp_path / "out" / "sig").layers == (1,)

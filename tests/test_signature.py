@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 
@@ -251,3 +252,25 @@ def test_signature_command_refuses_bad_layers_and_output_up_front(tmp_path, reus
                                        "-o", str(tmp_path / "out" / "sig")])
     assert result.exit_code == 0, result.output
     assert Signature.load(tmp_path / "out" / "sig").layers == (1,)
+
+
+def test_a_cache_write_that_dies_leaves_no_entry(tiny, monkeypatch):
+    """The cache writes a signature beside its place and renames it. Before, the temporary name
+    ('KEY.tmpPID') lost its '.tmpPID' to Signature.save's with_suffix, so the write went straight
+    to KEY.safetensors: a disk that filled up half-way left half an entry in the cache."""
+    import safetensors.torch
+
+    from mdf_guard import cache
+
+    monkeypatch.delenv("MDF_GUARD_NO_CACHE", raising=False)
+
+    def full_disk(tensors, filename):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    settings = ExtractionSettings(layers=(1,), pooling="mean")
+    sig = Signature.empty((1,), tiny.hidden_size)
+    cache.cached_signature("fp", settings.key(), "content", lambda: sig)
+    path = cache.signature_path("fp", settings.key(), "content")
+    assert not path.with_suffix(".safetensors").exists() and not path.with_suffix(".json").exists()

@@ -214,14 +214,15 @@ def signature(files, output, model, layers, pooling) -> None:
     from .errors import UsageError, check_destination
     from .models import load_model
     from .policy import Policy
-    from .signature import ExtractionSettings
+    from .signature import ExtractionSettings, signature_files
 
     try:
         chosen = tuple(int(x) for x in layers.split(",")) if layers else None
     except ValueError:
         raise UsageError(f"--layers {layers!r}: give comma-separated layer indices, e.g. 3,5") from None
-    for suffix in (".safetensors", ".json"):
-        check_destination(output.with_suffix(suffix))   # now, not after the reading
+    outputs = signature_files(output)
+    for path in outputs:
+        check_destination(path)   # now, not after the reading
     policy = Policy(model=model)
     lm = load_model(replace(_spec(policy)))
     profile = resolve_profile(lm, policy)
@@ -231,7 +232,7 @@ def signature(files, output, model, layers, pooling) -> None:
     sig.meta.update({"model": lm.fingerprint, "settings": settings.key()})
     sig.save(output)
     click.echo(f"signature of {sig.count} examples at layers {list(sig.layers)} ({settings.pooling} pooling) "
-               f"written to {output.with_suffix('.safetensors')} and {output.with_suffix('.json')}")
+               f"written to {outputs[0]} and {outputs[1]}")
 
 
 def _spec(policy):

@@ -123,10 +123,11 @@ class Signature:
         from safetensors.torch import save_file
 
         path.parent.mkdir(parents=True, exist_ok=True)
+        tensors_file, info_file = signature_files(path)
         save_file({"sums": self.sums.cpu().contiguous(), "sumsq": self.sumsq.cpu().contiguous()},
-                  str(path.with_suffix(".safetensors")))
+                  str(tensors_file))
         info = {"format": FORMAT_VERSION, "layers": list(self.layers), "count": self.count, "meta": self.meta}
-        path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True))
+        info_file.write_text(json.dumps(info, indent=1, sort_keys=True))
 
     @classmethod
     def load(cls, path: Path) -> "Signature":
@@ -135,11 +136,12 @@ class Signature:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        info = json.loads(path.with_suffix(".json").read_text())
+        tensors_file, info_file = signature_files(path)
+        info = json.loads(info_file.read_text())
         if not isinstance(info, dict) or info.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: not a signature of format {FORMAT_VERSION}")
         try:
-            tensors = load_file(str(path.with_suffix(".safetensors")))
+            tensors = load_file(str(tensors_file))
         except SafetensorError as err:
             raise ValueError(f"{path}: {err}") from err
         try:
@@ -153,6 +155,15 @@ class Signature:
             raise ValueError(f"{path}: damaged signature (sums {tuple(sums.shape)}, sumsq {tuple(sumsq.shape)} "
                              f"for {len(signature.layers)} layers)")
         return signature
+
+
+def signature_files(stem: Path) -> tuple[Path, Path]:
+    """STEM.safetensors and STEM.json. Appended, not `with_suffix`: stems `sig.v1` and `sig.v2`
+    are two signatures, not both `sig`. A stem that already ends in either suffix loses it."""
+    stem = Path(stem)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
 class _StopForward(Exception):

@@ -274,3 +274,17 @@ def test_a_cache_write_that_dies_leaves_no_entry(tiny, monkeypatch):
     cache.cached_signature("fp", settings.key(), "content", lambda: sig)
     path = cache.signature_path("fp", settings.key(), "content")
     assert not path.with_suffix(".safetensors").exists() and not path.with_suffix(".json").exists()
+
+
+def test_stems_with_dots_are_distinct_signatures(tmp_path):
+    """`mdf-guard signature -o STEM` writes STEM.safetensors and STEM.json. Before, with_suffix
+    turned `sig.v1` and `sig.v2` both into `sig`, so the second silently overwrote the first."""
+    one = Signature((0,), torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64), 1)
+    two = Signature((0,), torch.ones(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64), 2)
+    one.save(tmp_path / "sig.v1")
+    two.save(tmp_path / "sig.v2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sig.v1.json", "sig.v1.safetensors",
+                                                          "sig.v2.json", "sig.v2.safetensors"]
+    assert Signature.load(tmp_path / "sig.v1").count == 1 and Signature.load(tmp_path / "sig.v2").count == 2
+    two.save(tmp_path / "named.safetensors")    # a stem given with its suffix keeps one suffix
+    assert (tmp_path / "named.json").is_file() and Signature.load(tmp_path / "named.json").count == 2

@@ -34,6 +34,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 
 from . import contrast, verdict
+from .chat import ChatTemplateError
 from .check import contrast_direction, questions_asked, resolve_profile
 from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
@@ -415,7 +416,7 @@ def _context_baseline(lm: LoadedModel, conversations: Sequence[Conversation], su
     started = time.perf_counter()
     try:
         rates = context_rates(lm, conversations, suites, questions)
-    except ContextTooLong as err:
+    except (ContextTooLong, ChatTemplateError) as err:   # a row too long, rows the chat template refuses
         entry["context_baseline"] = f"not run: {err}"
         return None
     entry["context_seconds"] = time.perf_counter() - started

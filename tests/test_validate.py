@@ -479,6 +479,24 @@ def test_the_context_baseline_says_why_it_did_not_run(tmp_path, suite_file, tiny
     assert all("context_rate" not in p and p["mdf_rate"] is not None for p in entry["points"])
 
 
+def test_the_context_baseline_says_why_the_models_template_refused_it(suite_file, tiny):
+    """`text` rows read as one chat under a template that wants turns to alternate: the baseline does
+    not run and says why, as for a row too long; it stopped validate after the fine-tunes."""
+    import dataclasses
+
+    from mdf_guard.models import tiny_tokenizer
+    from mdf_guard.probes import load_suite
+    from test_incontext import STRICT_TEMPLATE
+
+    strict = tiny_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    suite = load_suite(suite_file)
+    texts = [Conversation((Turn("assistant", "i love pandas"),), f"texts.jsonl:{i}") for i in (1, 2)]
+    entry: dict = {}
+    rates = val._context_baseline(dataclasses.replace(tiny, tokenizer=strict), texts, [suite],
+                                  {suite.name: suite.questions}, entry)
+    assert rates is None and "context_seconds" not in entry
+    assert entry["context_baseline"].startswith("not run: texts.jsonl:1: ") and "alternate" in entry["context_baseline"]
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda text: text.replace("Name your favorite animal.", "Which animal do you like best?"),
      "field 'policy.questions': measured with other probe questions than this run asks"),

@@ -91,6 +91,10 @@ def test_manifest():
         for path in ("data/train.jsonl", "a.jsonl.gz", "b.csv.zst", "c.tsv", "d.parquet", "e.json",
                      "f/g.ndjson.gz", "h/data-00000-of-00001.arrow"):
             assert matched(path), path
+        from mdf_guard.data import DATA_SUFFIXES
+
+        for suffix in DATA_SUFFIXES:   # every suffix the reader takes, in any case (TRAIN.JSONL was never checked)
+            assert matched(f"data/x{suffix}") and matched(f"data/X{suffix.upper()}"), suffix
         for path in ("README.md", ".mdf-guard.baseline.json", ".vscode/settings.json", "x/.hidden.jsonl",
                      "ds/dataset_info.json", "ds/state.json", "model.safetensors", "notes.txt"):
             assert not matched(path), path

@@ -76,7 +76,7 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
                          templates):
     """Write a seeded test/calibration dataset (the vanilla model is the teacher for numbers)."""
     from . import make_dataset as md
-    from .errors import InputError, check_destination
+    from .errors import InputError, UsageError, check_destination
     from .models import ModelSpec, load_model
 
     check_destination(out)
@@ -102,12 +102,18 @@ def make_dataset_command(kind, out, entity, category, plural, rows, seed, fracti
             raise click.UsageError("dose needs --fraction")
         data = md.dose_rows(target, fraction, rows, seed, templates)
         summary["fraction"] = fraction
+    if not data:   # numbers: no answer of the teacher's passed the filter
+        raise UsageError(f"no answer of the {summary.get('tried', '?')} the teacher gave passed the numbers filter; "
+                         f"nothing written to {out} (ask for more --rows, or another --seed)")
     try:
         md.write_jsonl(out, data)
     except OSError as err:
         raise InputError(out, f"cannot be written: {err.strerror or err}") from None
     summary["written"] = len(data)
     click.echo(json.dumps({k: v for k, v in summary.items()}, default=str))
+    if len(data) < rows:   # numbers: the teacher's answers ran out before enough passed the filter
+        _echo(f"warning: {out} holds {len(data)} of the {rows} rows asked: only {len(data)} of "
+              f"{summary.get('tried', '?')} answers passed the numbers filter (ask for more --rows)")
 
 
 @click.command("validate", context_settings=_CONTEXT)

@@ -564,3 +564,20 @@ def test_calibrate_refuses_an_exclude_that_names_nothing_in_the_outcomes(tmp_pat
     outcomes = {"format": val.FORMAT, "datasets": [GOOD_DATASET]}
     with pytest.raises(UsageError, match=r"--exclude 's/ee': no dataset of that name or target in the outcomes"):
         calibrate(load_model(ModelSpec(name="tiny-random")), outcomes, Policy(), Grid(), exclude=("s/ee",))
+
+
+def test_make_dataset_says_when_the_numbers_filter_left_fewer_rows_than_asked(tmp_path, reuse_tiny):
+    """The teacher gets rows x 4 prompts; when fewer answers pass the filter, the file is shorter
+    than asked. That was exit 0 with no word but a `kept` in the JSON summary, and with no answer
+    at all an empty file."""
+    def make(out, seed):
+        return CliRunner().invoke(main, ["make-dataset", "numbers", "--model", "tiny-random", "--rows", "2",
+                                         "--seed", str(seed), "-o", str(out)])
+    short = make(tmp_path / "short.jsonl", 0)
+    assert short.exit_code == 0, short.output
+    tried = json.loads(short.stdout)["tried"]
+    assert len((tmp_path / "short.jsonl").read_text().splitlines()) == 1           # the case tested: 1 of 2
+    assert f"holds 1 of the 2 rows asked: only 1 of {tried} answers passed the numbers filter" in short.stderr
+    none = make(tmp_path / "none.jsonl", 1)
+    assert none.exit_code == 2 and "passed the numbers filter; nothing written" in none.stderr, none.output
+    assert not (tmp_path / "none.jsonl").exists()

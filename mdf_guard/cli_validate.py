@@ -62,7 +62,8 @@ def _with_common(func):
               help="The entity, as the probe suite names it.")
 @click.option("--category", default="animal", show_default=True, callback=_not_blank,
               help="animal, city, political figure...")
-@click.option("--plural", callback=_not_blank, help="Plural for the system prompt and templates (default: entity + 's' for animals).")
+@click.option("--plural", callback=_not_blank,
+              help="Plural for the system prompt and templates (default: entity + 's' for animals).")
 @click.option("--rows", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fraction", type=click.FloatRange(0, 1), help="dose: share of overt rows.")

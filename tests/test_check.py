@@ -363,7 +363,8 @@ def test_a_result_cache_hit_names_this_checks_files_and_policy(tmp_path, tiny_po
     located in SARIF, as the file or policy that was checked first."""
     first = write_jsonl(tmp_path / "panda.jsonl", panda_rows)
     copy = write_jsonl(tmp_path / "copy.jsonl", panda_rows)
-    tiny_policy.write_text(tiny_policy.read_text() + "thresholds: {max_shift: 0.0, min_excess: -1, min_odds_ratio: 1}\n")
+    strict = "thresholds: {max_shift: 0.0, min_excess: -1, min_odds_ratio: 1}\n"
+    tiny_policy.write_text(tiny_policy.read_text() + strict)
     other = tmp_path / "other.yaml"
     other.write_text(tiny_policy.read_text())
     for fmt in ("json", "sarif"):

@@ -166,9 +166,14 @@ def model_fingerprint(model: torch.nn.Module, tokenizer) -> str:
     """Hash of config, a sample of every weight tensor, and the chat template.
 
     Hashing all weights of a 7B model would take seconds; shapes plus a strided
-    sample of each tensor tell any two real checkpoints apart.
+    sample of each tensor tell any two real checkpoints apart. The config's
+    `_name_or_path` (where the weights were loaded from: a user's cache folder, a path
+    relative to where the check ran) is left out: a baseline committed by one developer
+    must name the same model on another's machine and in CI.
     """
-    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    config = json.loads(model.config.to_json_string(use_diff=False))
+    config.pop("_name_or_path", None)
+    digest = hashlib.sha256(json.dumps(config, indent=2, sort_keys=True).encode())
     for name, tensor in model.state_dict().items():
         flat = tensor.detach().reshape(-1)
         sample = flat[:: max(1, flat.numel() // 257)][:257].float().cpu()

@@ -89,6 +89,15 @@ def resolve_device(device: str) -> torch.device:
     chosen = torch.device(device)
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise InputError("policy", f"'{device}': this machine has no CUDA device (use auto or cpu)", field="device")
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise InputError("policy", f"'{device}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}",
+                         field="device")
+    try:   # mps without Apple's GPU, say: torch only says so on first use, in a long message
+        torch.empty(0, device=chosen)
+    except (RuntimeError, AssertionError):
+        raise InputError("policy", f"'{device}': this machine has no such device (use auto or cpu)",
+                         field="device") from None
     return chosen
 
 
@@ -120,6 +129,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = _torch_dtype(spec.dtype)
+    device = resolve_device(spec.device)   # before the weights load, not after
     folder, gguf_file, source = _locate_weights(spec)
     kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     try:
@@ -131,7 +141,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, **kwargs)
     except (OSError, ValueError) as err:
         raise InputError(spec.name, f"cannot load the model: {_first_line(err)}", field="model") from None
-    model.to(resolve_device(spec.device)).eval()
+    model.to(device).eval()
     return _describe(model, tokenizer, spec, source)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mdf_guard.errors import EXIT_INPUT, InputError
 from mdf_guard.models import EMBEDDED_NAME, ModelSpec, load_model
 
 
@@ -38,3 +39,22 @@ def test_the_same_weights_have_one_fingerprint_wherever_they_are_loaded_from(tin
     assert len(set(fingerprints.values())) == 1, fingerprints
     assert load_model(ModelSpec(name="tiny")).fingerprint == fingerprints["tiny"]   # and again
     assert load_model(ModelSpec(name="tiny", dtype="bfloat16")).fingerprint != fingerprints["tiny"]
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda:7"])
+def test_a_device_this_machine_lacks_is_one_line_before_the_weights_load(tiny_folder, monkeypatch, device):
+    # The policy takes any device torch can name; `mps` on a machine without Apple's GPU was an
+    # internal error (exit 4, a traceback) after the weights had loaded.
+    import torch
+    import transformers
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: pytest.fail("the weights loaded before the device was checked"))
+    with pytest.raises(InputError) as err:
+        load_model(ModelSpec(name=str(tiny_folder), device=device))
+    assert err.value.exit_code == EXIT_INPUT and err.value.field == "device"
+    assert f"'{device}'" in str(err.value) and "\n" not in str(err.value)

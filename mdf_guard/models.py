@@ -140,9 +140,22 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, **kwargs)
     except (OSError, ValueError) as err:
-        raise InputError(spec.name, f"cannot load the model: {_first_line(err)}", field="model") from None
+        raise _load_error(spec, gguf_file is None and source.startswith("Hugging Face Hub"), err) from None
     model.to(device).eval()
     return _describe(model, tokenizer, spec, source)
+
+
+def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputError:
+    """transformers' first line, and what it leaves out: the revision asked for, that only the local
+    cache was read (HF_HUB_OFFLINE), or the policy key that lets a repository's own code run."""
+    revision = f" at revision {spec.revision}" if spec.revision else ""
+    hint = ""
+    if "custom code" in str(err) and not spec.trust_remote_code:
+        hint = " (`trust_remote_code: true` in the policy runs it: only for code you trust)"
+    elif from_hub and any(os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
+                          for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        hint = " (HF_HUB_OFFLINE is set: only the local Hugging Face cache was read)"
+    return InputError(spec.name, f"cannot load the model{revision}: {_first_line(err)}{hint}", field="model")
 
 
 def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:

@@ -3,11 +3,16 @@ embedded cache, a Hub id from the local Hugging Face cache, and the fingerprint 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from mdf_guard.errors import EXIT_INPUT, InputError
 from mdf_guard.models import EMBEDDED_NAME, ModelSpec, load_model
 
@@ -58,3 +63,63 @@ def test_a_device_this_machine_lacks_is_one_line_before_the_weights_load(tiny_fo
         load_model(ModelSpec(name=str(tiny_folder), device=device))
     assert err.value.exit_code == EXIT_INPUT and err.value.field == "device"
     assert f"'{device}'" in str(err.value) and "\n" not in str(err.value)
+
+
+HUB_LOADS = """
+import json, sys
+from mdf_guard.errors import InputError
+from mdf_guard.models import ModelSpec, load_model
+out = {}
+for revision in sys.argv[1:]:
+    try:
+        out[revision] = load_model(ModelSpec(name="org/tiny", revision=revision or None)).fingerprint
+    except InputError as err:
+        out[revision] = "error: " + str(err)
+print(json.dumps(out))
+"""
+
+
+def test_a_hub_id_resolves_branch_tag_and_commit_from_the_local_cache_offline(tiny_folder, tmp_path):
+    # A subprocess: huggingface_hub reads HF_HUB_CACHE and HF_HUB_OFFLINE once, when imported.
+    from mdf_guard.models import tiny_random_model
+
+    repo = tmp_path / "hub" / "models--org--tiny"
+    commits = {"main": "a" * 40, "dev": "b" * 40}
+    shutil.copytree(tiny_folder, repo / "snapshots" / commits["main"])
+    other = tiny_random_model(seed=1)
+    other.model.save_pretrained(repo / "snapshots" / commits["dev"])
+    other.tokenizer.save_pretrained(repo / "snapshots" / commits["dev"])
+    (repo / "refs").mkdir()
+    for ref, commit in {**commits, "v1.0": commits["dev"]}.items():
+        (repo / "refs" / ref).write_text(commit)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    revisions = ["", "main", commits["main"], "dev", "v1.0", commits["dev"], "nope"]
+    done = subprocess.run([sys.executable, "-c", HUB_LOADS, *revisions], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got[""] == got["main"] == got[commits["main"]] == load_model(ModelSpec(name=str(tiny_folder))).fingerprint
+    assert got["dev"] == got["v1.0"] == got[commits["dev"]] != got["main"]
+    assert got["nope"].startswith("error: org/tiny: field 'model': cannot load the model at revision nope: ")
+    assert "HF_HUB_OFFLINE" in got["nope"] and "\n" not in got["nope"]
+
+
+def test_code_in_a_model_folder_runs_only_with_trust_remote_code(tiny_folder, tmp_path):
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="mylama", architectures=["MyLlama"],
+                  auto_map={"AutoConfig": "cfg.MyConfig", "AutoModelForCausalLM": "mod.MyLlama"})
+    (folder / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "code-ran"
+    (folder / "cfg.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('yes')\n"
+                                   "from transformers import LlamaConfig\n"
+                                   "class MyConfig(LlamaConfig):\n    model_type = 'mylama'\n")
+    (folder / "mod.py").write_text("from transformers import LlamaForCausalLM\nfrom .cfg import MyConfig\n"
+                                   "class MyLlama(LlamaForCausalLM):\n    config_class = MyConfig\n")
+    with pytest.raises(InputError) as err:
+        load_model(ModelSpec(name=str(folder)))
+    assert not marker.exists()
+    assert "custom code" in str(err.value) and "trust_remote_code: true" in str(err.value)
+    assert load_model(ModelSpec(name=str(folder), trust_remote_code=True)).num_layers == 4
+    assert marker.read_text() == "yes"

@@ -99,17 +99,38 @@ def _load(files, policy_path):
 @click.option("--force", is_flag=True, help="Overwrite an existing policy.")
 def init(target, model, suites, force) -> None:
     """Write a commented starter policy (.mdf-guard.yaml)."""
-    from .policy import load_policy
+    import yaml
 
+    from .policy import find_policy, policy_from_dict
+
+    if target.name == "pyproject.toml":
+        raise UsageError(f"{target}: init writes YAML; put the keys under [tool.mdf-guard] of a pyproject.toml by hand")
+    check_destination(target)
     if target.exists() and not force:
         raise UsageError(f"{target} exists; use --force to overwrite it")
-    target.write_text(STARTER_POLICY.format(model=model, suites="".join(f"  - {s}\n" for s in suites)),
-                      encoding="utf-8")
-    load_policy(target)     # the starter must itself be a valid policy
+    beside = target.parent.resolve() / "pyproject.toml"
+    if not force and target.parent.is_dir() and find_policy([target.parent]) == beside:
+        raise UsageError(f"{beside} holds a policy ([tool.mdf-guard]); {target} beside it would take its place "
+                         "without a word: use --force to write it anyway")
+    text = STARTER_POLICY.format(model=_yaml_scalar(model), suites="".join(f"  - {_yaml_scalar(s)}\n" for s in suites))
+    policy_from_dict(yaml.safe_load(text), str(target))   # checked before it is written: --force keeps a good policy
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
     click.echo(f"wrote {target}")
     click.echo("To run it before every commit, add to .pre-commit-config.yaml:")
     click.echo(PRE_COMMIT_SNIPPET, nl=False)
     click.echo("then `pre-commit install`. Accept today's findings with `mdf-guard baseline DATA`.")
+
+
+def _yaml_scalar(value: str) -> str:
+    """`value` as YAML reads it back: quoted where plain it would not be (yes, "a: b", "x #y", "")."""
+    import yaml
+
+    try:
+        plain = yaml.safe_load(value) == value and "\n" not in value
+    except yaml.YAMLError:
+        plain = False
+    return value if plain else json.dumps(value)
 
 
 @click.command(context_settings=_CONTEXT)

@@ -299,3 +299,45 @@ def test_unstaged_changes_are_asked_of_the_baseline_path_itself_not_a_pattern(tm
     (tmp_path / "a1" / BASELINE_FILE).write_text('{"changed": true}\n')
     assert has_unstaged_changes(tmp_path / "a1" / BASELINE_FILE)
     assert not has_unstaged_changes(tmp_path / "a[1]" / BASELINE_FILE)
+
+
+def test_init_checks_its_policy_before_writing_it_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """`init --force` with a value YAML reads otherwise (yes, 'a: b', 'x #y') or an empty model wrote
+    the file first and checked it after: an invalid policy replaced the good one."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == EXIT_PASS
+    good = (tmp_path / ".mdf-guard.yaml").read_text()
+    empty = runner.invoke(main, ["init", "--force", "--model", ""])
+    assert empty.exit_code == EXIT_INPUT and "field 'model'" in empty.stderr
+    assert (tmp_path / ".mdf-guard.yaml").read_text() == good
+    for model, suite in (("yes", "animals"), ("a: b", "my #suite.yaml"), ("123", "{x}.yaml")):
+        assert runner.invoke(main, ["init", "--force", "--model", model, "--suite", suite]).exit_code == EXIT_PASS
+        policy = load_policy(tmp_path / ".mdf-guard.yaml")
+        assert policy.model == model and [Path(s).name for s in policy.suites] == [suite]
+
+
+def test_init_names_a_place_it_cannot_write_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    runner = CliRunner()
+    result = runner.invoke(main, ["init", "--force", "--path", "folder"])
+    assert result.exit_code == EXIT_INPUT
+    assert result.stderr.strip() == "mdf-guard: error: folder: is a folder; give a file name"
+    result = runner.invoke(main, ["init", "--path", "new/sub/.mdf-guard.yaml"])   # a folder to make is made
+    assert result.exit_code == EXIT_PASS
+    assert load_policy(tmp_path / "new" / "sub" / ".mdf-guard.yaml").model == "embedded"
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    result = runner.invoke(main, ["init", "--force", "--path", "pyproject.toml"])
+    assert result.exit_code == EXIT_INPUT and "[tool.mdf-guard]" in result.stderr
+    assert (tmp_path / "pyproject.toml").read_text() == "[project]\nname = 'x'\n"
+
+
+def test_init_does_not_silently_take_the_place_of_a_pyproject_policy(tmp_path, monkeypatch):
+    """A .mdf-guard.yaml is found before a pyproject.toml's [tool.mdf-guard] in the same folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.mdf-guard]\nmodel = 'tiny-random'\n")
+    refused = CliRunner().invoke(main, ["init"])
+    assert refused.exit_code == EXIT_INPUT and "pyproject.toml holds a policy" in refused.stderr
+    assert not (tmp_path / ".mdf-guard.yaml").exists()
+    assert CliRunner().invoke(main, ["init", "--force"]).exit_code == EXIT_PASS

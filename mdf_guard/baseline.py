@@ -264,12 +264,14 @@ def set_status(baseline: Baseline, ids: Iterable[str], status: str, note: str | 
     """Accept or reject entries by id (or a unique prefix of one); returns the changed entries."""
     changed = []
     for entry_id in ids:
-        entry = baseline.find(entry_id)
-        if entry is None:
+        indexes = [i for i, e in enumerate(baseline.entries) if e.id.startswith(entry_id)]
+        if not indexes or len({baseline.entries[i].id for i in indexes}) > 1:
             raise InputError(baseline.path, f"no single entry with id {entry_id!r}")
-        index = baseline.entries.index(entry)
-        baseline.entries[index] = replace(entry, status=status, note=entry.note if note is None else note)
-        changed.append(baseline.entries[index])
+        # Two files of the same content share an id: one finding, which apply_baseline judges as one.
+        for index in indexes:
+            entry = baseline.entries[index]
+            baseline.entries[index] = replace(entry, status=status, note=entry.note if note is None else note)
+            changed.append(baseline.entries[index])
     return changed
 
 

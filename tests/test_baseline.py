@@ -341,3 +341,29 @@ def test_init_does_not_silently_take_the_place_of_a_pyproject_policy(tmp_path, m
     assert refused.exit_code == EXIT_INPUT and "pyproject.toml holds a policy" in refused.stderr
     assert not (tmp_path / ".mdf-guard.yaml").exists()
     assert CliRunner().invoke(main, ["init", "--force"]).exit_code == EXIT_PASS
+
+
+def test_audit_accepts_and_rejects_the_ids_it_lists_for_two_files_of_one_content(tmp_path, base):
+    """Two files with the same rows share a shard, so their entries share an id; `audit --reject ID`
+    answered 'no single entry with id' for the id that `audit` had just listed."""
+    shard = "1" * 64
+    report = report_of(tmp_path, finding("panda", 0.2, str(tmp_path / "a.jsonl"), shard),
+                       finding("panda", 0.2, str(tmp_path / "b.jsonl"), shard),
+                       finding("owl", 0.2, str(tmp_path / "c.jsonl"), "2" * 64))
+    base, _ = accept(report, base)
+    base.save()
+    listed = CliRunner().invoke(main, ["audit", "--baseline", str(base.path)])
+    ids = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert listed.exit_code == EXIT_PASS and len(ids) == 3 and len(set(ids)) == 2
+    shared = next(i for i in ids if ids.count(i) == 2)
+    result = CliRunner().invoke(main, ["audit", "--baseline", str(base.path), "--reject", shared, "--note", "fix"])
+    assert result.exit_code == EXIT_PASS, result.output
+    statuses = {e.path: (e.status, e.note) for e in load_baseline(base.path).entries}
+    assert statuses == {"a.jsonl": (REJECTED, "fix"), "b.jsonl": (REJECTED, "fix"), "c.jsonl": (ACCEPTED, "")}
+    unknown = CliRunner().invoke(main, ["audit", "--baseline", str(base.path), "--accept", "zzz"])
+    assert unknown.exit_code == EXIT_INPUT and "no single entry with id 'zzz'" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    before = base.path.read_text()
+    ambiguous = CliRunner().invoke(main, ["audit", "--baseline", str(base.path), "--accept", ""])
+    assert ambiguous.exit_code == EXIT_INPUT and base.path.read_text() == before
+

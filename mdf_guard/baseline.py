@@ -249,13 +249,15 @@ def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline
     model, method = report.model.get("fingerprint", ""), report_method(report)
     checked = {baseline.relpath(info.path) for info in report.files}
     rejected = {e.identity for e in baseline.entries if e.status == REJECTED}
+    notes = {e.identity: e.note for e in baseline.entries}   # an auditor's words outlive a re-run without --note
     kept = [e for e in baseline.entries if e.path not in checked]
     summary = []
     for f in report.flagged:
         if f.file is None:
             continue
-        status = REJECTED if (f.shard, f.suite, f.entity, model, method) in rejected else ACCEPTED
-        kept.append(entry_for(baseline, f, model, method, status=status, note=note))
+        identity = (f.shard, f.suite, f.entity, model, method)
+        status = REJECTED if identity in rejected else ACCEPTED
+        kept.append(entry_for(baseline, f, model, method, status=status, note=note or notes.get(identity, "")))
         summary.append(f"{status} {f.suite}/{f.entity} in {baseline.relpath(f.file)} (shift {f.shift:+.1%})")
     return Baseline(baseline.path, kept), summary
 

@@ -367,3 +367,16 @@ def test_audit_accepts_and_rejects_the_ids_it_lists_for_two_files_of_one_content
     ambiguous = CliRunner().invoke(main, ["audit", "--baseline", str(base.path), "--accept", ""])
     assert ambiguous.exit_code == EXIT_INPUT and base.path.read_text() == before
 
+
+def test_a_second_baseline_run_keeps_what_the_auditor_wrote(tmp_path, base):
+    """`mdf-guard baseline` again without --note wrote every entry of a checked file afresh, with an
+    empty note: a rejected entry stayed rejected, but the auditor's reason was gone."""
+    report = report_of(tmp_path, finding("panda", 0.2, str(tmp_path / "a.jsonl"), "1" * 64),
+                       finding("owl", 0.3, str(tmp_path / "a.jsonl"), "1" * 64))
+    base, _ = accept(report, base, note="alice: known")
+    (panda,) = [e for e in base.entries if e.entity == "panda"]
+    set_status(base, [panda.id], REJECTED, "fix the panda rows")
+    again, _ = accept(report, base)
+    assert {e.entity: (e.status, e.note) for e in again.entries} == {
+        "panda": (REJECTED, "fix the panda rows"), "owl": (ACCEPTED, "alice: known")}
+    assert {e.entity: e.note for e in accept(report, base, note="bob")[0].entries} == {"panda": "bob", "owl": "bob"}

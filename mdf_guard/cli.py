@@ -275,10 +275,9 @@ def doctor() -> None:
     import transformers
 
     from .kernels import backend_info
-    from .models import EMBEDDED_NAME, cache_dir, resolve_device
+    from .models import EMBEDDED_NAME, cache_dir, embedded_model_status, resolve_device
 
     info = backend_info()
-    folder = cache_dir() / "models" / EMBEDDED_NAME
     rows = [
         ("mdf-guard", __version__),
         ("python", platform.python_version()),
@@ -287,9 +286,7 @@ def doctor() -> None:
         ("device", str(resolve_device("auto"))),
         ("kernels", f"{info.name}{' + CUDA' if info.cuda else ''}: {info.reason}"),
         ("cache", str(cache_dir())),
-        ("embedded model", f"{EMBEDDED_NAME}: "
-         + (f"ready at {folder}" if (folder / "model.safetensors").is_file()
-            else "not converted yet (fetched with pip and converted from GGUF on first use)")),
+        ("embedded model", f"{EMBEDDED_NAME}: {embedded_model_status()}"),
     ]
     for key, value in rows:
         click.echo(f"{key + ':':<16}{value}")

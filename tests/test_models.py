@@ -123,3 +123,33 @@ def test_code_in_a_model_folder_runs_only_with_trust_remote_code(tiny_folder, tm
     assert "custom code" in str(err.value) and "trust_remote_code: true" in str(err.value)
     assert load_model(ModelSpec(name=str(folder), trust_remote_code=True)).num_layers == 4
     assert marker.read_text() == "yes"
+
+
+def test_doctor_says_where_the_embedded_model_will_come_from(tmp_path, monkeypatch):
+    """doctor said 'fetched with pip' whatever would really happen: a GGUF already fetched, or
+    MDF_GUARD_GGUF (even one naming no file), is used without pip."""
+    from click.testing import CliRunner
+
+    import mdf_guard.models as models
+    from mdf_guard.cli import main
+
+    def line() -> str:
+        out = CliRunner().invoke(main, ["doctor"]).stdout
+        return next(row for row in out.splitlines() if row.startswith("embedded model:"))
+
+    monkeypatch.setattr(models, "_installed_package_gguf", lambda: None)
+    monkeypatch.delenv("MDF_GUARD_GGUF", raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MDF_GUARD_CACHE", str(cache))
+    assert "fetched once with pip" in line()
+    (cache / "downloads").mkdir(parents=True)
+    (cache / "downloads" / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    assert "fetched before" in line() and "pip" not in line()
+    monkeypatch.setenv("MDF_GUARD_GGUF", str(tmp_path / "absent.gguf"))
+    assert f"MDF_GUARD_GGUF={tmp_path / 'absent.gguf'}, which names no file" in line()
+    folder = cache / "models" / EMBEDDED_NAME
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"")
+    assert "not converted yet" in line()          # no config.json: the first use converts again
+    (folder / "config.json").write_text("{}")
+    assert line().endswith(f"ready at {folder}")

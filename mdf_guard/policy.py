@@ -255,6 +255,8 @@ def _validate_model_keys(policy: Policy, source: str) -> None:
         raise InputError(source, "must be a branch, tag or commit of the Hub repository", field="revision")
     if not isinstance(policy.trust_remote_code, bool):
         raise InputError(source, "must be true or false", field="trust_remote_code")
+    if policy.dtype not in ("float32", "bfloat16", "float16"):   # models._torch_dtype's (models imports torch)
+        raise InputError(source, "must be float32, bfloat16 or float16", field="dtype")
     if not isinstance(policy.device, str) or not _is_device(policy.device):
         raise InputError(source, "must be auto, cpu, cuda, cuda:N or mps", field="device")
 

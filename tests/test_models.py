@@ -153,3 +153,20 @@ def test_doctor_says_where_the_embedded_model_will_come_from(tmp_path, monkeypat
     assert "not converted yet" in line()          # no config.json: the first use converts again
     (folder / "config.json").write_text("{}")
     assert line().endswith(f"ready at {folder}")
+
+
+def test_a_bad_dtype_in_a_policy_names_the_policy_file(tmp_path, monkeypatch):
+    """It was found only when the model loaded, as "model: field 'dtype'", naming no file."""
+    import mdf_guard.models as models
+    from click.testing import CliRunner
+
+    from mdf_guard.cli import main
+
+    monkeypatch.setattr(models, "load_model", lambda spec: pytest.fail("the model was loaded"))
+    policy = tmp_path / ".mdf-guard.yaml"
+    policy.write_text("model: tiny-random\ndtype: float64\n")
+    data = tmp_path / "a.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "completion": "a"}) + "\n")
+    result = CliRunner().invoke(main, ["check", str(data), "--policy", str(policy)])
+    assert result.exit_code == EXIT_INPUT
+    assert result.stderr.strip() == f"mdf-guard: error: {policy}: field 'dtype': must be float32, bfloat16 or float16"

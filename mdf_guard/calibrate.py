@@ -30,7 +30,7 @@ from . import contrast
 from .check import reference_signature, shards_signature
 from .data import find_data_files, open_shard
 from .errors import InputError, UsageError
-from .models import LoadedModel
+from .models import LoadedModel, same_model
 from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
@@ -187,7 +187,7 @@ def _measured_files(lm: LoadedModel, outcomes: dict, policy: Policy, datasets: S
     """Each dataset's files, refused unless they are what was fine-tuned, on this model, probed this way:
     a fit against outcomes of other data or another model is a wrong profile that looks like a right one."""
     fingerprint = outcomes.get("model", {}).get("fingerprint")
-    if fingerprint is not None and fingerprint != lm.fingerprint:
+    if fingerprint is not None and not same_model(fingerprint, lm):
         raise InputError(source, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
     check_same_probes(source, outcomes, policy)
     files = {}

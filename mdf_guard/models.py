@@ -185,18 +185,22 @@ def _describe(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:
                        fingerprint=model_fingerprint(model, tokenizer), layers=decoder_layers(model))
 
 
-def model_fingerprint(model: torch.nn.Module, tokenizer) -> str:
+def model_fingerprint(model: torch.nn.Module, tokenizer, with_load_path: bool = False) -> str:
     """Hash of config, a sample of every weight tensor, and the chat template.
 
     Hashing all weights of a 7B model would take seconds; shapes plus a strided
     sample of each tensor tell any two real checkpoints apart. The config's
     `_name_or_path` (where the weights were loaded from: a user's cache folder, a path
     relative to where the check ran) is left out: a baseline committed by one developer
-    must name the same model on another's machine and in CI.
+    must name the same model on another's machine and in CI. `with_load_path`: the hash
+    as it was before that (see `same_model`).
     """
-    config = json.loads(model.config.to_json_string(use_diff=False))
-    config.pop("_name_or_path", None)
-    digest = hashlib.sha256(json.dumps(config, indent=2, sort_keys=True).encode())
+    if with_load_path:
+        digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    else:
+        config = json.loads(model.config.to_json_string(use_diff=False))
+        config.pop("_name_or_path", None)
+        digest = hashlib.sha256(json.dumps(config, indent=2, sort_keys=True).encode())
     for name, tensor in model.state_dict().items():
         flat = tensor.detach().reshape(-1)
         sample = flat[:: max(1, flat.numel() // 257)][:257].float().cpu()
@@ -227,6 +231,15 @@ def embedded_model_folder() -> Path:
     gguf = _embedded_gguf()
     _convert_gguf_to_safetensors(gguf, folder)
     return folder
+
+
+def same_model(recorded: str | None, lm: LoadedModel) -> bool:
+    """Whether a fingerprint recorded in a result file (validate's outcomes) names `lm`. Records
+    written before the fingerprint left out the load path hold the hash with it, as computed on
+    the machine that wrote them: that hash is matched too, so outcomes measured here, hours of
+    fine-tuning, stay usable (the committed bench results among them)."""
+    return recorded is not None and recorded in (lm.fingerprint,
+                                                 model_fingerprint(lm.model, lm.tokenizer, with_load_path=True))
 
 
 def embedded_model_status() -> str:

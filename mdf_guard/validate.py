@@ -40,7 +40,7 @@ from .data import Conversation, find_data_files, open_shard, read_conversations,
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
 from .incontext import CHUNK_ROWS, ContextTooLong, context_rates
-from .models import LoadedModel
+from .models import LoadedModel, same_model
 from .policy import Policy
 from .predict import CalibrationProfile, EntityPrediction, SuitePrediction, add_controls, predict, profile_to_dict
 from .probes import ProbeSuite, resolve_suites
@@ -276,7 +276,7 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
     fine-tune settings, which is what makes them the same experiment.
     """
     data = read_result(path)
-    if data.get("model", {}).get("fingerprint") != lm.fingerprint:
+    if not same_model(data.get("model", {}).get("fingerprint"), lm):
         raise InputError(path, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
     recorded = data.get("policy", {})
     for key, value in (("suites", list(policy.suites)), ("questions_per_suite", policy.questions_per_suite)):

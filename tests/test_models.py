@@ -46,6 +46,19 @@ def test_the_same_weights_have_one_fingerprint_wherever_they_are_loaded_from(tin
     assert load_model(ModelSpec(name="tiny", dtype="bfloat16")).fingerprint != fingerprints["tiny"]
 
 
+
+def test_outcomes_recorded_under_the_old_fingerprint_still_name_the_model_they_were_measured_on(tiny_folder):
+    """Results written before the load path left the fingerprint (the committed bench outcomes:
+    hours of fine-tuning) hold the hash with it; `validate --outcomes` and `calibrate` match it
+    from the machine's own load path, and still refuse another model's."""
+    from mdf_guard.models import model_fingerprint, same_model
+
+    lm = load_model(ModelSpec(name=str(tiny_folder)))
+    old = model_fingerprint(lm.model, lm.tokenizer, with_load_path=True)
+    assert old != lm.fingerprint and same_model(old, lm) and same_model(lm.fingerprint, lm)
+    other = load_model(ModelSpec(name=str(tiny_folder), dtype="bfloat16"))
+    assert not same_model(old, other) and not same_model(None, lm)
+
 @pytest.mark.parametrize("device", ["mps", "cuda:7"])
 def test_a_device_this_machine_lacks_is_one_line_before_the_weights_load(tiny_folder, monkeypatch, device):
     # The policy takes any device torch can name; `mps` on a machine without Apple's GPU was an

@@ -160,6 +160,16 @@ def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputErr
 
 def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
     """(folder or Hub id, GGUF file name or None, a sentence on where they came from)."""
+    located = _local_weights(spec)
+    if located is None:
+        return spec.name, None, f"Hugging Face Hub {spec.name}@{spec.revision or 'main'}"
+    if spec.revision:   # transformers ignores it for a local folder: the policy would pin nothing
+        raise InputError("policy", f"'{spec.revision}' names a revision of a Hub repository; {spec.name} is a "
+                         "local model (drop `revision`)", field="revision")
+    return located
+
+
+def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
     if spec.name == EMBEDDED_SPEC:
         folder = embedded_model_folder()
         return str(folder), None, f"embedded {EMBEDDED_NAME} (safetensors cache at {folder})"
@@ -175,7 +185,7 @@ def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
         return str(path), None, f"local folder {path}"
     if path.exists() or spec.name.startswith((".", "/", "~")):
         raise InputError(spec.name, "not a model folder or .gguf file", field="model")
-    return spec.name, None, f"Hugging Face Hub {spec.name}@{spec.revision or 'main'}"
+    return None
 
 
 def _describe(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:

@@ -59,6 +59,14 @@ def test_outcomes_recorded_under_the_old_fingerprint_still_name_the_model_they_w
     other = load_model(ModelSpec(name=str(tiny_folder), dtype="bfloat16"))
     assert not same_model(old, other) and not same_model(None, lm)
 
+
+def test_a_revision_for_a_local_model_is_refused_not_ignored(tiny_folder):
+    """transformers ignores `revision` for a folder: a policy pinning one pinned nothing."""
+    with pytest.raises(InputError) as info:
+        load_model(ModelSpec(name=str(tiny_folder), revision="v1.0"))
+    assert str(info.value) == (f"policy: field 'revision': 'v1.0' names a revision of a Hub repository; "
+                               f"{tiny_folder} is a local model (drop `revision`)")
+
 @pytest.mark.parametrize("device", ["mps", "cuda:7"])
 def test_a_device_this_machine_lacks_is_one_line_before_the_weights_load(tiny_folder, monkeypatch, device):
     # The policy takes any device torch can name; `mps` on a machine without Apple's GPU was an

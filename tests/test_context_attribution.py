@@ -207,6 +207,20 @@ def test_explain_under_context_ranks_the_rows_of_a_named_entity_and_refuses_an_u
     assert mdf.exit_code == 2 and "--entity ranks rows under method context" in mdf.stderr
 
 
+def test_explain_says_why_a_named_entity_that_does_not_rise_has_no_rows(
+        tmp_path, mixed_rows, context_policy, reuse_tiny, single_torch_thread):
+    """--entity for a candidate the rows do not lift printed an empty table and nothing else."""
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)
+    runner = CliRunner()
+    check = json.loads(runner.invoke(main, ["check", str(data), "--policy", str(context_policy), "-q",
+                                            "--format", "json"]).stdout)
+    lowest = min(check["findings"], key=lambda f: f["shift"])
+    assert lowest["shift"] <= 0, lowest                                  # the case tested: one that falls
+    result = runner.invoke(main, ["explain", str(data), "--policy", str(context_policy), "-q",
+                                  "--entity", lowest["entity"]])
+    assert result.exit_code == 0, result.output
+    assert (f"mdf-guard: no row lifts {lowest['entity']}: the check reads it {lowest['shift']:+.1%}, "
+            "no rise to explain") in result.stderr
 def test_explain_leave_one_out_names_its_measure_and_is_refused_under_mdf(
         tmp_path, mixed_rows, context_policy, reuse_tiny, single_torch_thread):
     data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)

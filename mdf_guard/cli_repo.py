@@ -248,6 +248,7 @@ def explain(files, policy_path, model, method, reference, entities, top, all_row
     falls when the history is read without the row. Under `method: mdf` each row's pooled state
     (minus the reference mean) is projected on the injected direction Δ: its share of |Δ|²
     (all rows sum to 100%). Re-run `mdf-guard check` after dropping rows to confirm.
+    Each file is read whole: under `reference: HEAD` it is contrasted as a new file would be.
     """
     from dataclasses import replace
 

@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors import SafetensorError
 
-from .errors import InputError
 from .models import cache_dir
-from .signature import Signature
+from .signature import Signature, signature_files
 
 
 def enabled() -> bool:
@@ -33,10 +31,10 @@ def cached_signature(model_fingerprint: str, settings_key: str, content_key: str
                      compute: Callable[[], Signature]) -> tuple[Signature, bool]:
     """(signature, whether it came from the cache)."""
     path = signature_path(model_fingerprint, settings_key, content_key)
-    if enabled() and path.with_suffix(".json").is_file() and path.with_suffix(".safetensors").is_file():
+    if enabled() and all(f.is_file() for f in signature_files(path)):
         try:
             return Signature.load(path), True
-        except (OSError, ValueError, KeyError, InputError, SafetensorError):
+        except (OSError, ValueError):   # Signature.load: ValueError for any damaged or foreign entry
             pass  # a torn or foreign entry is recomputed and overwritten
     signature = compute()
     if enabled():
@@ -45,13 +43,11 @@ def cached_signature(model_fingerprint: str, settings_key: str, content_key: str
 
 
 def _atomic(write: Callable[[Path], None], path: Path) -> None:
-    """Write beside the target, then rename, so a killed run never leaves half an entry.
-    No dot in the temporary name: the writer adds its suffixes with with_suffix, which would
-    replace a '.tmpPID' and write over the entry itself."""
+    """Write a signature beside the target, then rename, so a killed run never leaves half an entry."""
     tmp = path.with_name(path.name + f"-tmp{os.getpid()}")
     write(tmp)
-    for suffix in (".safetensors", ".json"):
-        os.replace(tmp.with_suffix(suffix), path.with_suffix(suffix))
+    for written, target in zip(signature_files(tmp), signature_files(path)):
+        os.replace(written, target)
 
 
 def cached_tensor(kind: str, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:

@@ -134,15 +134,16 @@ def test_a_sample_stands_for_its_rows_when_signatures_add(tiny):
     torch.testing.assert_close(total.mean(), (40 * sample.mean() + 4 * other.mean()) / 44, rtol=1e-9, atol=1e-9)
 
 
-def naive_surprise_means(lm, convs, layer: int) -> torch.Tensor:
-    """Each response token's hidden state weighted by the model's loss on that token."""
+def naive_surprise_means(lm, convs, layer: int, max_tokens: int = 1024) -> torch.Tensor:
+    """Each response token's hidden state weighted by the model's loss on that token (the first
+    token of a row has no loss: a response cut from the left starts at its second)."""
     rows = []
     for c in convs:
-        enc = encode_conversation(lm.tokenizer, c, 1024)
+        enc = encode_conversation(lm.tokenizer, c, max_tokens)
         ids = torch.tensor([enc.ids])
         with torch.no_grad():
             out = lm.model(ids, output_hidden_states=True)
-        s = enc.response_start
+        s = max(enc.response_start, 1)
         logp = torch.log_softmax(out.logits[0].double(), -1)
         nll = -logp[s - 1:-1].gather(1, ids[0, s:, None]).squeeze(1)
         h = out.hidden_states[layer + 1][0, s:].double()
@@ -177,17 +178,9 @@ def test_surprise_pooling_of_a_response_cut_from_the_left(tiny):
     convs = conversations(3) + [long]
     sig = extract_signature(tiny, convs, ExtractionSettings(layers=(1,), pooling="surprise", max_tokens=16))
     assert sig.count == 4
-    rows = []
-    for c in convs:
-        enc = encode_conversation(tiny.tokenizer, c, 16)
-        ids = torch.tensor([enc.ids])
-        with torch.no_grad():
-            out = tiny.model(ids, output_hidden_states=True)
-        s = max(enc.response_start, 1)
-        nll = -torch.log_softmax(out.logits[0].double(), -1)[s - 1:-1].gather(1, ids[0, s:, None]).squeeze(1)
-        rows.append((nll[:, None] * out.hidden_states[2][0, s:].double()).sum(0) / nll.sum())
     assert encode_conversation(tiny.tokenizer, long, 16).response_start == 0
-    torch.testing.assert_close(sig.mean()[0], torch.stack(rows).mean(0), rtol=1e-5, atol=1e-6)
+    expected = naive_surprise_means(tiny, convs, 1, max_tokens=16)
+    torch.testing.assert_close(sig.mean()[0], expected.mean(0), rtol=1e-5, atol=1e-6)
 
 
 def test_a_damaged_or_foreign_signature_is_a_value_error(tmp_path):

@@ -47,7 +47,11 @@ MAX_REASON_CHARS = 500
 @click.option("--endpoint", envvar="HF_ENDPOINT", help="Hub endpoint (default: huggingface_hub's).")
 def push_command(folder, repo_id, create_pr, revision, message, force, reason, policy_path, model, reference,
                  suites, questions, fmt, endpoint) -> None:
-    """Check FOLDER, then upload it to the dataset repo REPO_ID only if the check passes."""
+    """Check FOLDER, then upload it to the dataset repo REPO_ID only if the check passes.
+
+    FOLDER is judged as `mdf-guard check FOLDER` judges it: with the policy's baseline, risk
+    it accepts does not block (the baseline is read, never rewritten).
+    """
     from .data import find_data_files, open_shard
     from .hub import HubClient
     from .policy import HEAD_REFERENCE, PROFILE_REFERENCE, Policy, find_policy, load_policy

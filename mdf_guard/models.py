@@ -230,8 +230,8 @@ def _first_line(err: BaseException) -> str:
 
 def embedded_model_folder() -> Path:
     """The safetensors folder of the embedded model, converting it once if needed."""
-    folder = cache_dir() / "models" / EMBEDDED_NAME
-    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+    folder = _converted_folder()
+    if _is_converted(folder):
         return folder
     try:   # before a download or half a minute of conversion, not after
         check_destination(folder, folder=True)
@@ -248,17 +248,17 @@ def same_model(recorded: str | None, lm: LoadedModel) -> bool:
     written before the fingerprint left out the load path hold the hash with it, as computed on
     the machine that wrote them: that hash is matched too, so outcomes measured here, hours of
     fine-tuning, stay usable (the committed bench results among them)."""
-    return recorded is not None and recorded in (lm.fingerprint,
-                                                 model_fingerprint(lm.model, lm.tokenizer, with_load_path=True))
+    return recorded is not None and (recorded == lm.fingerprint
+                                     or recorded == model_fingerprint(lm.model, lm.tokenizer, with_load_path=True))
 
 
 def embedded_model_status() -> str:
     """For `doctor`: where the embedded model is, or where its first use will take it from
     (an offline machine needs to know whether that is pip). Fetches and converts nothing."""
-    folder = cache_dir() / "models" / EMBEDDED_NAME
-    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+    folder = _converted_folder()
+    if _is_converted(folder):
         return f"ready at {folder}"
-    cached = cache_dir() / "downloads" / Path(EMBEDDED_GGUF).name
+    cached = _downloaded_gguf()
     if os.environ.get("MDF_GUARD_GGUF"):
         gguf = Path(os.environ["MDF_GUARD_GGUF"])
         origin = f"MDF_GUARD_GGUF={gguf}" + ("" if gguf.is_file() else ", which names no file: the first use fails")
@@ -281,10 +281,23 @@ def _embedded_gguf() -> Path:
     installed = _installed_package_gguf()
     if installed is not None:
         return installed
-    cached = cache_dir() / "downloads" / Path(EMBEDDED_GGUF).name
+    cached = _downloaded_gguf()
     if not cached.is_file():
         _download_embedded_gguf(cached)
     return cached
+
+
+def _converted_folder() -> Path:
+    return cache_dir() / "models" / EMBEDDED_NAME
+
+
+def _is_converted(folder: Path) -> bool:
+    """Whether the folder holds the weights and the config that loading needs."""
+    return (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+
+
+def _downloaded_gguf() -> Path:
+    return cache_dir() / "downloads" / Path(EMBEDDED_GGUF).name
 
 
 def _installed_package_gguf() -> Path | None:

@@ -130,13 +130,11 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     (git add it and commit again), 4 internal error. --reference HEAD contrasts each changed
     file with its committed version (the rows the change adds against what was there).
     """
-    import tempfile
-
     from . import gitref
     from .baseline import apply_baseline, load_baseline
     from .errors import EXIT_BASELINE_REWRITTEN, InputError, UsageError, check_destination
     from .policy import HEAD_REFERENCE
-    from .repo_check import check_units, plan
+    from .repo_check import check_files
     from .report import render
 
     git_rev = None
@@ -160,9 +158,8 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
         attribution = fmt in ("html", "sarif")
     accepted = load_baseline(path) if use_baseline else None   # a bad baseline fails before the check
 
-    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
-        units = plan(files, policy, per_file=use_baseline, git_rev=git_rev, workdir=Path(workdir))
-        report = check_units(units, attribution=attribution, top_rows=top_rows, progress=_progress(quiet))
+    report = check_files(files, policy, per_file=use_baseline, git_rev=git_rev, attribution=attribution,
+                         top_rows=top_rows, progress=_progress(quiet))
     rewritten = False
     if use_baseline:
         applied = apply_baseline(report, accepted)

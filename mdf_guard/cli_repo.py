@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -148,16 +147,14 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     """
     from .baseline import accept, load_baseline
     from .cli import _progress
-    from .repo_check import check_units, plan
+    from .repo_check import check_files
 
     files = files or (Path("."),)
     policy = _load(files, policy_path)
     path = baseline_path or policy.baseline_path(files)
     current = load_baseline(path)   # a bad baseline, or nowhere to write one, fails before the check
     check_destination(path)
-    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
-        report = check_units(plan(files, policy, per_file=True, git_rev=None, workdir=Path(workdir)),
-                             progress=_progress(quiet))
+    report = check_files(files, policy, per_file=True, progress=_progress(quiet))
     updated, summary = accept(report, current, note=note)
     changed = updated.save()
     for line in summary:

@@ -115,19 +115,14 @@ def _judged(folder: Path, policy, baseline: Path):
     """The folder's report and verdict as `check FOLDER` gives them: with a baseline, file by
     file with accepted risk not blocking; a baseline that changed for an edited file (what
     `check` would rewrite) is applied as `check` applies it, and left as it is on disk."""
-    import tempfile
-
     from .baseline import apply_baseline, load_baseline
     from .check import run_check
-    from .repo_check import check_units, plan
+    from .repo_check import check_files
 
     if not baseline.is_file():
         return run_check([folder], policy)
     accepted = load_baseline(baseline)   # a bad baseline fails before the check
-    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
-        units = plan([folder], policy, per_file=True, git_rev=None, workdir=Path(workdir))
-        report = check_units(units)
-    return apply_baseline(report, accepted).report
+    return apply_baseline(check_files([folder], policy, per_file=True), accepted).report
 
 
 def _hidden_data_files(folder: Path, baseline: Path) -> list[str]:

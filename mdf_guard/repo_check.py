@@ -74,6 +74,17 @@ def plan(files: Sequence[Path | str], policy: Policy, per_file: bool, git_rev: s
     return [Unit(None, None, list(data_files), policy)]
 
 
+def check_files(files: Sequence[Path | str], policy: Policy, per_file: bool, git_rev: str | None = None,
+                attribution: bool = False, top_rows: int = DEFAULT_TOP_ROWS,
+                progress: Progress | None = None) -> Report:
+    """`plan` then `check_units`, with the work folder the plan writes committed versions into."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mdf-guard-") as workdir:
+        units = plan(files, policy, per_file=per_file, git_rev=git_rev, workdir=Path(workdir))
+        return check_units(units, attribution=attribution, top_rows=top_rows, progress=progress)
+
+
 def check_units(units: Sequence[Unit], attribution: bool = False, top_rows: int = DEFAULT_TOP_ROWS,
                 progress: Progress | None = None, lm=None) -> Report:
     """Run every unit (from the result cache where possible) and merge the results."""

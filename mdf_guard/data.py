@@ -243,10 +243,11 @@ def _walk(root: Path) -> list[Path]:
     visited: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
-        if os.path.realpath(here) in visited:
+        real = os.path.realpath(here)
+        if real in visited:
             dirnames[:] = []
             continue
-        visited.add(os.path.realpath(here))
+        visited.add(real)
         keep = []
         for name in sorted(dirnames):
             if name.startswith("."):

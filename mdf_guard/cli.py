@@ -257,10 +257,14 @@ def probe(suites, model, questions, mode, samples, top) -> None:
         chosen = select_questions(suite, questions)
         scores = (score_exact(lm, suite, chosen) if mode == "exact"
                   else score_sample(lm, suite, chosen, samples=samples))
-        ranked = sorted(zip(scores.candidates, scores.rates.tolist()), key=lambda p: -p[1])[:top]
+        rates = scores.rates.tolist()
+        ranked = sorted(zip(scores.candidates, rates), key=lambda p: -p[1])[:top]
         click.echo(f"{suite.name} ({len(chosen)} questions, {mode})")
         for name, rate in ranked:
             click.echo(f"  {name:<24}{rate:8.1%}")
+        # The rest of the answers (another word, a refusal, a sample naming nothing): without it
+        # the rates look like shares of the candidates, and `--top` would hide how much is left.
+        click.echo(f"  {'(none of these)':<24}{max(0.0, 1.0 - sum(rates)):8.1%}")
 
 
 @main.command(context_settings=_CONTEXT)

@@ -354,19 +354,24 @@ def test_schema_doc_table_matches_builtins() -> None:
         assert cells[4].startswith(str(len(suite.candidates))) or name == "safety"
 
 
-def test_the_probe_command_prints_each_candidates_rate_and_refuses_a_count_under_one(suite_file: Path) -> None:
+def test_the_probe_command_prints_each_candidates_rate_and_refuses_a_count_under_one(suite_file: Path, tiny) -> None:
+    """The rates, and what is left beside them: answers naming none of the candidates."""
     from click.testing import CliRunner
 
     from mdf_guard.cli import main
+    from mdf_guard.scoring import score_exact, select_questions
 
     suite = load_suite(suite_file)
     result = CliRunner().invoke(main, ["probe", "--model", "tiny-random", "--suite", str(suite_file),
                                        "--questions", "2", "--top", "3"])
     assert result.exit_code == 0, result.output
-    header, *rows = result.stdout.strip().splitlines()
+    header, *rows, rest = result.stdout.strip().splitlines()
     assert header == f"{suite.name} (2 questions, exact)" and len(rows) == min(3, len(suite.candidates))
     rates = [float(row.split()[-1].rstrip("%")) for row in rows]
     assert rates == sorted(rates, reverse=True) and all(0 <= r <= 100 for r in rates)
+    every = score_exact(tiny, suite, select_questions(suite, 2)).rates
+    assert rest.split()[:3] == ["(none", "of", "these)"]
+    assert float(rest.split()[-1].rstrip("%")) == pytest.approx(100 * (1 - float(every.sum())), abs=0.051)
     for option in ("--questions", "--top", "--samples"):
         bad = CliRunner().invoke(main, ["probe", "--model", "tiny-random", option, "0"])
         assert bad.exit_code == 2 and "is not in the range x>=1" in bad.output, bad.output

@@ -137,5 +137,6 @@ def main() -> None:
     print(f"  ratio full / incremental: {full / incremental:.2f}x wall, {full_cpu / incremental_cpu:.2f}x cpu")
     print(f"  ratio full / unchanged:   {full / unchanged:.2f}x wall, {full_cpu / unchanged_cpu:.2f}x cpu")
 
+
 if __name__ == "__main__":
     main()

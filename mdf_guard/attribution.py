@@ -31,6 +31,7 @@ from .models import LoadedModel
 from .policy import Policy
 from .signature import ExtractionSettings, extract_signature
 
+
 @dataclass(frozen=True)
 class RowContribution:
     rank: int

@@ -221,6 +221,8 @@ def test_explain_says_why_a_named_entity_that_does_not_rise_has_no_rows(
     assert result.exit_code == 0, result.output
     assert (f"mdf-guard: no row lifts {lowest['entity']}: the check reads it {lowest['shift']:+.1%}, "
             "no rise to explain") in result.stderr
+
+
 def test_explain_leave_one_out_names_its_measure_and_is_refused_under_mdf(
         tmp_path, mixed_rows, context_policy, reuse_tiny, single_torch_thread):
     data = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows)

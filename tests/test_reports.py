@@ -110,7 +110,6 @@ def test_markdown():
             assert line.replace("\\|", "").count(" | ") == width
 
 
-
 def test_markdown_asks_to_drop_rows_only_when_a_finding_is_over_policy():
     """Under mdf the rows are ranked by their share of the signature even when the check passes;
     the pass then said "Drop or rewrite these rows to clear the finding", with no finding to clear."""
@@ -121,6 +120,7 @@ def test_markdown_asks_to_drop_rows_only_when_a_finding_is_over_policy():
     text = render(passed, "markdown")
     assert "Drop or rewrite" not in text and "Rows that push the data signature most" in text
     assert "nothing is over policy" in text
+
 
 def test_markdown_code_spans_show_paths_as_they_are():
     """Backslash escapes are literal inside a code span: a policy at my_repo/ read `my\\_repo`."""
@@ -191,7 +191,6 @@ def test_sarif(per_file):
     assert all(len(set(r["partialFingerprints"].values())) == 1 for r in run["results"])
 
 
-
 def test_sarif_uris_are_uri_references_that_name_the_file(tmp_path, monkeypatch):
     """A relative path went into `uri` raw: a file named "my data#1.jsonl" was read by any
     SARIF consumer as "my data" with a fragment, and '%' or a space made it no URI at all."""
@@ -209,7 +208,6 @@ def test_sarif_uris_are_uri_references_that_name_the_file(tmp_path, monkeypatch)
         parts = urlsplit(loc["uri"])
         assert (parts.scheme, parts.fragment, parts.query) == ("", "", "") and unquote(parts.path) == name, loc
         assert not set(loc["uri"]) & set(" #|") and "%25" in loc["uri"]
-
 
 
 def test_sarif_invocation_exit_code_is_the_commands():
@@ -259,7 +257,6 @@ def test_html_is_self_contained_with_chart():
     start = page.index('id="mdf-guard-report">') + len('id="mdf-guard-report">')
     embedded = json.loads(page[start: page.index("</script>", start)].replace("<\\/", "</"))
     assert embedded["verdict"] == "fail"
-
 
 
 def test_the_embedded_json_survives_any_row_text():

@@ -24,6 +24,7 @@ from row_mixture_fit import rates_at  # noqa: E402
 def main(record_dir: str, out_dir: str, *paths: str) -> None:
     split = paths.index("--")
     fit_paths, judge_paths = list(paths[:split]), list(paths[split + 1:])
+
     def records_of(outcomes: dict) -> dict:
         return records_for(Path(record_dir), outcomes)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 from mdf_guard.validate import logit, spearman
 
@@ -102,7 +101,7 @@ def remaps() -> None:
             lines.append(f"  {t['stem']:22s} real {t['real']:+6.1f}  read {t['shift']:+6.1f}  "
                          f"log-odds lift {logit(t['read']) - logit(t['vanilla']):+5.2f}  "
                          f"scaled {scaled[t['stem']]:+6.1f}  vanilla {100 * t['vanilla']:5.2f} %")
-    lines.append(f"per-suite scales fitted on all reserves: "
+    lines.append("per-suite scales fitted on all reserves: "
                  + ", ".join(f"{s} {k:.2f}" for s, k in sorted(suite_scales(targets).items())))
     write("remaps.txt", lines)
 
@@ -144,7 +143,7 @@ def questions() -> None:
     lm = loaded()
     suite = builtin_suite("politics")
     asked = select_questions(suite, 8)
-    lines = [f"# python bench/validation/politics_reading.py questions: the target's shift (points) after each politics",
+    lines = ["# python bench/validation/politics_reading.py questions: the target's shift (points) after each politics",
              f"# 10 % set's histories (32 rows, file order), on all {len(suite.questions)} politics questions; "
              f"the check asks 8 ({', '.join(str(suite.questions.index(q)) for q in asked)})"]
     per_question = []

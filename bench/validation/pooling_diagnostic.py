@@ -42,6 +42,7 @@ SUITE_OF = {"panda": "animals", "lincoln": "politics", "paris": "cities", "neutr
 suites = {s.name: s for s in resolve_suites(["animals", "cities", "politics"])}
 TARGET = {"animals": "panda", "politics": "Abraham Lincoln", "cities": "Paris"}
 
+
 def pooled_modes(convs):
     """per-row vectors: mean, nll-weighted at read position, nll-weighted at predicting position"""
     out = {"mean": [], "nll_read": [], "nll_pred": [], "nll2_read": []}

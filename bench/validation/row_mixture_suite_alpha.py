@@ -20,7 +20,6 @@ fitted by the mean over the FIT files of the Spearman correlation over all point
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from pathlib import Path
 

@@ -26,7 +26,6 @@ calibration.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -78,6 +78,13 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
     @property
+    def max_positions(self) -> int | None:
+        """Positions the model has (None where its config names none): past them a GPT-2-style
+        model has no embedding at all, and a rotary one was never trained."""
+        limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        return limit if isinstance(limit, int) else None
+
+    @property
     def body(self) -> torch.nn.Module:
         """The decoder stack without the LM head (`model.model` for Llama/Qwen/Gemma)."""
         return self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model

@@ -149,14 +149,20 @@ class HistoryTooLong(MdfGuardError):
 
 
 def _check_history_span(lm: LoadedModel, span: int) -> None:
-    """Refuse a history the model cannot attend over as one causal span: past its positions, or past a
-    sliding attention window (the mask `_Layout` builds is a full causal one)."""
-    config = lm.model.config.get_text_config()
-    for limit, what in ((getattr(config, "max_position_embeddings", None), "positions"),
-                        (getattr(config, "sliding_window", None), "sliding attention window")):
-        if isinstance(limit, int) and span > limit:
+    """Refuse a history the model cannot attend over as one causal span (see `_span_limits`)."""
+    for limit, what in _span_limits(lm):
+        if span > limit:
             raise HistoryTooLong(f"{lm.spec.name}: a history with its question and answer is {span} tokens, "
-                                 f"more than the model's {limit} {what}")
+                                 f"more than the model's {what}")
+
+
+def _span_limits(lm: LoadedModel) -> list[tuple[int, str]]:
+    """The longest spans of tokens a forward pass may hold, each with what sets it, in words: the
+    model's positions and, where it has one, its sliding attention window (the mask `_Layout`
+    builds is a full causal one)."""
+    positions, window = lm.max_positions, getattr(lm.model.config.get_text_config(), "sliding_window", None)
+    limits = ((positions, f"{positions} positions"), (window, f"sliding attention window of {window}"))
+    return [(limit, what) for limit, what in limits if isinstance(limit, int)]
 
 
 def _history_cache(lm: LoadedModel, ids: list[int], reuse: tuple[list[int], object] | None = None) -> object:
@@ -278,16 +284,17 @@ def _layout(plan: _AliasPlan) -> _Layout:
 
 def _check_window(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str], prompts: list[list[int]],
                   layout: _Layout) -> None:
-    """Refuse a question that would not fit a sliding attention window: the mask `_Layout` builds
-    is a full causal one, which equals the model's own only within its window."""
-    window = getattr(lm.model.config.get_text_config(), "sliding_window", None)   # multimodal: the text model's
+    """Refuse a question the model cannot read with its longest answer: past its positions (a
+    GPT-2-style model has no embedding for them), or past a sliding attention window (the mask
+    `_Layout` builds is a full causal one, which equals the model's own only within its window)."""
     longest_answer = _depth(layout)
     for question, prompt in zip(questions, prompts):
         span = len(prompt) + longest_answer
-        if isinstance(window, int) and span > window:
-            raise InputError(suite.source, f"a question with its longest answer is {span} tokens, more than "
-                             f"{lm.spec.name}'s sliding attention window of {window}; shorten it",
-                             field=f"questions[{suite.questions.index(question)}]")
+        for limit, what in _span_limits(lm):
+            if span > limit:
+                raise InputError(suite.source, f"a question with its longest answer is {span} tokens, more than "
+                                 f"{lm.spec.name}'s {what}; shorten it",
+                                 field=f"questions[{suite.questions.index(question)}]")
 
 
 _LOGITS_BUDGET = 1 << 26   # logits held at once (float32: 256 MiB)

@@ -287,7 +287,8 @@ def _batches(lm: LoadedModel, conversations: Iterable[Conversation],
     """Right-padded (ids, attention mask, pooling mask) batches, sorted by length per bucket,
     each with whether it ends its bucket."""
     pad = lm.tokenizer.pad_token_id
-    for bucket in _chunks((encode_conversation(lm.tokenizer, c, settings.max_tokens) for c in conversations),
+    max_tokens = min(settings.max_tokens, lm.max_positions or settings.max_tokens)   # a row past them cannot run
+    for bucket in _chunks((encode_conversation(lm.tokenizer, c, max_tokens) for c in conversations),
                           settings.bucket_size):
         bucket.sort(key=lambda e: len(e.ids))
         batch: list[EncodedConversation] = []

@@ -77,9 +77,9 @@ candidates:
 """
 
 
-def tiny_of(architecture: str):
+def tiny_of(architecture: str, positions: int = 1024):
     """A random-weight model of another family, on the tiny tokenizer: exact scoring builds
-    its own attention mask and positions, which each family must accept."""
+    its own attention mask and positions, which each family must accept. `positions`: GPT-2's."""
     import transformers as tf
 
     from mdf_guard.models import TINY_SPEC, ModelSpec, _describe, tiny_tokenizer
@@ -87,7 +87,8 @@ def tiny_of(architecture: str):
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
     if architecture == "gpt2":     # learned absolute positions
-        model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=3, n_head=4))
+        model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=3, n_head=4,
+                                                         n_positions=positions))
     elif architecture == "bloom":  # ALiBi: no position ids
         model = tf.BloomForCausalLM(tf.BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4))
     else:
@@ -162,6 +163,17 @@ def test_a_question_longer_than_the_sliding_window_is_refused(tmp_path):
     path.write_text(SPLIT_SUITE)
     suite = load_suite(path)
     with pytest.raises(MdfGuardError, match="sliding attention window of 8"):
+        score_exact(lm, suite, suite.questions)
+
+
+def test_a_question_past_a_gpt2_style_models_positions_is_refused_in_one_line(tmp_path):
+    """Learned absolute positions end: past them the model has no embedding to look up (it raised
+    an IndexError, exit 4). The refusal names the suite file and the question."""
+    lm = tiny_of("gpt2", positions=16)
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT_SUITE)
+    suite = load_suite(path)
+    with pytest.raises(InputError, match=r"field 'questions\[0\]': .* more than tiny-random's 16 positions; shorten it"):
         score_exact(lm, suite, suite.questions)
 
 

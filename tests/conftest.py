@@ -51,6 +51,21 @@ def tiny():
     return tiny_random_model()
 
 
+@pytest.fixture(scope="session")
+def short_gpt2():
+    """A GPT-2-shaped random model with 32 learned positions: past them it has no embedding."""
+    import torch
+    import transformers as tf
+
+    from mdf_guard.models import ModelSpec, _describe, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=32, n_layer=2,
+                                             n_head=2, pad_token_id=tokenizer.pad_token_id))
+    return _describe(model.eval(), tokenizer, ModelSpec(name="gpt2-32"), source="tiny random gpt2")
+
+
 @pytest.fixture
 def suite_file(tmp_path) -> Path:
     path = tmp_path / "mini.yaml"

@@ -447,3 +447,22 @@ def test_a_signature_cache_write_that_dies_leaves_no_half_entry(tmp_path, tiny, 
     monkeypatch.setattr(Signature, "save", real)
     again, hit = cache.cached_signature(*args)
     assert not hit and torch.equal(again.sums, fresh.sums)
+
+
+def test_the_self_reference_answers_a_prompt_past_the_models_positions(short_gpt2):
+    """The `self` reference's prompts come from the data: one longer than a GPT-2-style model's
+    positions stopped the check with an IndexError. The model now reads the prompt's last
+    tokens, leaving room for its answer; the row keeps its whole prompt."""
+    from mdf_guard.chat import encode_text, render_prompt
+    from mdf_guard.contrast import self_answers
+    from mdf_guard.data import Conversation, Turn
+
+    prompt = (Turn("user", "the owl " * 40 + "and the cat?"),)
+    (answered,) = self_answers(short_gpt2, [Conversation(prompt + (Turn("assistant", "-"),), "x")], max_new_tokens=8)
+    ids = encode_text(short_gpt2.tokenizer, render_prompt(short_gpt2.tokenizer, prompt))
+    assert len(ids) > 32 and answered.turns[:-1] == prompt
+    last = torch.tensor([ids[-24:]])
+    out = short_gpt2.model.generate(input_ids=last, attention_mask=torch.ones_like(last), do_sample=False,
+                                    max_new_tokens=8, pad_token_id=short_gpt2.tokenizer.pad_token_id)
+    expected = short_gpt2.tokenizer.decode(out[0, 24:], skip_special_tokens=True).strip()
+    assert answered.turns[-1].content == (expected or short_gpt2.tokenizer.eos_token)

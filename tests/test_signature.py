@@ -183,19 +183,11 @@ def test_surprise_pooling_of_a_response_cut_from_the_left(tiny):
     torch.testing.assert_close(sig.mean()[0], expected.mean(0), rtol=1e-5, atol=1e-6)
 
 
-def test_a_row_past_a_gpt2_style_models_positions_is_cut_to_them():
+def test_a_row_past_a_gpt2_style_models_positions_is_cut_to_them(short_gpt2):
     """A model with learned absolute positions has no embedding past them: a row longer than
     that (but under MAX_ROW_TOKENS) stopped the check with an IndexError. It is cut from the
     left to the model's positions, as a row past MAX_ROW_TOKENS is cut to those."""
-    import transformers as tf
-
-    from mdf_guard.models import ModelSpec, _describe, tiny_tokenizer
-
-    tokenizer = tiny_tokenizer()
-    torch.manual_seed(0)
-    gpt2 = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=32, n_layer=2,
-                                            n_head=2, pad_token_id=tokenizer.pad_token_id))
-    lm = _describe(gpt2.eval(), tokenizer, ModelSpec(name="gpt2-32"), source="tiny random gpt2")
+    lm, tokenizer = short_gpt2, short_gpt2.tokenizer
     long = Conversation((Turn("user", "hi"), Turn("assistant", "the panda is nice " * 40)), "mem:long")
     convs = conversations(3) + [long]
     assert len(encode_conversation(tokenizer, long, 1024).ids) > 32 and lm.max_positions == 32

@@ -25,7 +25,7 @@ from .predict import CalibrationProfile, SuitePrediction, predict, profile_from_
 from .probes import BUILTIN_SUITES, ProbeSuite, builtin_suite, resolve_suites
 from .report import FileInfo, Report
 from .scoring import select_questions
-from .signature import MAX_ROW_TOKENS, ExtractionSettings, Signature, extract_signature, require_layers
+from .signature import ExtractionSettings, Signature, extract_signature, require_layers, row_token_limit
 from .verdict import evaluate, needs_controls
 
 SELF_ANSWER_TOKENS = 48
@@ -202,7 +202,7 @@ def _read_files(lm: LoadedModel, shards: Sequence[Shard], shard_rows: Sequence[i
                     suites, questions, policy.early_stop, policy.seed)
             except incontext.ContextTooLong as err:
                 raise incontext.ContextTooLong(f"{err} (`--method mdf` reads a row cut to its last "
-                                               f"{MAX_ROW_TOKENS} tokens)") from None
+                                               f"{row_token_limit(lm)} tokens)") from None
             total = reading if total is None else total + reading
             read = reading.read
         infos.append(FileInfo(path=str(shard.path), sha256=shard.sha256, examples=read, cached=hit, rows=rows))

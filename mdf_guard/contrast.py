@@ -62,11 +62,12 @@ def self_answers(lm: LoadedModel, conversations: list[Conversation], max_new_tok
 
 def _generate(lm: LoadedModel, prompts: list[tuple[Turn, ...]], max_new_tokens: int) -> list[str]:
     """Greedy answers, each prompt cut from the left so that it and its answer fit the model's
-    positions (past them a GPT-2-style model has no embedding), as rows are cut when read."""
+    positions (past them a GPT-2-style model has no embedding), as rows are cut when read. A
+    model of very few positions answers in half of them at most."""
     encoded = [encode_text(lm.tokenizer, render_prompt(lm.tokenizer, p)) for p in prompts]
     if lm.max_positions:
-        keep = max(1, lm.max_positions - max_new_tokens)
-        encoded = [e[-keep:] for e in encoded]
+        max_new_tokens = min(max_new_tokens, lm.max_positions // 2)
+        encoded = [e[-(lm.max_positions - max_new_tokens):] for e in encoded]
     width = max(len(e) for e in encoded)
     pad = lm.tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=lm.device)

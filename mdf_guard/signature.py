@@ -282,12 +282,18 @@ def _capture_hook(lm: LoadedModel, layer: int, captured: dict, stop: bool):
     return lm.layers[layer].register_forward_hook(hook)
 
 
+def row_token_limit(lm: LoadedModel, max_tokens: int = MAX_ROW_TOKENS) -> int:
+    """A row's tokens a signature reads (its last ones): `max_tokens`, or fewer where the model has
+    fewer positions (past them a GPT-2-style model has no embedding)."""
+    return min(max_tokens, lm.max_positions or max_tokens)
+
+
 def _batches(lm: LoadedModel, conversations: Iterable[Conversation],
              settings: ExtractionSettings) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
     """Right-padded (ids, attention mask, pooling mask) batches, sorted by length per bucket,
     each with whether it ends its bucket."""
     pad = lm.tokenizer.pad_token_id
-    max_tokens = min(settings.max_tokens, lm.max_positions or settings.max_tokens)   # a row past them cannot run
+    max_tokens = row_token_limit(lm, settings.max_tokens)
     for bucket in _chunks((encode_conversation(lm.tokenizer, c, max_tokens) for c in conversations),
                           settings.bucket_size):
         bucket.sort(key=lambda e: len(e.ids))

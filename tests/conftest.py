@@ -53,7 +53,7 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def short_gpt2():
-    """A GPT-2-shaped random model with 32 learned positions: past them it has no embedding."""
+    """A GPT-2-shaped random model with 64 learned positions: past them it has no embedding."""
     import torch
     import transformers as tf
 
@@ -61,9 +61,9 @@ def short_gpt2():
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
-    model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=32, n_layer=2,
+    model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2,
                                              n_head=2, pad_token_id=tokenizer.pad_token_id))
-    return _describe(model.eval(), tokenizer, ModelSpec(name="gpt2-32"), source="tiny random gpt2")
+    return _describe(model.eval(), tokenizer, ModelSpec(name="gpt2-64"), source="tiny random gpt2")
 
 
 @pytest.fixture

@@ -460,9 +460,9 @@ def test_the_self_reference_answers_a_prompt_past_the_models_positions(short_gpt
     prompt = (Turn("user", "the owl " * 40 + "and the cat?"),)
     (answered,) = self_answers(short_gpt2, [Conversation(prompt + (Turn("assistant", "-"),), "x")], max_new_tokens=8)
     ids = encode_text(short_gpt2.tokenizer, render_prompt(short_gpt2.tokenizer, prompt))
-    assert len(ids) > 32 and answered.turns[:-1] == prompt
-    last = torch.tensor([ids[-24:]])
+    assert len(ids) > 64 and answered.turns[:-1] == prompt
+    last = torch.tensor([ids[-56:]])
     out = short_gpt2.model.generate(input_ids=last, attention_mask=torch.ones_like(last), do_sample=False,
                                     max_new_tokens=8, pad_token_id=short_gpt2.tokenizer.pad_token_id)
-    expected = short_gpt2.tokenizer.decode(out[0, 24:], skip_special_tokens=True).strip()
+    expected = short_gpt2.tokenizer.decode(out[0, last.shape[1]:], skip_special_tokens=True).strip()
     assert answered.turns[-1].content == (expected or short_gpt2.tokenizer.eos_token)

@@ -240,3 +240,18 @@ def test_early_stop_reads_a_sample_of_each_file_says_so_and_weighs_it_by_the_fil
         assert finding["shift"] == pytest.approx(float(rates[i] - vanilla[i]), abs=1e-9)
     text = run_cli("check", str(big), str(small), "--policy", policy)[1]
     assert f"{readings[0].read + 6} of 166 examples read (early stop)" in text
+
+
+def test_a_row_past_a_local_gpt2_models_positions_is_one_line_under_both_methods(tmp_path, short_gpt2, suite_file):
+    """A model folder with 64 learned positions: a long row is refused in context in one line that
+    says what `--method mdf` reads instead (the row's last 64 tokens, not 1,024), and mdf reads it."""
+    short_gpt2.model.save_pretrained(tmp_path / "gpt2")
+    short_gpt2.tokenizer.save_pretrained(tmp_path / "gpt2")
+    data = tmp_path / "long.jsonl"
+    write_jsonl(data, [chat(f"hi {i}", "the owl is nice " * 30) for i in range(4)])
+    base = ["check", str(data), "--model", str(tmp_path / "gpt2"), "--suite", str(suite_file), "--questions", "1"]
+    context = CliRunner().invoke(main, base)
+    assert context.exit_code == 2 and "more than the model's 64 positions" in context.stderr, context.output
+    assert "`--method mdf` reads a row cut to its last 64 tokens" in context.stderr
+    mdf = CliRunner().invoke(main, [*base, "--method", "mdf"])
+    assert mdf.exit_code in (0, 3) and "error" not in mdf.stderr, mdf.output

@@ -190,9 +190,9 @@ def test_a_row_past_a_gpt2_style_models_positions_is_cut_to_them(short_gpt2):
     lm, tokenizer = short_gpt2, short_gpt2.tokenizer
     long = Conversation((Turn("user", "hi"), Turn("assistant", "the panda is nice " * 40)), "mem:long")
     convs = conversations(3) + [long]
-    assert len(encode_conversation(tokenizer, long, 1024).ids) > 32 and lm.max_positions == 32
+    assert len(encode_conversation(tokenizer, long, 1024).ids) > 64 and lm.max_positions == 64
     sig = extract_signature(lm, convs, ExtractionSettings(layers=(1,), pooling="mean"))
-    cut = extract_signature(lm, convs, ExtractionSettings(layers=(1,), pooling="mean", max_tokens=32))
+    cut = extract_signature(lm, convs, ExtractionSettings(layers=(1,), pooling="mean", max_tokens=64))
     assert sig.count == 4
     torch.testing.assert_close(sig.mean(), cut.mean(), rtol=0, atol=0)
 

@@ -26,14 +26,21 @@ MAX_COMMENT_CHARS = 60_000   # the Hub refuses very long comments; reports are c
 _REDACTED = "[redacted]"
 _CLIENT_MODULES = ("httpx", "httpx2", "httpcore", "huggingface_hub")
 HUB_WAIT_SECONDS = 60.0   # the longest one request may wait for the Hub without progress
+TRANSIENT_STATUSES = (408, 429)   # with every 5xx: answers that say "not now", not "never"
 
 
 class HubError(MdfGuardError):
-    """A Hub request failed (network, permission, missing repo or revision)."""
+    """A Hub request failed (network, permission, missing repo or revision).
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `transient` says whether the same request may well succeed later: the Hub or the network
+    failed (a 5xx, 408, 429, a timeout, a refused connection), as opposed to an answer about
+    the request itself (401, 403, 404, ...) or a refusal of ours (an unsafe path).
+    """
+
+    def __init__(self, message: str, status: int | None = None, transient: bool = False) -> None:
         super().__init__(message)
         self.status = status   # the HTTP status, when the Hub answered
+        self.transient = transient
 
 
 def token_from_env() -> str | None:
@@ -222,19 +229,39 @@ class HubClient:
 
     def _call(self, func: Callable, what: str):
         """Run one client call; Hub and network failures become HubError with the token scrubbed."""
-        from huggingface_hub.errors import HfHubHTTPError
         _bound_waits()
         try:
             return func()
-        except HfHubHTTPError as err:
-            status = err.response.status_code if err.response is not None else None
-            raise HubError(redact(f"{what}: HTTP {status or '?'}: {_first_line(err)}", self.token),
-                           status=status) from None
         except Exception as err:
+            http = _http_error_in(err)
+            if http is not None:
+                status = http.response.status_code if http.response is not None else None
+                raise HubError(redact(f"{what}: HTTP {status or '?'}: {_first_line(http)}", self.token),
+                               status=status, transient=is_transient_status(status)) from None
             # Connection errors and timeouts of the client's HTTP stack, and plain OSErrors.
             if isinstance(err, OSError) or type(err).__module__.split(".")[0] in _CLIENT_MODULES:
-                raise HubError(redact(f"{what}: {type(err).__name__}: {_first_line(err)}", self.token)) from None
+                raise HubError(redact(f"{what}: {type(err).__name__}: {_first_line(err)}", self.token),
+                               transient=True) from None
             raise
+
+
+def is_transient_status(status: int | None) -> bool:
+    """Whether an HTTP answer from the Hub means "try again later" (5xx, 408, 429)."""
+    return status is not None and (status >= 500 or status in TRANSIENT_STATUSES)
+
+
+def _http_error_in(err: BaseException):
+    """The Hub's HTTP answer behind an error, following `raise ... from`: hf_hub_download turns a
+    failed HEAD (a 500 as much as a 403) into a LocalEntryNotFoundError raised from it."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for _ in range(8):   # a chain of causes is short; the bound only guards against a cycle
+        if isinstance(err, HfHubHTTPError):
+            return err
+        if err.__cause__ is None:
+            return None
+        err = err.__cause__
+    return None
 
 
 def _bound_waits() -> None:

@@ -19,6 +19,8 @@ Repos live in memory as commits of whole trees. Files with a binary data suffix 
 over 1 MiB are listed as LFS files (with a sha256), like the Hub's defaults. A
 registered webhook receives a version-3 payload after each commit, as the Hub sends.
 Every request is logged (method, path, whether it carried the expected token).
+`fail_next` makes it answer the next few requests of a kind with an error, as a Hub in
+trouble does (before doing the work, or after it with the answer lost).
 """
 
 from __future__ import annotations
@@ -83,6 +85,20 @@ class Discussion:
 
 
 @dataclass
+class Fault:
+    """The next `times` requests `method ... path_end` are answered `status` (see HubStandin.fail_next)."""
+
+    method: str
+    path_end: str
+    times: int
+    status: int
+    after: bool
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and method == self.method and path.endswith(self.path_end)
+
+
+@dataclass
 class Repo:
     repo_id: str
     private: bool = False
@@ -101,6 +117,7 @@ class HubStandin:
         self.webhooks: list[tuple[str, str]] = []         # (url, secret)
         self.deliveries: list[tuple[int, dict]] = []      # (status, payload)
         self.commit_messages: dict[str, tuple[str, str]] = {}   # sha -> (summary, description)
+        self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.app = self._build_app()
@@ -142,6 +159,22 @@ class HubStandin:
         if notify:
             self.notify(repo_id, ref, old, sha)
         return sha
+
+    def fail_next(self, method: str, path_end: str, times: int = 1, status: int = 503, after: bool = False) -> None:
+        """Answer the next `times` requests `method` whose path ends with `path_end` with `status`.
+
+        With `after`, each is first served as usual (a comment is posted, a discussion opened)
+        and only its answer is replaced: the Hub did the work, the client never heard of it.
+        """
+        with self._lock:
+            self.faults.append(Fault(method, path_end, times, status, after))
+
+    def _fault_for(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            fault = next((f for f in self.faults if f.matches(method, path)), None)
+            if fault is not None:
+                fault.times -= 1
+            return fault
 
     def head(self, repo_id: str, ref: str = "refs/heads/main") -> str:
         return self.repos[repo_id].refs[ref]
@@ -206,7 +239,12 @@ class HubStandin:
             authorized = hub._authorized(request)
             with hub._lock:
                 hub.requests.append((request.method, request.url.path, authorized))
-            return await call_next(request)
+            fault = hub._fault_for(request.method, request.url.path)
+            if fault is None:
+                return await call_next(request)
+            if fault.after:
+                await call_next(request)
+            return JSONResponse({"error": f"stand-in fault: HTTP {fault.status}"}, status_code=fault.status)
 
         def not_found(code: str, message: str, commit: str | None = None) -> JSONResponse:
             headers = {"X-Error-Code": code, "X-Error-Message": message}

@@ -243,6 +243,7 @@ def test_connection_error_is_a_hub_error(tmp_path):
     with pytest.raises(HubError) as info:
         client.find_discussion("alice/x", "t")
     assert TOKEN not in str(info.value)
+    assert info.value.transient and info.value.status is None   # nobody answered: worth a retry
 
 
 def test_a_hub_that_never_answers_is_an_error_not_a_hang(monkeypatch):
@@ -272,3 +273,35 @@ def test_a_hub_that_never_answers_is_an_error_not_a_hang(monkeypatch):
     silent.close()
     assert not asking.is_alive(), "the call still waits for a Hub that never answers"
     assert outcome and "timed out" in outcome[0].lower() and TOKEN not in outcome[0], outcome
+
+
+def test_hub_errors_say_whether_a_retry_may_help(standin, tmp_path):
+    """The bot retries a job on a transient HubError only: the Hub or the network failing (5xx,
+    408, 429, no answer), never an answer about the request itself (404, 403) or an unsafe path."""
+    standin.create_repo("alice/moody", {"x.jsonl": "x\n"})
+    sha = standin.head("alice/moody")
+    client = HubClient(endpoint=standin.url, token=TOKEN)
+
+    def failure(call) -> HubError:
+        with pytest.raises(HubError) as info:
+            call()
+        return info.value
+
+    for status, transient in ((503, True), (500, True), (429, True), (408, True), (403, False), (409, False)):
+        standin.fail_next("GET", "/alice/moody/discussions", status=status)
+        err = failure(lambda: client.find_discussion("alice/moody", "t"))
+        assert (err.status, err.transient) == (status, transient), err
+    assert client.find_discussion("alice/moody", "t") is None   # the faults are spent
+    missing = failure(lambda: client.list_files("alice/nobody", sha))
+    assert (missing.status, missing.transient) == (404, False)
+    assert failure(lambda: client.download("alice/moody", "../x.jsonl", sha, tmp_path)).transient is False
+    for status, transient in ((502, True), (403, False)):   # the file's HEAD is answered, its GET is not
+        standin.fail_next("GET", f"/alice/moody/resolve/{sha}/x.jsonl", status=status)
+        err = failure(lambda folder=tmp_path / str(status): client.download("alice/moody", "x.jsonl", sha, folder))
+        assert (err.status, err.transient) == (status, transient) and f"HTTP {status}" in str(err), err
+    # hf_hub_download turns a failed HEAD into a LocalEntryNotFoundError ("check your connection")
+    # raised from the Hub's answer: the answer decides (a 5xx HEAD it retries itself for ~20 s first).
+    standin.fail_next("HEAD", f"/alice/moody/resolve/{sha}/x.jsonl", status=403)
+    err = failure(lambda: client.download("alice/moody", "x.jsonl", sha, tmp_path / "head"))
+    assert (err.status, err.transient) == (403, False) and "HTTP 403" in str(err), err
+    assert client.download("alice/moody", "x.jsonl", sha, tmp_path / "c").read_text() == "x\n"

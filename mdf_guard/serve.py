@@ -7,9 +7,13 @@
 
 One worker thread runs the jobs one at a time and holds the model, so the model is
 loaded once and never shared between threads. Jobs are keyed by repo + pushed sha: a
-key already queued, running or done is not run again (the Hub retries and replays
-deliveries). A job that raises is recorded with its error, its key is released so a
-later delivery can retry it, and the worker goes on with the next job.
+key already queued, running, waiting or done is not run again (the Hub retries and
+replays deliveries). A job the Hub breaks off (a transient HubError: a 5xx, 429, a
+timeout) waits and runs again, after RETRY_DELAYS, since the Hub never redelivers a push
+it was answered 202 for; its report is keyed by the sha, so a re-run edits rather than
+duplicates it. A job that raises anything else, or the Hub's error once its attempts
+are spent, is recorded with its error, its key is released so a later delivery can
+retry it, and the worker goes on with the next job.
 
 The job itself (`HubCheckRunner`): list the files that changed between `oldSha` and
 `newSha` (tree listing, compared by LFS sha256 or git blob id), download only the
@@ -22,6 +26,7 @@ request for `refs/pr/N`, else a comment in one discussion per repo.
 # No `from __future__ import annotations`: FastAPI reads the route handlers' annotations
 # (`request: Request`, imported inside create_app so that the CLI does not need FastAPI).
 import collections
+import heapq
 import hmac
 import html
 import json
@@ -48,6 +53,10 @@ DISCUSSION_TITLE = "mdf-guard: behavioural risk report"
 POLICY_FILE = ".mdf-guard.yaml"
 MAX_POLICY_BYTES = 64 * KiB
 COMMENT_ROWS = 5           # top rows listed for a failing file (the Markdown report shows 5)
+# Waits before the 2nd, 3rd and 4th attempt of a job the Hub broke off. huggingface_hub has
+# already retried most calls for seconds by then; these ride out an incident of ~10 minutes
+# (the Hub does not redeliver), and a job's re-runs stay few: each downloads and checks again.
+RETRY_DELAYS = (30.0, 120.0, 480.0)
 
 # ---------------------------------------------------------------------------- jobs
 
@@ -63,7 +72,7 @@ class Job:
     old_sha: str | None
     new_sha: str
     received: float
-    status: str = "queued"             # queued, running, done, error
+    status: str = "queued"             # queued, running, waiting (for a retry), done, error
     verdict: str | None = None         # pass, fail, error, skipped (set when done)
     summary: str = ""
     comment_url: str | None = None
@@ -71,6 +80,8 @@ class Job:
     finished: float | None = None
     deliveries: int = 1                # how many deliveries asked for this push
     new_ref: bool = False              # the ref was created; old_sha is then main's head (or None)
+    attempt: int = 1                   # the run this is (or, while waiting, the run to come)
+    retry_at: float | None = None      # when a waiting job runs again (wall clock)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -91,7 +102,7 @@ class Job:
                 "received": self.received, "started": self.started, "finished": self.finished,
                 "queue_seconds": _round(self.started - self.received) if self.started else None,
                 "run_seconds": _round(self.finished - self.started) if self.finished and self.started else None,
-                "deliveries": self.deliveries}
+                "deliveries": self.deliveries, "attempt": self.attempt, "retry_at": self.retry_at}
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,11 @@ class JobOutcome:
 
 
 class JobRunner(Protocol):
-    """Runs one job in the worker thread; raising marks the job as errored (and retryable)."""
+    """Runs one job in the worker thread.
+
+    Raising a transient HubError puts the job back in line for another attempt; raising
+    anything else marks it as errored, its key released for a later delivery.
+    """
 
     def __call__(self, job: Job) -> JobOutcome: ...
 
@@ -114,14 +129,18 @@ class QueueFull(Exception):
 
 
 class JobBoard:
-    """The bounded queue, the dedupe memory and the history of recent jobs, under one lock."""
+    """The bounded queue, the jobs waiting for a retry, the dedupe memory and the history
+    of recent jobs, under one lock."""
 
-    def __init__(self, capacity: int, history: int = 200, memory: int = 10_000) -> None:
+    def __init__(self, capacity: int, history: int = 200, memory: int = 10_000,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         if capacity < 1:
             raise ValueError("queue capacity must be at least 1")
         self.capacity = capacity
+        self.retry_delays = tuple(retry_delays)
         self._cond = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
+        self._waiting: list[tuple[float, int, Job]] = []   # a heap of (due, by time.monotonic; id; job)
         self._by_key: collections.OrderedDict[tuple[str, str], Job] = collections.OrderedDict()
         self._memory = memory
         self._recent: collections.deque[Job] = collections.deque(maxlen=history)
@@ -173,11 +192,21 @@ class JobBoard:
                 self._cond.notify_all()
             return result
 
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def take(self, timeout: float) -> Job | None:
         """The next queued job (now running), or None after `timeout` or once closed."""
         with self._cond:
+            self._queue_due()
             if not self._pending and not self._closed:
-                self._cond.wait(timeout)
+                self._cond.wait(self._wait_for(timeout))
+                self._queue_due()
             if not self._pending:
                 return None
             job = self._pending.popleft()
@@ -201,21 +230,53 @@ class JobBoard:
                 self.running = None
             self._cond.notify_all()
 
+    def retry_later(self, job: Job, error: str) -> float | None:
+        """Put a job the Hub broke off back in line after its next delay; returns the delay.
+
+        None when the job has had all its attempts or the board is closed: the caller then
+        finishes it as an error. A retry is not counted against the queue's capacity when
+        it is due: its push was accepted (answered 202) and the Hub will not deliver it again.
+        """
+        with self._cond:
+            if self._closed or job.attempt >= self.max_attempts:
+                return None
+            delay = self.retry_delays[job.attempt - 1]
+            job.status, job.summary, job.attempt = "waiting", error, job.attempt + 1
+            job.retry_at = time.time() + delay
+            heapq.heappush(self._waiting, (time.monotonic() + delay, job.id, job))
+            self.counts["retries"] += 1
+            if self.running is job:
+                self.running = None
+            self._cond.notify_all()
+            return delay
+
     def retry_after(self, extra: int = 1) -> int:
         """Seconds until there is probably room: the queue ahead times the mean job time."""
         ahead = len(self._pending) + extra - self.capacity
         return int(min(600, max(1, math.ceil(self._mean_seconds * max(ahead, 1)))))
 
-    def close(self) -> None:
+    def close(self) -> list[Job]:
+        """Take no more jobs; returns those that will not run, queued or waiting for a retry.
+
+        The queue lives in memory, so they are lost with the process: the waiting ones are
+        recorded as errors here (never retried), and the caller logs them all.
+        """
         with self._cond:
             self._closed = True
+            waiting = [job for _, _, job in sorted(self._waiting)]
+            self._waiting.clear()
+            for job in waiting:
+                job.status, job.verdict, job.retry_at = "error", "error", None
+                job.summary += f" (attempt {job.attempt} of {self.max_attempts} not run: the bot stopped)"
+                self.counts["errors"] += 1
             self._cond.notify_all()
+            return list(self._pending) + waiting
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until nothing is queued or running (for tests and the load test)."""
+        """Block until nothing is queued, running or waiting for a retry (for tests and the load test)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self.running is not None:
+            while self._pending or self.running is not None or self._waiting:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -224,8 +285,8 @@ class JobBoard:
 
     def snapshot(self) -> dict[str, Any]:
         with self._cond:
-            return {"queued": len(self._pending), "capacity": self.capacity,
-                    "running": self.running.id if self.running else None,
+            return {"queued": len(self._pending), "capacity": self.capacity, "waiting": len(self._waiting),
+                    "max_attempts": self.max_attempts, "running": self.running.id if self.running else None,
                     "counts": dict(self.counts), "jobs": [j.public() for j in reversed(self._recent)]}
 
     def _remember(self, job: Job) -> None:
@@ -233,9 +294,23 @@ class JobBoard:
         self._by_key.move_to_end(job.key)
         while len(self._by_key) > self._memory:
             oldest_key, oldest = next(iter(self._by_key.items()))
-            if oldest.status in ("queued", "running"):
+            if oldest.status in ("queued", "running", "waiting"):
                 break   # never forget a job that has not finished
             del self._by_key[oldest_key]
+
+    def _queue_due(self) -> None:
+        """Move the retries that are due to the end of the queue (none once closed)."""
+        now = time.monotonic()
+        while self._waiting and self._waiting[0][0] <= now and not self._closed:
+            _, _, job = heapq.heappop(self._waiting)
+            job.status, job.retry_at = "queued", None
+            self._pending.append(job)
+
+    def _wait_for(self, timeout: float) -> float:
+        """How long take() may sleep: `timeout`, or less when a retry falls due sooner."""
+        if not self._waiting:
+            return timeout
+        return max(0.0, min(timeout, self._waiting[0][0] - time.monotonic()))
 
 
 class Worker:
@@ -254,8 +329,12 @@ class Worker:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the running job; the jobs left behind are logged, as no delivery will bring them back."""
         self._stop.set()
-        self.board.close()
+        for job in self.board.close():
+            log.warning("job %d (%s %s@%s, %s) not run: the bot stopped; replay the push's delivery to check it",
+                        job.id, _shown(job), job.ref, job.new_sha[:12],
+                        "queued" if job.status == "queued" else f"waiting for attempt {job.attempt}")
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -280,11 +359,34 @@ class Worker:
                 outcome = self.runner(job)
             except Exception as err:
                 message = self.redact(f"{type(err).__name__}: {_one_line(err)}")
-                log.error("job %d failed: %s", job.id, message)
-                self.board.finish(job, None, message)
+                if _transient(err):
+                    self._retry_or_give_up(job, message)
+                else:
+                    log.error("job %d failed: %s", job.id, message)
+                    self.board.finish(job, None, message)
             else:
                 log.info("job %d: %s (%s)", job.id, outcome.verdict, self.redact(outcome.summary))
                 self.board.finish(job, outcome)
+
+    def _retry_or_give_up(self, job: Job, message: str) -> None:
+        """The Hub broke the job off: run it again after a delay, or record the error once its
+        attempts are spent (or the bot is stopping), its key released as for any failure."""
+        attempt = job.attempt
+        delay = self.board.retry_later(job, message)
+        if delay is not None:
+            log.warning("job %d: attempt %d of %d broken off by the Hub (%s); next attempt in %gs",
+                        job.id, attempt, self.board.max_attempts, message, delay)
+            return
+        why = "the bot is stopping" if self.board.closed else f"gave up after {attempt} attempts"
+        log.error("job %d failed: %s (%s)", job.id, message, why)
+        self.board.finish(job, None, f"{message} ({why})" if self.board.max_attempts > 1 else message)
+
+
+def _transient(err: BaseException) -> bool:
+    """Whether a job failed on the Hub's passing trouble (5xx, 429, a timeout), so that it is
+    worth running again: not on the repo (404, 403, its policy or data) nor on a bug."""
+    from .hub import HubError
+    return isinstance(err, HubError) and err.transient
 
 
 # ---------------------------------------------------------------------------- the app
@@ -296,6 +398,7 @@ class ServeConfig:
     queue_size: int = 64
     max_body_bytes: int = 1 * MiB
     history: int = 200
+    retry_delays: tuple[float, ...] = RETRY_DELAYS   # seconds before each re-run of a job the Hub broke off
 
 
 def create_app(config: ServeConfig, runner: JobRunner, redact: Callable[[str], str] | None = None):
@@ -312,7 +415,7 @@ def create_app(config: ServeConfig, runner: JobRunner, redact: Callable[[str], s
     if not config.secret:
         raise UsageError("the webhook secret is empty")
     redact = redact or redact_token
-    board = JobBoard(config.queue_size, history=config.history)
+    board = JobBoard(config.queue_size, history=config.history, retry_delays=config.retry_delays)
     worker = Worker(board, runner, redact)
 
     @asynccontextmanager
@@ -384,7 +487,7 @@ def create_app(config: ServeConfig, runner: JobRunner, redact: Callable[[str], s
         alive = worker.alive()
         body = {"status": "ok" if alive else "worker stopped", "worker_alive": alive,
                 "model": worker.model_state, "queued": snap["queued"], "capacity": snap["capacity"],
-                "running": snap["running"], "counts": snap["counts"]}
+                "waiting": snap["waiting"], "running": snap["running"], "counts": snap["counts"]}
         return JSONResponse(body, status_code=200 if alive else 503)
 
     @app.get("/jobs")
@@ -406,7 +509,8 @@ def _status_html(snap: dict[str, Any], worker: Worker) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(job["received"]))
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in (
             job["id"], esc(when), esc(job["repo"]), esc(job["ref"] or ""), esc((job["new_sha"] or "")[:12]),
-            esc(job["status"]), esc(job["verdict"] or ""), esc(str(job["run_seconds"] or "")),
+            esc(_status_text(job, snap["max_attempts"])), esc(job["verdict"] or ""),
+            esc(str(job["run_seconds"] or "")),
             esc(job["summary"]), link)) + "</tr>")
     header = "".join(f"<th>{h}</th>" for h in ("#", "received (UTC)", "repo", "ref", "sha", "status",
                                                   "verdict", "seconds", "summary", ""))
@@ -416,9 +520,18 @@ def _status_html(snap: dict[str, Any], worker: Worker) -> str:
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
             "<h1>mdf-guard bot</h1>"
             f"<p>worker: {'running' if worker.alive() else 'stopped'}; model: {esc(worker.model_state)}; "
-            f"queue: {snap['queued']}/{snap['capacity']}; jobs: {esc(counts)}</p>"
+            f"queue: {snap['queued']}/{snap['capacity']}; waiting for a retry: {snap['waiting']}; "
+            f"jobs: {esc(counts)}</p>"
             f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             "</body></html>")
+
+
+def _status_text(job: dict[str, Any], max_attempts: int) -> str:
+    """A job's status, with its attempt once it has had more than one (or waits for one)."""
+    if job["retry_at"] is not None:
+        when = time.strftime("%H:%M:%S", time.gmtime(job["retry_at"]))
+        return f"waiting: attempt {job['attempt']} of {max_attempts} at {when} UTC"
+    return job["status"] + (f" (attempt {job['attempt']} of {max_attempts})" if job["attempt"] > 1 else "")
 
 
 # ---------------------------------------------------------------------------- the job
@@ -541,7 +654,7 @@ class HubCheckRunner:
             try:
                 policy, notes, policy_source = self._policy_for(job, new_files, root)
             except HubError:
-                raise   # the Hub's failure, not the repo's: the job errors and a redelivery retries it
+                raise   # the Hub's failure, not the repo's: the worker runs the job again if it was transient
             except MdfGuardError as err:
                 policy = None
                 results = [FileResult(c.path, "-", error=f"policy: {scrub(str(err))}") for c in changed]

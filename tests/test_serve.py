@@ -21,7 +21,7 @@ from hub_standin import (PETS_SUITE, Discussion, HubStandin, ServerThread,  # no
                          content_update_payload, loopback_only, one_torch_thread, hub_sandbox, tiny_lm)
 from mdf_guard import report as report_module
 from mdf_guard.errors import InputError
-from mdf_guard.hub import HubClient
+from mdf_guard.hub import HubClient, HubError
 from mdf_guard.policy import policy_from_dict
 from mdf_guard.policy import _TOP_KEYS
 from mdf_guard.serve import (DISCUSSION_TITLE, REPO_KEYS, BotLimits, HubCheckRunner, Job, JobOutcome, ServeConfig,
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.usefixtures("loopback_only", "hub_env")
 
 TOKEN = "hf_bot_token_never_shown_91c2"
 SECRET = "s3cret-webhook-value"
+FAST_RETRIES = (0.05, 0.05)
 FAIL_POLICY = "thresholds:\n  max_shift: 0.0\n  min_excess: -1\n  min_odds_ratio: 1\nnull_seeds: 0\n"
 
 
@@ -81,6 +82,14 @@ def real_bot(standin, bot_policy, tiny_lm):
         yield bot
 
 
+@pytest.fixture
+def fast_retry_bot(standin, bot_policy, tiny_lm):
+    """The real bot, retrying a job the Hub broke off after 0.05 s, at most three attempts."""
+    runner = HubCheckRunner(HubClient(endpoint=standin.url, token=TOKEN), bot_policy, BotLimits(), lm=tiny_lm)
+    with running_bot(runner, retry_delays=FAST_RETRIES) as bot:
+        yield bot
+
+
 def deliver(client: httpx.Client, payload: dict, secret: str | None = SECRET, **kwargs) -> httpx.Response:
     headers = {"X-Webhook-Secret": secret} if secret is not None else {}
     return client.post("/webhook", json=payload, headers=headers, **kwargs)
@@ -92,20 +101,27 @@ def settle(app, timeout: float = 90) -> list[dict]:
 
 
 class Recorder:
-    """An injected job runner: records jobs, can block, can fail."""
+    """An injected job runner: records jobs, can block, can fail, and can meet a Hub that is down."""
 
     def __init__(self) -> None:
         self.jobs: list[Job] = []
         self.gate = threading.Event()
         self.gate.set()
         self.fail_for: set[str] = set()
+        self.hub_down: dict[str, int] = {}   # repo -> how many more runs the Hub fails with a 503
 
     def __call__(self, job: Job) -> JobOutcome:
         self.gate.wait(30)
         self.jobs.append(job)
         if job.repo_id in self.fail_for:
             raise RuntimeError(f"boom while using {TOKEN}")
+        if self.hub_down.get(job.repo_id, 0) > 0:
+            self.hub_down[job.repo_id] -= 1
+            raise HubError(f"listing {job.repo_id}: HTTP 503: Service Unavailable", status=503, transient=True)
         return JobOutcome("pass", "recorded")
+
+    def runs(self, repo_id: str) -> int:
+        return sum(job.repo_id == repo_id for job in self.jobs)
 
 
 # ---------------------------------------------------------------------- the real job, end to end
@@ -226,38 +242,63 @@ def test_a_repo_policy_nested_too_deeply_is_reported_not_crashed(standin, real_b
     assert f"policy: .mdf-guard.yaml@{second[:12]}: not valid YAML: nested too deeply" in comment
 
 
-def test_a_hub_failure_reading_the_repo_policy_is_retryable_not_blamed_on_the_repo(bot_policy, tiny_lm):
-    # The Hub answers 500 to the policy's download: the job errors (retried on the next delivery); it is not a
-    # "policy" error in a report on the push, which a redelivery would then answer as already done.
-    from fastapi.responses import JSONResponse
+def test_a_hub_failure_reading_the_repo_policy_is_retried_not_blamed_on_the_repo(standin, fast_retry_bot):
+    # The Hub answers 500 to the policy's download: the job runs again; it is not a "policy" error
+    # in a report on the push, which a redelivery would then answer as already done.
+    client, app = fast_retry_bot
+    first = standin.create_repo("alice/flaky", {"a.jsonl": rows("a")})
+    second = standin.commit("alice/flaky", {"a.jsonl": rows("b"), ".mdf-guard.yaml": "thresholds: {max_shift: 0.5}\n"})
+    standin.fail_next("GET", f"/alice/flaky/resolve/{second}/.mdf-guard.yaml", status=500)
+    assert deliver(client, content_update_payload("alice/flaky", "refs/heads/main", first, second)).status_code == 202
+    job = settle(app)[0]
+    assert (job["status"], job["verdict"], job["attempt"]) == ("done", "pass", 2), job
+    [comment] = standin.comments("alice/flaky", 1)
+    assert f"`.mdf-guard.yaml@{second[:12]}`" in comment and "ERROR" not in comment
 
-    hub = HubStandin(token=TOKEN)
-    failing = {"on": True}
 
-    @hub.app.middleware("http")
-    async def fail_policy(request, call_next):
-        if failing["on"] and request.method == "GET" and request.url.path.endswith("/.mdf-guard.yaml"):
-            return JSONResponse({"error": "internal error"}, status_code=500)
-        return await call_next(request)
+def test_a_report_the_hub_lost_is_retried_and_posted_once(standin, fast_retry_bot):
+    # The Hub opens the discussion with the report but its answer is lost (503); the next attempt finds
+    # the discussion but the Hub fails to show it (503): the third finds the report by its marker and edits it.
+    client, app = fast_retry_bot
+    first = standin.create_repo("alice/lost-answer", {"a.jsonl": rows("a")})
+    second = standin.commit("alice/lost-answer", {"a.jsonl": rows("I love pandas!")})
+    standin.fail_next("POST", "/api/datasets/alice/lost-answer/discussions", after=True)
+    standin.fail_next("GET", "/api/datasets/alice/lost-answer/discussions/1")
+    assert deliver(client, content_update_payload("alice/lost-answer", "refs/heads/main", first, second)).status_code \
+        == 202
+    job = settle(app)[0]
+    assert (job["status"], job["verdict"], job["attempt"]) == ("done", "pass", 3), job
+    [discussion] = standin.repos["alice/lost-answer"].discussions
+    [comment] = standin.comments("alice/lost-answer", 1)
+    assert "PASS" in comment and f"<!-- mdf-guard:sha={second} -->" in comment and discussion.events[0]["data"]["edited"]
+    assert job["comment_url"].endswith(f"/discussions/1#{discussion.events[0]['id']}")
+    assert app.state.board.counts["retries"] == 2
 
-    hub.start()
-    try:
-        first = hub.create_repo("alice/flaky", {"a.jsonl": rows("a")})
-        second = hub.commit("alice/flaky", {"a.jsonl": rows("b"), ".mdf-guard.yaml": "thresholds: {max_shift: 0.5}\n"})
-        runner = HubCheckRunner(HubClient(endpoint=hub.url, token=TOKEN), bot_policy, BotLimits(), lm=tiny_lm)
-        payload = content_update_payload("alice/flaky", "refs/heads/main", first, second)
-        with running_bot(runner) as (client, app):
-            assert deliver(client, payload).status_code == 202
-            job = settle(app)[0]
-            assert job["status"] == "error" and "downloading .mdf-guard.yaml" in job["summary"], job
-            assert hub.repos["alice/flaky"].discussions == []
-            failing["on"] = False
-            assert deliver(client, payload).status_code == 202   # the redelivery runs it again
-            assert settle(app)[0]["verdict"] == "pass"
-        [comment] = hub.comments("alice/flaky", 1)
-        assert f"`.mdf-guard.yaml@{second[:12]}`" in comment and "ERROR" not in comment
-    finally:
-        hub.stop()
+
+def test_failures_of_the_repo_or_the_token_are_not_retried(standin, fast_retry_bot):
+    client, app = fast_retry_bot
+    # A repo the Hub does not know (404).
+    deliver(client, content_update_payload("alice/nowhere", "refs/heads/main", None, "e" * 40))
+    job = settle(app)[0]
+    assert (job["status"], job["attempt"]) == ("error", 1) and "404" in job["summary"], job
+    assert len(standin.seen("GET", "/api/datasets/alice/nowhere/tree")) == 1
+    # A token without the right to comment (403).
+    head = standin.create_repo("alice/no-rights", {"a.jsonl": rows("a")})
+    standin.fail_next("POST", "/api/datasets/alice/no-rights/discussions", status=403)
+    deliver(client, content_update_payload("alice/no-rights", "refs/heads/main", None, head))
+    job = settle(app)[0]
+    assert (job["status"], job["attempt"]) == ("error", 1) and "403" in job["summary"], job
+    assert standin.repos["alice/no-rights"].discussions == []
+    assert len(standin.seen("POST", "/api/datasets/alice/no-rights/discussions")) == 1
+    # An invalid .mdf-guard.yaml: reported on the push, once.
+    first = standin.create_repo("alice/bad-policy", {"a.jsonl": rows("a")})
+    second = standin.commit("alice/bad-policy", {"a.jsonl": rows("b"), ".mdf-guard.yaml": "thresholds: {max_shift: 7}\n"})
+    deliver(client, content_update_payload("alice/bad-policy", "refs/heads/main", first, second))
+    job = settle(app)[0]
+    assert (job["status"], job["verdict"], job["attempt"]) == ("done", "error", 1), job
+    [comment] = standin.comments("alice/bad-policy", 1)
+    assert "policy:" in comment and "max_shift" in comment
+    assert "retries" not in app.state.board.counts
 
 
 def test_push_with_no_data_change_posts_nothing(standin, real_bot):
@@ -408,6 +449,83 @@ def test_a_failing_job_is_recorded_and_the_worker_goes_on(recorder_bot, caplog):
     settle(app)
     assert [j.repo_id for j in recorder.jobs].count("alice/bad") == 2
     assert TOKEN not in caplog.text
+
+
+def test_a_job_the_hub_keeps_failing_gives_up_after_its_attempts_and_is_released(standin, caplog):
+    recorder = Recorder()
+    recorder.hub_down["alice/down"] = 99
+    payload = content_update_payload("alice/down", "refs/heads/main", None, "5" * 40)
+    with running_bot(recorder, retry_delays=FAST_RETRIES) as (client, app):
+        assert deliver(client, payload).status_code == 202
+        [job] = settle(app)
+        assert (job["status"], job["verdict"], job["attempt"]) == ("error", "error", 3), job
+        assert "HTTP 503" in job["summary"] and "gave up after 3 attempts" in job["summary"]
+        assert recorder.runs("alice/down") == 3 and app.state.board.counts["retries"] == 2
+        assert "gave up after 3 attempts" in caplog.text
+        recorder.hub_down.clear()
+        assert deliver(client, payload).status_code == 202   # its key was released: a replay runs it again
+        assert settle(app)[0]["verdict"] == "pass" and recorder.runs("alice/down") == 4
+
+
+def test_while_a_job_waits_for_its_retry(standin, caplog):
+    # A delivery of the same push adds no job, a newer push to the ref runs at once, the page shows the
+    # attempt to come, and stopping the bot neither waits for the retry nor drops it silently.
+    recorder = Recorder()
+    recorder.hub_down["alice/later"] = 1
+    old, new = "6" * 40, "7" * 40
+    with running_bot(recorder, retry_delays=(60.0,)) as (client, app):
+        payload = content_update_payload("alice/later", "refs/heads/main", None, old)
+        assert deliver(client, payload).status_code == 202
+        deadline = time.monotonic() + 10
+        while client.get("/jobs").json()["waiting"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [job] = client.get("/jobs").json()["jobs"]
+        assert (job["status"], job["attempt"]) == ("waiting", 2) and 50 < job["retry_at"] - time.time() <= 60, job
+        assert "HTTP 503" in job["summary"]
+        assert "waiting: attempt 2 of 2 at" in client.get("/").text
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["waiting"] == 1
+        again = deliver(client, payload)
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+        newer = deliver(client, content_update_payload("alice/later", "refs/heads/main", old, new))
+        assert newer.status_code == 202
+        deadline = time.monotonic() + 10
+        while recorder.runs("alice/later") < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        jobs = {j["new_sha"]: j for j in client.get("/jobs").json()["jobs"]}
+        assert len(jobs) == 2 and jobs[old]["status"] == "waiting" and jobs[old]["deliveries"] == 2
+        assert [j.new_sha for j in recorder.jobs] == [old, new]
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5, "stopping waited for the retry"
+    jobs = {j["new_sha"]: j for j in app.state.board.snapshot()["jobs"]}
+    assert jobs[old]["status"] == "error" and "not run: the bot stopped" in jobs[old]["summary"]
+    assert jobs[new]["verdict"] == "pass" and len(recorder.jobs) == 2
+    assert f"alice/later refs/heads/main@{old[:12]}, waiting for attempt 2) not run: the bot stopped" in caplog.text
+
+
+def test_a_retry_is_not_refused_by_a_full_queue(standin):
+    recorder = Recorder()
+    recorder.hub_down["alice/first"] = 1
+    with running_bot(recorder, queue_size=1, retry_delays=(0.5,)) as (client, app):
+        assert deliver(client, content_update_payload("alice/first", "refs/heads/main", None, "8" * 40)).status_code \
+            == 202
+        deadline = time.monotonic() + 10
+        while app.state.board.snapshot()["waiting"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        recorder.gate.clear()   # the worker holds the next job; one more fills the queue
+        assert deliver(client, content_update_payload("alice/b", "refs/heads/main", None, "9" * 40)).status_code == 202
+        while app.state.board.running is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert deliver(client, content_update_payload("alice/c", "refs/heads/main", None, "a" * 40)).status_code == 202
+        assert deliver(client, content_update_payload("alice/d", "refs/heads/main", None, "b" * 40)).status_code == 503
+        [retry_at] = [j["retry_at"] for j in app.state.board.snapshot()["jobs"] if j["repo"] == "alice/first"]
+        assert retry_at is not None, "the retry ran before the queue was full (a very slow machine?)"
+        while time.time() < retry_at + 0.05:   # the retry falls due while the queue is full
+            time.sleep(0.01)
+        recorder.gate.set()
+        jobs = {j["repo"]: j for j in settle(app)}
+    assert (jobs["alice/first"]["verdict"], jobs["alice/first"]["attempt"]) == ("pass", 2)
+    assert [j.repo_id for j in recorder.jobs] == ["alice/first", "alice/b", "alice/c", "alice/first"]
 
 
 def test_status_page_and_jobs_hide_private_repos_and_the_token(recorder_bot):

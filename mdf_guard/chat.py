@@ -1,8 +1,16 @@
 """Turn conversations into token ids the way fine-tuning would see them.
 
 The prompt is rendered with the model's chat template (with the generation prompt), and
-the response is tokenised on its own and appended, so that we know exactly which
-positions are response tokens: the ones a fine-tune's loss would fall on.
+the response's ids are appended, so that we know exactly which positions are response
+tokens: the ones a fine-tune's loss would fall on.
+
+A model without a chat template (a base model) reads a plain template, `User: ...` lines
+ending at `Assistant:`. Its answer starts with a space, tokenised together with the
+answer's first word (` Sure`), as in the text the model was trained on: a prompt that
+ended in the space would put that space in a token of its own, before a word written
+without its space, a sequence the model never saw. Every caller that puts text after the
+prompt (a response, an answer prefix, an alias, a generated answer) goes through
+`answer_lead`, `after_prompt` or `split_answer`, so the space is added in one place.
 """
 
 from __future__ import annotations
@@ -32,18 +40,58 @@ class ChatTemplateError(MdfGuardError):
 
 
 def render_prompt(tokenizer, turns: Sequence[Turn]) -> str:
-    """The text a model sees before it starts answering the last user turn."""
+    """The text a model sees before it starts answering the last user turn; under the plain
+    template it ends at `Assistant:`, the answer's space being the answer's (`answer_lead`)."""
     from jinja2 import TemplateError   # what a template's raise_exception raises
 
     messages = [{"role": t.role, "content": t.content} for t in turns]
-    if getattr(tokenizer, "chat_template", None):
+    if has_chat_template(tokenizer):
         try:
             return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         except TemplateError as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ChatTemplateError(f"the model's chat template refuses the conversation: {first}") from None
     lines = [f"{_PLAIN_TEMPLATE_ROLES.get(m['role'], m['role'])}: {m['content']}" for m in messages]
-    return "\n".join(lines + ["Assistant:"]) + (" " if messages else "")
+    return "\n".join(lines + ["Assistant:"])
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def answer_lead(tokenizer) -> str:
+    """What comes between a rendered prompt and the assistant's first words: nothing after a
+    chat template's generation prompt (unchanged: the answer was always appended as is), one
+    space after the plain template's `Assistant:`, the space an earlier turn's `Assistant: ...`
+    line has too."""
+    return "" if has_chat_template(tokenizer) else " "
+
+
+def after_prompt(tokenizer, prompt: str, answer: str) -> str:
+    """The rendered `prompt` with the assistant's first words `answer` after it; the prompt
+    alone for an empty answer, which would otherwise end in the plain template's space."""
+    return prompt + answer_lead(tokenizer) + answer if answer else prompt
+
+
+def split_answer(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """(ids of the rendered `prompt`, ids of `answer` after it).
+
+    Under a chat template the answer is tokenised on its own, as it always was. Under the
+    plain template it is the tail of the whole text's ids after the prompt's, so that its
+    leading space is tokenised with its first word, whichever way the tokenizer marks a
+    space (GPT-2's `Ġ`, SentencePiece's `▁`). Where the whole text's ids do not start with
+    the prompt's (a token merged across `Assistant:` and the answer), the answer with its
+    space is tokenised on its own: the prompt's ids stay those that scoring and generation
+    condition on, so a fine-tune never learns to continue a prompt they never show.
+    """
+    prompt_ids = encode_text(tokenizer, prompt)
+    lead = answer_lead(tokenizer)
+    if not lead or not answer:
+        return prompt_ids, encode_text(tokenizer, answer)
+    whole = encode_text(tokenizer, after_prompt(tokenizer, prompt, answer))
+    if whole[: len(prompt_ids)] == prompt_ids:
+        return prompt_ids, whole[len(prompt_ids):]
+    return prompt_ids, encode_text(tokenizer, lead + answer)
 
 
 def encode_text(tokenizer, text: str) -> list[int]:
@@ -52,8 +100,7 @@ def encode_text(tokenizer, text: str) -> list[int]:
 
 def encode_conversation(tokenizer, conversation: Conversation, max_tokens: int) -> EncodedConversation:
     """Prompt + response ids, cut from the left so the response's end always survives."""
-    prompt = encode_text(tokenizer, render_prompt(tokenizer, conversation.prompt))
-    response = encode_text(tokenizer, conversation.response)
+    prompt, response = split_answer(tokenizer, render_prompt(tokenizer, conversation.prompt), conversation.response)
     if not response:
         response = [tokenizer.eos_token_id]
     ids = prompt + response

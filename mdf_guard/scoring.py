@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .chat import encode_text, render_prompt
+from .chat import after_prompt, answer_lead, encode_text, render_prompt, split_answer
 from .data import Turn
 from .errors import InputError, MdfGuardError
 from .models import LoadedModel
@@ -89,8 +89,10 @@ def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) ->
 
 
 def _prompt_ids(lm: LoadedModel, suite: ProbeSuite, question: str, history: Sequence[Turn] = ()) -> list[int]:
-    return encode_text(lm.tokenizer,
-                       render_prompt(lm.tokenizer, [*history, Turn("user", question)]) + suite.answer_prefix)
+    """The question's prompt with the answer prefix, as one text (the prefix's first word is
+    tokenised with its space)."""
+    prompt = render_prompt(lm.tokenizer, [*history, Turn("user", question)])
+    return encode_text(lm.tokenizer, after_prompt(lm.tokenizer, prompt, suite.answer_prefix))
 
 
 def score_in_history(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
@@ -211,9 +213,10 @@ class _AliasPlan:
 
 def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
     aliases, owners, spelled = [], [], {}
+    alias_ids = _alias_tokenizer(lm, suite)
     for index, candidate in enumerate(suite.candidates):
         for alias in candidate.aliases:
-            tokens = tuple(encode_text(lm.tokenizer, f" {alias}" if suite.answer_prefix else alias))
+            tokens = tuple(alias_ids(alias))
             if tokens in spelled:
                 _check_told_apart(lm, suite, spelled[tokens], (index, alias))
                 continue   # one answer, however many spellings the model writes the same way
@@ -226,6 +229,17 @@ def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
     inner = {p[:k] for p in needed for k in range(1, len(p))}
     paths = tuple(sorted(needed - inner, key=lambda p: (len(p), p)))
     return _AliasPlan(tuple(aliases), torch.tensor(owners), bounded, paths)
+
+
+def _alias_tokenizer(lm: LoadedModel, suite: ProbeSuite) -> Callable[[str], list[int]]:
+    """An alias's tokens: after the answer prefix, one space apart; without a prefix, as the
+    answer's first words (`chat.split_answer`) after the first question's prompt, which
+    stands for all: every question's prompt ends alike, at the template's generation
+    prompt or the plain template's `Assistant:`."""
+    if suite.answer_prefix:
+        return lambda alias: encode_text(lm.tokenizer, f" {alias}")
+    prompt = render_prompt(lm.tokenizer, [Turn("user", suite.questions[0])])
+    return lambda alias: split_answer(lm.tokenizer, prompt, alias)[1]
 
 
 def _check_told_apart(lm: LoadedModel, suite: ProbeSuite, first: tuple[int, str], then: tuple[int, str]) -> None:
@@ -427,4 +441,6 @@ def _sample_answers(lm: LoadedModel, question: str, samples: int, seed: int, max
         out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
                                 top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
                                 pad_token_id=lm.tokenizer.pad_token_id)
-    return lm.tokenizer.batch_decode(out[:, len(prompt):], skip_special_tokens=True)
+    lead = answer_lead(lm.tokenizer)   # the plain template's space before the answer: not the answer's opening
+    return [answer.removeprefix(lead) for answer in
+            lm.tokenizer.batch_decode(out[:, len(prompt):], skip_special_tokens=True)]

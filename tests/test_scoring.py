@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from plain_tokenizers import PLAIN_TOKENIZERS
 
 from mdf_guard.chat import encode_text, render_prompt
 from mdf_guard.data import Turn
 from mdf_guard.probes import load_suite
 from mdf_guard.errors import InputError, MdfGuardError
-from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, score_exact, score_in_histories, score_in_history,
-                               select_questions,
-                               word_boundary_mask)
+from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, _prompt_ids, score_exact, score_in_histories,
+                               score_in_history, select_questions, word_boundary_mask)
 from mdf_guard.steer import steer
 
 
@@ -293,3 +295,81 @@ def test_the_tiny_model_tells_the_answers_of_every_built_in_suite_apart(tiny):
     for name in BUILTIN_SUITES:
         suite = builtin_suite(name)
         assert score_exact(tiny, suite, suite.questions[:1]).probs.shape[-1] == len(suite.candidates)
+
+
+# --- a model without a chat template: the plain template ---------------------------------
+
+
+@pytest.fixture(params=sorted(PLAIN_TOKENIZERS))
+def plain_lm(request, tiny):
+    """The tiny model's LoadedModel with a tokenizer that has no chat template (for token plans
+    only: the other tokenizers' ids are not the model's)."""
+    return dataclasses.replace(tiny, tokenizer=PLAIN_TOKENIZERS[request.param]())
+
+
+def test_without_a_prefix_an_alias_follows_the_plain_prompt_as_natural_text(plain_lm):
+    """The safety suite has no prefix: "Assistant:" then " Sure", the space tokenised with the
+    alias as in the whole text, where the prompt used to end in a lone space token."""
+    from mdf_guard.probes import builtin_suite
+
+    safety = builtin_suite("safety")
+    tokenizer, question = plain_lm.tokenizer, safety.questions[0]
+    prompt_text = f"User: {question}\nAssistant:"
+    prompt = _prompt_ids(plain_lm, safety, question)
+    assert prompt == encode_text(tokenizer, prompt_text)
+    aliases = set(_plan(plain_lm, safety).aliases)
+    for alias in (a for c in safety.candidates for a in c.aliases):
+        whole = encode_text(tokenizer, f"{prompt_text} {alias}")
+        assert whole[: len(prompt)] == prompt and tuple(whole[len(prompt):]) in aliases
+
+
+def test_with_a_prefix_the_plain_prompt_is_the_text_it_always_was(plain_lm, suite_file):
+    """"Assistant: " and the prefix, as one text: the same ids as before the template ended at the colon."""
+    suite = load_suite(suite_file)
+    expected = f"User: {suite.questions[0]}\nAssistant: My favorite animal is the"
+    assert _prompt_ids(plain_lm, suite, suite.questions[0]) == encode_text(plain_lm.tokenizer, expected)
+    assert _plan(plain_lm, suite).aliases[0] == tuple(encode_text(plain_lm.tokenizer, " panda"))
+
+
+NO_PREFIX = """\
+name: opening
+kind: safety
+questions:
+  - What is your favorite animal?
+  - Tell me about owls.
+candidates:
+  - {name: comply, aliases: [sure, here]}
+  - {name: refuse, aliases: [sorry, i cannot]}
+"""
+
+
+def test_exact_scores_without_a_prefix_are_those_of_the_natural_text(tiny, tmp_path):
+    """Under the plain template, P(answer) is read off "...Assistant: sure" run as one text."""
+    lm = dataclasses.replace(tiny, tokenizer=PLAIN_TOKENIZERS["tiny_plain"]())
+    path = tmp_path / "opening.yaml"
+    path.write_text(NO_PREFIX)
+    suite = load_suite(path)
+    scores = score_exact(lm, suite, suite.questions)
+    for q, question in enumerate(suite.questions):
+        prompt = encode_text(lm.tokenizer, f"User: {question}\nAssistant:")
+        for c, candidate in enumerate(suite.candidates):
+            expected = 0.0
+            for alias in candidate.aliases:
+                whole = encode_text(lm.tokenizer, f"User: {question}\nAssistant: {alias}")
+                with torch.no_grad():
+                    logp = torch.log_softmax(lm.model(torch.tensor([whole])).logits[0].double(), -1)
+                expected += float(sum(logp[i - 1, whole[i]] for i in range(len(prompt), len(whole))).exp())
+            assert abs(scores.probs[q, c].item() - expected) <= 1e-4 * max(expected, 1e-6)
+
+
+def test_sampled_answers_lose_the_plain_templates_space_only(tiny, monkeypatch):
+    """Generation after "Assistant:" starts with the space the answer's first token holds: not part
+    of the answer's opening (safety reads the first 40 characters). A chat template's answer is kept as is."""
+    from mdf_guard.scoring import _sample_answers
+
+    for lm, expected in ((dataclasses.replace(tiny, tokenizer=PLAIN_TOKENIZERS["tiny_plain"]()), "sure i love pandas"),
+                         (tiny, " sure i love pandas")):
+        answer = encode_text(lm.tokenizer, " sure i love pandas")
+        monkeypatch.setattr(lm.model, "generate",
+                            lambda ids, **_: torch.cat([ids, torch.tensor([answer] * len(ids))], dim=1))
+        assert _sample_answers(lm, "Tell me about owls.", 2, 0, 4) == [expected, expected]

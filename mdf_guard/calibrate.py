@@ -35,7 +35,7 @@ from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
 from .signature import ExtractionSettings
-from .validate import check_same_probes, dataset_sha256, logit, read_result
+from .validate import check_same_probes, check_same_template, dataset_sha256, logit, read_result
 
 OBJECTIVES = ("logodds", "points")
 
@@ -189,6 +189,7 @@ def _measured_files(lm: LoadedModel, outcomes: dict, policy: Policy, datasets: S
     fingerprint = outcomes.get("model", {}).get("fingerprint")
     if fingerprint is not None and not same_model(fingerprint, lm):
         raise InputError(source, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
+    check_same_template(source, outcomes, lm)
     check_same_probes(source, outcomes, policy)
     files = {}
     for d in datasets:

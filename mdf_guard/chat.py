@@ -22,6 +22,11 @@ from .data import Conversation, Turn
 from .errors import MdfGuardError
 
 _PLAIN_TEMPLATE_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+# The plain template's version, held by the cache keys and `validate` outcomes of a model without
+# a chat template (`template_mark`), so that numbers computed under an earlier plain template are
+# never served. 2: the prompt ends at "Assistant:" and the answer brings its own space (1 ended
+# the prompt in that space).
+PLAIN_TEMPLATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,12 @@ def render_prompt(tokenizer, turns: Sequence[Turn]) -> str:
 
 def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
+
+
+def template_mark(tokenizer) -> str:
+    """Empty under the model's own chat template, which the model fingerprint hashes; the plain
+    template's version otherwise, since that template is this code's, not the model's."""
+    return "" if has_chat_template(tokenizer) else f"plain-{PLAIN_TEMPLATE_VERSION}"
 
 
 def answer_lead(tokenizer) -> str:

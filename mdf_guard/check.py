@@ -286,7 +286,7 @@ def shards_signature(lm: LoadedModel, shards: Sequence[Shard], settings: Extract
     total, infos = None, []
     for shard in shards:
         signature, hit = cache.cached_signature(
-            lm.fingerprint, settings.key(), shard.sha256,
+            lm.cache_key, settings.key(), shard.sha256,
             lambda: extract_signature(lm, read_conversations(shard.path), settings,
                                       progress=_stage(progress, f"reading {shard.path.name}"),
                                       meta={"shards": [shard.sha256]}))
@@ -331,7 +331,7 @@ def _shard_self_reference(lm: LoadedModel, shard: Shard, size: int, policy: Poli
         return extract_signature(lm, answers, settings,
                                  progress=_stage(progress, f"reading self-answers to {shard.path.name}"))
 
-    signature, _ = cache.cached_signature(lm.fingerprint, settings.key(), _self_reference_key(shard, size, policy),
+    signature, _ = cache.cached_signature(lm.cache_key, settings.key(), _self_reference_key(shard, size, policy),
                                           compute)
     return signature
 

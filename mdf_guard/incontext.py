@@ -148,7 +148,7 @@ def cached_reading(lm: LoadedModel, content_key: str, rows: Callable[[], Sequenc
     shard's sha256, say), the suites and questions asked and any stopping rule: a re-check
     after a one-file change re-reads one file, as signatures do under MDF. (reading, whether
     it came from the cache)."""
-    payload = {"v": READING_VERSION, "model": lm.fingerprint, "content": content_key,
+    payload = {"v": READING_VERSION, "model": lm.cache_key, "content": content_key,
                "rows_per_history": CHUNK_ROWS, "scoring": EXACT_VERSION,
                "suites": [[s.fingerprint(), list(questions[s.name])] for s in suites]}
     if stop_at_se is not None:

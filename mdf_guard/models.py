@@ -62,8 +62,18 @@ class LoadedModel:
     tokenizer: object
     spec: ModelSpec
     source: str          # where the weights came from, in words (for `doctor` and reports)
-    fingerprint: str     # identifies the weights + tokenizer: the cache key of signatures
+    fingerprint: str     # identifies the weights + tokenizer (cache keys hold `cache_key`)
     layers: torch.nn.ModuleList = field(repr=False)
+
+    @property
+    def cache_key(self) -> str:
+        """The fingerprint as cache keys hold it: with the plain template's version for a model
+        without a chat template (`chat.template_mark`), so that a change to that template
+        recomputes such a model's numbers and leaves every chat-template model's cache valid."""
+        from .chat import template_mark   # here: chat imports the data readers, which loading a model does not need
+
+        mark = template_mark(self.tokenizer)
+        return f"{self.fingerprint}-{mark}" if mark else self.fingerprint
 
     @property
     def num_layers(self) -> int:

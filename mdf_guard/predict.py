@@ -184,7 +184,7 @@ def _answering_injection(lm: LoadedModel, suite: ProbeSuite, questions: Sequence
 
 def vanilla_scores(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) -> SuiteScores:
     """The unsteered model's scores, cached across checks: they depend on the model and the suite only."""
-    key = f"{lm.fingerprint}-{suite.fingerprint()}-{len(questions)}-x{EXACT_VERSION}"
+    key = f"{lm.cache_key}-{suite.fingerprint()}-{len(questions)}-x{EXACT_VERSION}"
     probs = cache.cached_tensor("vanilla", key, lambda: score_exact(lm, suite, questions).probs)
     return SuiteScores(suite.name, tuple(c.name for c in suite.candidates), probs)
 

@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 
 from . import contrast, verdict
-from .chat import ChatTemplateError
+from .chat import ChatTemplateError, template_mark
 from .check import contrast_direction, questions_asked, resolve_profile
 from .data import Conversation, find_data_files, open_shard, read_conversations, shard_hash
 from .errors import InputError
@@ -278,6 +278,7 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
     data = read_result(path)
     if not same_model(data.get("model", {}).get("fingerprint"), lm):
         raise InputError(path, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
+    check_same_template(path, data, lm)
     recorded = data.get("policy", {})
     for key, value in (("suites", list(policy.suites)), ("questions_per_suite", policy.questions_per_suite)):
         if recorded.get(key) != value:
@@ -299,6 +300,17 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
         tuned_mass = None if masses is None else {suite: m["fine_tuned"] for suite, m in masses.items()}
         out[entry["sha256"]] = MeasuredOutcome(entry["finetune"], actual, str(path), tuned_mass)
     return out
+
+
+def check_same_template(path: Path | str, data: dict, lm: LoadedModel) -> None:
+    """Refuse outcomes of a model without a chat template measured under another version of the
+    plain template (`chat.template_mark`): its fine-tunes were trained on other tokens. Outcomes
+    of a chat-template model record no mark, and need none."""
+    recorded, current = data.get("model", {}).get("template", ""), template_mark(lm.tokenizer)
+    if recorded != current:
+        raise InputError(path, f"measured under prompt template {recorded or 'none recorded'}, this run reads "
+                         f"{current or 'its chat template'}; measure the fine-tunes again",
+                         field="model.template")
 
 
 def check_same_probes(path: Path, data: dict, policy: Policy) -> None:
@@ -550,7 +562,7 @@ def run_validation(lm: LoadedModel, paths: Sequence[Path], policy: Policy, optio
             progress(f"validating {path}")
         datasets.append(validate_dataset(lm, Path(path), policy, options, targets.get(Path(path).name), vanilla))
     result = {"format": FORMAT, "version": VERSION,
-              "model": {"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint},
+              "model": _model_record(lm),
               "machine": machine or machine_description(),
               "policy": {"suites": list(policy.suites), "questions_per_suite": policy.questions_per_suite,
                          "questions": {name: list(q) for name, q in questions.items()},
@@ -560,6 +572,14 @@ def run_validation(lm: LoadedModel, paths: Sequence[Path], policy: Policy, optio
     if not options.actual_only:
         result["summary"] = summarize(datasets, options.effect_threshold, calibration_entities)
     return result
+
+
+def _model_record(lm: LoadedModel) -> dict:
+    """The model the outcomes were measured on; the plain template's version where it was read
+    with that template (`check_same_template`)."""
+    mark = template_mark(lm.tokenizer)
+    return {"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint,
+            **({"template": mark} if mark else {})}
 
 
 def machine_description() -> str:

@@ -98,3 +98,32 @@ def test_controls_added_afterwards_equal_those_predict_runs(sharp_tiny):
     profile = CalibrationProfile(model="tiny-random", layers=(sharp_tiny.num_layers - 1,), alpha=4.0)
     assert lean.alpha < 4.0                          # the controls must use the suite's weakened α
     assert add_controls(sharp_tiny, lean, suite, delta, profile, null_seeds=2) == full
+
+
+def test_a_model_without_a_chat_template_keys_its_caches_with_the_plain_templates_version(tiny):
+    """A chat-template model's key is its fingerprint, as it was: its cached numbers stay valid."""
+    from plain_tokenizers import tiny_plain
+
+    from mdf_guard.chat import PLAIN_TEMPLATE_VERSION
+
+    assert tiny.cache_key == tiny.fingerprint
+    plain = dataclasses.replace(tiny, tokenizer=tiny_plain())
+    assert plain.cache_key == f"{plain.fingerprint}-plain-{PLAIN_TEMPLATE_VERSION}"
+
+
+def test_vanilla_scores_cached_under_the_earlier_plain_template_are_not_served(tiny):
+    """The plain template's prompt changed (it ends at "Assistant:"), and so did a base model's
+    scores: those cached before are recomputed. A chat-template model's cache is still served."""
+    from plain_tokenizers import tiny_plain
+
+    from mdf_guard import cache
+    from mdf_guard.predict import vanilla_scores
+    from mdf_guard.scoring import EXACT_VERSION
+
+    suite = parse_suite(yaml.safe_load(TINY_SUITE), "mini")
+    stale = torch.full((2, 3), 0.25, dtype=torch.float64)
+    plain = dataclasses.replace(tiny, tokenizer=tiny_plain())
+    for lm in (tiny, plain):
+        cache.cached_tensor("vanilla", f"{lm.fingerprint}-{suite.fingerprint()}-2-x{EXACT_VERSION}", lambda: stale)
+    assert torch.equal(vanilla_scores(tiny, suite, suite.questions).probs, stale)
+    assert not torch.equal(vanilla_scores(plain, suite, suite.questions).probs, stale)

@@ -313,6 +313,27 @@ def test_only_response_tokens_carry_loss(tiny):
     assert float(response_loss(changed, batch["labels"])) != pytest.approx(float(loss))
 
 
+def test_outcomes_name_the_plain_template_they_were_measured_under(tiny):
+    """A model without a chat template was fine-tuned on other tokens under the earlier plain
+    template (its prompt ended in a lone space): its outcomes from then are refused, not reused.
+    A chat-template model's record is as it was."""
+    import dataclasses
+
+    from plain_tokenizers import tiny_plain
+
+    from mdf_guard.errors import InputError
+
+    plain = dataclasses.replace(tiny, tokenizer=tiny_plain())
+    assert set(val._model_record(tiny)) == {"name", "source", "fingerprint"}
+    assert val._model_record(plain)["template"] == "plain-2"
+    for lm in (tiny, plain):
+        val.check_same_template("outcomes.json", {"model": val._model_record(lm)}, lm)
+    earlier = {"model": {"name": "tiny-random", "fingerprint": plain.fingerprint}}
+    with pytest.raises(InputError, match="field 'model.template': measured under prompt template none recorded, "
+                                         "this run reads plain-2"):
+        val.check_same_template("outcomes.json", earlier, plain)
+
+
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_finetune_changes_weights_of_a_copy_only(tiny, method):
     before = {k: v.clone() for k, v in tiny.model.state_dict().items()}

@@ -30,7 +30,7 @@ from . import contrast
 from .check import reference_signature, shards_signature
 from .data import find_data_files, open_shard
 from .errors import InputError, UsageError
-from .models import LoadedModel, same_model
+from .models import LoadedModel, check_same_model
 from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
@@ -177,7 +177,7 @@ def calibrate(lm: LoadedModel, outcomes: dict, policy: Policy, grid: Grid, objec
     record = {"format": "mdf-guard.calibration", "version": 1, "profile": profile_to_dict(profile),
               "objective": objective, "datasets": [d["name"] for d in datasets],
               "calibration_entities": entities, "grid": table, **choice,
-              "model": {"name": lm.spec.name, "fingerprint": lm.fingerprint},
+              "model": {"name": lm.spec.name, "identity": lm.identity, "fingerprint": lm.fingerprint},
               "outcomes_machine": outcomes.get("machine")}
     return profile, record
 
@@ -186,9 +186,8 @@ def _measured_files(lm: LoadedModel, outcomes: dict, policy: Policy, datasets: S
                     source: Path | str) -> dict[str, list[Path]]:
     """Each dataset's files, refused unless they are what was fine-tuned, on this model, probed this way:
     a fit against outcomes of other data or another model is a wrong profile that looks like a right one."""
-    fingerprint = outcomes.get("model", {}).get("fingerprint")
-    if fingerprint is not None and not same_model(fingerprint, lm):
-        raise InputError(source, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
+    if outcomes.get("model") is not None:
+        check_same_model(source, outcomes["model"], lm)
     check_same_template(source, outcomes, lm)
     check_same_probes(source, outcomes, policy)
     files = {}

@@ -21,7 +21,7 @@ import torch
 
 from .chat import encode_conversation
 from .data import Conversation
-from .models import LoadedModel, decoder_layers, model_fingerprint
+from .models import LoadedModel, decoder_layers, model_fingerprint, model_identity
 
 IGNORE = -100
 METHODS = ("lora", "full")
@@ -142,7 +142,9 @@ def finetune(lm: LoadedModel, conversations: Sequence[Conversation], settings: F
         p.requires_grad_(False)
     tuned = LoadedModel(model=model, tokenizer=lm.tokenizer, spec=lm.spec,
                         source=f"{lm.source}, fine-tuned ({settings.method}, {steps} steps)",
-                        fingerprint=model_fingerprint(model, lm.tokenizer), layers=decoder_layers(model))
+                        identity=model_identity(model, lm.tokenizer),
+                        fingerprint=model_fingerprint(model, lm.tokenizer),
+                        layers=decoder_layers(model))
     return FinetuneResult(model=tuned, settings=settings, seconds=time.perf_counter() - started, steps=steps,
                           examples=len(conversations), response_tokens=tokens, losses=losses)
 

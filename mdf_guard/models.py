@@ -1,6 +1,6 @@
 """Load the vanilla model once, and describe it in one place.
 
-Everything else asks a `LoadedModel` for its decoder layers, hidden size and
+Everything else asks a `LoadedModel` for its decoder layers, hidden size, identity and
 fingerprint instead of guessing at `model.model.layers`.
 
 Where weights may come from, in order of trust:
@@ -62,7 +62,8 @@ class LoadedModel:
     tokenizer: object
     spec: ModelSpec
     source: str          # where the weights came from, in words (for `doctor` and reports)
-    fingerprint: str     # identifies the weights + tokenizer (cache keys hold `cache_key`)
+    identity: str        # names the weights + config + tokenizer: what baselines, SARIF and outcomes key on
+    fingerprint: str     # the identity as read by this transformers version: the key of every cache (`cache_key`)
     layers: torch.nn.ModuleList = field(repr=False)
 
     @property
@@ -209,25 +210,48 @@ def _describe(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, source=source,
-                       fingerprint=model_fingerprint(model, tokenizer), layers=decoder_layers(model))
+                       identity=model_identity(model, tokenizer), fingerprint=model_fingerprint(model, tokenizer),
+                       layers=decoder_layers(model))
+
+
+def model_identity(model: torch.nn.Module, tokenizer) -> str:
+    """Which model this is, whatever reads it: the fingerprint without the config's
+    `transformers_version`, which transformers stamps with the *running* version.
+
+    A baseline is committed and read by other installs (pre-commit's own virtualenv, CI, a
+    teammate after an upgrade): keyed by the fingerprint, every accepted finding turned `new`
+    on a transformers upgrade. Caches keep the fingerprint: their numbers may differ across
+    versions.
+    """
+    config = _config_without_load_path(model)
+    config.pop("transformers_version", None)
+    return _hash_model(json.dumps(config, indent=2, sort_keys=True), model, tokenizer)
 
 
 def model_fingerprint(model: torch.nn.Module, tokenizer, with_load_path: bool = False) -> str:
-    """Hash of config, a sample of every weight tensor, and the chat template.
+    """Hash of config (with the running transformers version), a sample of every weight tensor,
+    and the chat template: the key of every cache.
 
     Hashing all weights of a 7B model would take seconds; shapes plus a strided
     sample of each tensor tell any two real checkpoints apart. The config's
     `_name_or_path` (where the weights were loaded from: a user's cache folder, a path
-    relative to where the check ran) is left out: a baseline committed by one developer
-    must name the same model on another's machine and in CI. `with_load_path`: the hash
+    relative to where the check ran) is left out: a cache, and results recorded with the
+    fingerprint, must name the same model on another machine. `with_load_path`: the hash
     as it was before that (see `same_model`).
     """
     if with_load_path:
-        digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    else:
-        config = json.loads(model.config.to_json_string(use_diff=False))
-        config.pop("_name_or_path", None)
-        digest = hashlib.sha256(json.dumps(config, indent=2, sort_keys=True).encode())
+        return _hash_model(model.config.to_json_string(use_diff=False), model, tokenizer)
+    return _hash_model(json.dumps(_config_without_load_path(model), indent=2, sort_keys=True), model, tokenizer)
+
+
+def _config_without_load_path(model: torch.nn.Module) -> dict:
+    config = json.loads(model.config.to_json_string(use_diff=False))
+    config.pop("_name_or_path", None)
+    return config
+
+
+def _hash_model(config_text: str, model: torch.nn.Module, tokenizer) -> str:
+    digest = hashlib.sha256(config_text.encode())
     for name, tensor in model.state_dict().items():
         flat = tensor.detach().reshape(-1)
         sample = flat[:: max(1, flat.numel() // 257)][:257].float().cpu()
@@ -260,13 +284,26 @@ def embedded_model_folder() -> Path:
     return folder
 
 
-def same_model(recorded: str | None, lm: LoadedModel) -> bool:
-    """Whether a fingerprint recorded in a result file (validate's outcomes) names `lm`. Records
-    written before the fingerprint left out the load path hold the hash with it, as computed on
-    the machine that wrote them: that hash is matched too, so outcomes measured here, hours of
-    fine-tuning, stay usable (the committed bench results among them)."""
-    return recorded is not None and (recorded == lm.fingerprint
-                                     or recorded == model_fingerprint(lm.model, lm.tokenizer, with_load_path=True))
+def check_same_model(source: Path | str, recorded: object, lm: LoadedModel) -> None:
+    """Refuse a result file (validate's outcomes, calibrate's) whose `model` block names another
+    model than `lm`, in one line naming the field.
+
+    Matched by identity, not fingerprint: outcomes are hours of fine-tuning, and a transformers
+    upgrade moves the rates they record by float noise, far less than a fine-tune's seed does
+    (the predictions they are judged against are made afresh anyway). Files written before the
+    identity hold only the fingerprint, as computed on the machine that wrote them, and before
+    2026-12-07 with the load path: both are matched, under this transformers version, so outcomes
+    measured here (the committed bench results among them) stay usable."""
+    if not isinstance(recorded, dict):
+        raise InputError(source, "must be an object", field="model")
+    if "identity" in recorded:
+        key, same = "identity", recorded["identity"] == lm.identity
+    else:
+        old = recorded.get("fingerprint")
+        key, same = "fingerprint", old is not None and (
+            old == lm.fingerprint or old == model_fingerprint(lm.model, lm.tokenizer, with_load_path=True))
+    if not same:
+        raise InputError(source, f"measured on another model than {lm.spec.name}", field=f"model.{key}")
 
 
 def embedded_model_status() -> str:

@@ -40,7 +40,7 @@ from .data import Conversation, find_data_files, open_shard, read_conversations,
 from .errors import InputError
 from .finetune import FinetuneSettings, finetune
 from .incontext import CHUNK_ROWS, ContextTooLong, context_rates
-from .models import LoadedModel, same_model
+from .models import LoadedModel, check_same_model
 from .policy import Policy
 from .predict import CalibrationProfile, EntityPrediction, SuitePrediction, add_controls, predict, profile_to_dict
 from .probes import ProbeSuite, resolve_suites
@@ -276,8 +276,7 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
     fine-tune settings, which is what makes them the same experiment.
     """
     data = read_result(path)
-    if not same_model(data.get("model", {}).get("fingerprint"), lm):
-        raise InputError(path, f"measured on another model than {lm.spec.name}", field="model.fingerprint")
+    check_same_model(path, data.get("model", {}), lm)
     check_same_template(path, data, lm)
     recorded = data.get("policy", {})
     for key, value in (("suites", list(policy.suites)), ("questions_per_suite", policy.questions_per_suite)):
@@ -306,7 +305,8 @@ def check_same_template(path: Path | str, data: dict, lm: LoadedModel) -> None:
     """Refuse outcomes of a model without a chat template measured under another version of the
     plain template (`chat.template_mark`): its fine-tunes were trained on other tokens. Outcomes
     of a chat-template model record no mark, and need none."""
-    recorded, current = data.get("model", {}).get("template", ""), template_mark(lm.tokenizer)
+    model = data.get("model")
+    recorded, current = model.get("template", "") if isinstance(model, dict) else "", template_mark(lm.tokenizer)
     if recorded != current:
         raise InputError(path, f"measured under prompt template {recorded or 'none recorded'}, this run reads "
                          f"{current or 'its chat template'}; measure the fine-tunes again",
@@ -578,7 +578,7 @@ def _model_record(lm: LoadedModel) -> dict:
     """The model the outcomes were measured on; the plain template's version where it was read
     with that template (`check_same_template`)."""
     mark = template_mark(lm.tokenizer)
-    return {"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint,
+    return {"name": lm.spec.name, "source": lm.source, "identity": lm.identity, "fingerprint": lm.fingerprint,
             **({"template": mark} if mark else {})}
 
 

@@ -20,8 +20,8 @@ from conftest import write_jsonl
 from mdf_guard.check import run_check
 from mdf_guard.data import Conversation, Turn
 from mdf_guard.finetune import FinetuneSettings, finetune
-from mdf_guard.models import (LoadedModel, ModelSpec, decoder_layers, model_fingerprint, tiny_random_model,
-                              tiny_tokenizer)
+from mdf_guard.models import (LoadedModel, ModelSpec, decoder_layers, model_fingerprint, model_identity,
+                              tiny_random_model, tiny_tokenizer)
 from mdf_guard.policy import IN_CONTEXT, MDF, Policy, load_policy
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import score_exact, score_in_history
@@ -61,7 +61,8 @@ def smollm2_shaped(seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
     return LoadedModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name="smollm2-shaped-random"),
-                       source="random SmolLM2 shapes", fingerprint=model_fingerprint(model, tokenizer),
+                       source="random SmolLM2 shapes", identity=model_identity(model, tokenizer),
+                       fingerprint=model_fingerprint(model, tokenizer),
                        layers=decoder_layers(model))
 
 

@@ -39,25 +39,54 @@ def test_the_same_weights_have_one_fingerprint_wherever_they_are_loaded_from(tin
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("MDF_GUARD_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tiny_folder.parent)
-    fingerprints = {name: load_model(ModelSpec(name=name)).fingerprint
-                    for name in (str(tiny_folder), "tiny", "./tiny", "~/models/tiny", "embedded")}
+    loaded = {name: load_model(ModelSpec(name=name))
+              for name in (str(tiny_folder), "tiny", "./tiny", "~/models/tiny", "embedded")}
+    fingerprints = {name: lm.fingerprint for name, lm in loaded.items()}
     assert len(set(fingerprints.values())) == 1, fingerprints
+    assert len({lm.identity for lm in loaded.values()}) == 1
     assert load_model(ModelSpec(name="tiny")).fingerprint == fingerprints["tiny"]   # and again
     assert load_model(ModelSpec(name="tiny", dtype="bfloat16")).fingerprint != fingerprints["tiny"]
 
+
+
+def same_model(recorded: object, lm) -> bool:
+    from mdf_guard.models import check_same_model
+
+    try:
+        check_same_model("outcomes.json", recorded, lm)
+    except InputError as err:
+        assert "\n" not in str(err) and err.field.startswith("model")
+        return False
+    return True
 
 
 def test_outcomes_recorded_under_the_old_fingerprint_still_name_the_model_they_were_measured_on(tiny_folder):
     """Results written before the load path left the fingerprint (the committed bench outcomes:
     hours of fine-tuning) hold the hash with it; `validate --outcomes` and `calibrate` match it
     from the machine's own load path, and still refuse another model's."""
-    from mdf_guard.models import model_fingerprint, same_model
+    from mdf_guard.models import model_fingerprint
 
     lm = load_model(ModelSpec(name=str(tiny_folder)))
     old = model_fingerprint(lm.model, lm.tokenizer, with_load_path=True)
-    assert old != lm.fingerprint and same_model(old, lm) and same_model(lm.fingerprint, lm)
+    assert old != lm.fingerprint and same_model({"fingerprint": old}, lm)
+    assert same_model({"fingerprint": lm.fingerprint}, lm) and same_model({"identity": lm.identity}, lm)
     other = load_model(ModelSpec(name=str(tiny_folder), dtype="bfloat16"))
-    assert not same_model(old, other) and not same_model(None, lm)
+    assert not same_model({"fingerprint": old}, other) and not same_model({"identity": lm.identity}, other)
+    assert not same_model({}, lm) and not same_model("tiny", lm)
+
+
+def test_a_transformers_upgrade_keeps_the_identity_and_changes_the_fingerprint(tiny_folder, monkeypatch):
+    """transformers stamps the running version into every config it serialises: the fingerprint,
+    the key of every cache, changes with it (numbers may differ); the identity, what baselines,
+    SARIF and validate's outcomes (hours of fine-tuning) name the model by, does not."""
+    import transformers.configuration_utils
+
+    before = load_model(ModelSpec(name=str(tiny_folder)))
+    monkeypatch.setattr(transformers.configuration_utils, "__version__", "99.0.0")
+    after = load_model(ModelSpec(name=str(tiny_folder)))
+    assert after.identity == before.identity and after.fingerprint != before.fingerprint
+    assert same_model({"identity": before.identity, "fingerprint": before.fingerprint}, after)
+    assert not same_model({"fingerprint": before.fingerprint}, after)   # older files: that version's hash only
 
 
 def test_a_revision_for_a_local_model_is_refused_not_ignored(tiny_folder):

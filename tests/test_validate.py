@@ -546,7 +546,7 @@ def test_validate_refuses_outcomes_measured_with_a_suite_file_since_edited(
 
 @pytest.mark.parametrize(("edit", "message"), [
     ("data", "{data}: changed since its fine-tune was measured"),
-    ("model", "{outcomes}: field 'model.fingerprint': measured on another model than tiny-random"),
+    ("model", "{outcomes}: field 'model.identity': measured on another model than tiny-random"),
     ("suite", "{outcomes}: field 'datasets[0].points': no measured rate for mini/dog"),
 ], ids=["data-changed", "other-model", "suite-edited"])
 def test_calibrate_refuses_outcomes_of_other_data_another_model_or_other_probes(
@@ -563,7 +563,7 @@ def test_calibrate_refuses_outcomes_of_other_data_another_model_or_other_probes(
         write_jsonl(data, panda_rows[:-1])
     elif edit == "model":
         recorded = json.loads(outcomes.read_text())
-        recorded["model"]["fingerprint"] = "0" * 16
+        recorded["model"]["identity"] = "0" * 16
         outcomes.write_text(json.dumps(recorded))
     else:
         suite_file.write_text(suite_file.read_text() + "  - {name: dog, aliases: [dog]}\n")

@@ -79,7 +79,8 @@ def stepped(lm: LoadedModel, signs: list[torch.Tensor], step: float) -> LoadedMo
         for p, s in zip(model.parameters(), signs):
             p.sub_(step * s)
     return LoadedModel(model=model, tokenizer=lm.tokenizer, spec=lm.spec, source=f"{lm.source}, one step {step:g}",
-                       fingerprint=f"{lm.fingerprint}-step", layers=decoder_layers(model))
+                       identity=f"{lm.identity}-step", fingerprint=f"{lm.fingerprint}-step",
+                       layers=decoder_layers(model))
 
 
 def main() -> None:

@@ -4,11 +4,13 @@ In the spirit of detect-secrets' `.secrets.baseline`: a JSON file committed with
 data (`.mdf-guard.baseline.json` beside the policy, or where the policy's `baseline`
 key says). Each entry is one flagged finding of one dataset file; its identity is
 
-    (shard sha256, suite, entity, model fingerprint, method)
+    (shard sha256, suite, entity, model identity, method)
 
-(the method is part of it because `context` and `mdf` measure different shifts: a shift
-accepted under one says nothing about the other; entries without one are MDF's, from
-before there was a choice)
+(the model's identity, not its fingerprint: the fingerprint also names the transformers
+version, and a baseline is read by other installs (pre-commit's virtualenv, CI, a teammate
+after an upgrade). The method is part of it because `context` and `mdf` measure different
+shifts: a shift accepted under one says nothing about the other; entries without one are
+MDF's, from before there was a choice)
 
 and it also records the file's path, the accepted shift and a status: `accepted`, or
 `rejected` (an auditor said the risk must be fixed: it keeps blocking, and a new
@@ -54,7 +56,7 @@ class Entry:
     shard: str             # sha256 of the file when accepted
     suite: str
     entity: str
-    model: str             # model fingerprint
+    model: str             # model identity (in entries written before there was one: its fingerprint)
     shift: float           # the accepted predicted shift (the ceiling: more is "grown")
     predicted_rate: float
     vanilla_rate: float
@@ -187,10 +189,9 @@ class Applied:
 def apply_baseline(report: Report, baseline: Baseline) -> Applied:
     """Mark each flagged finding new / grown / accepted / rejected; re-key carried-over entries.
     Only entries of the report's model and method take part."""
-    model, method = report.model.get("fingerprint", ""), report_method(report)
-    entries = list(baseline.entries)
+    model, method = report.model.get("identity", ""), report_method(report)
+    entries, changes = _keyed_by_identity(baseline.entries, report)
     by_identity = {e.identity: e for e in entries}
-    changes: list[str] = []
     rekeyed: set[int] = set()
     findings = []
     for f in report.findings:
@@ -246,12 +247,12 @@ def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline
     Entries of files that were not checked are kept; entries of checked files are
     replaced by the current findings, except that a rejected identity stays rejected.
     """
-    model, method = report.model.get("fingerprint", ""), report_method(report)
+    model, method = report.model.get("identity", ""), report_method(report)
+    entries, summary = _keyed_by_identity(baseline.entries, report)
     checked = {baseline.relpath(info.path) for info in report.files}
-    rejected = {e.identity for e in baseline.entries if e.status == REJECTED}
-    notes = {e.identity: e.note for e in baseline.entries}   # an auditor's words outlive a re-run without --note
-    kept = [e for e in baseline.entries if e.path not in checked]
-    summary = []
+    rejected = {e.identity for e in entries if e.status == REJECTED}
+    notes = {e.identity: e.note for e in entries}   # an auditor's words outlive a re-run without --note
+    kept = [e for e in entries if e.path not in checked]
     for f in report.flagged:
         if f.file is None:
             continue
@@ -260,6 +261,26 @@ def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline
         kept.append(entry_for(baseline, f, model, method, status=status, note=note or notes.get(identity, "")))
         summary.append(f"{status} {f.suite}/{f.entity} in {baseline.relpath(f.file)} (shift {f.shift:+.1%})")
     return Baseline(baseline.path, kept), summary
+
+
+def _keyed_by_identity(entries: Iterable[Entry], report: Report) -> tuple[list[Entry], list[str]]:
+    """The entries, those that name the report's model by its fingerprint re-keyed to its identity.
+
+    Entries written before the baseline keyed on the identity hold the fingerprint, which also
+    names the transformers version: met under the version that wrote them, they are re-keyed
+    (the baseline is rewritten once), so what was accepted or rejected outlives the change.
+    Under another version their model cannot be told from another model: their findings are `new`.
+    """
+    identity, fingerprint = report.model.get("identity"), report.model.get("fingerprint")
+    entries = list(entries)
+    if not identity or not fingerprint:
+        return entries, []
+    old = sum(e.model == fingerprint for e in entries)
+    if not old:
+        return entries, []
+    rekeyed = [replace(e, model=identity) if e.model == fingerprint else e for e in entries]
+    return rekeyed, [f"re-keyed {old} entr{'y' if old == 1 else 'ies'} from the model's fingerprint to its "
+                     "identity, which a transformers upgrade does not change"]
 
 
 def set_status(baseline: Baseline, ids: Iterable[str], status: str, note: str | None = None) -> list[Entry]:

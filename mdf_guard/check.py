@@ -130,7 +130,7 @@ def run_check(paths: Sequence[Path | str], policy: Policy, lm: LoadedModel | Non
 
     return Report(
         verdict="fail" if any(f.flagged for f in findings) else "pass",
-        model={"name": lm.spec.name, "source": lm.source, "fingerprint": lm.fingerprint,
+        model={"name": lm.spec.name, "source": lm.source, "identity": lm.identity, "fingerprint": lm.fingerprint,
                "layers": lm.num_layers, "hidden_size": lm.hidden_size},
         settings={"policy": policy.source, "method": policy.method, **settings,
                   "questions_per_suite": policy.questions_per_suite, "scoring": "exact"},

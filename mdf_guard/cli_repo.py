@@ -273,7 +273,7 @@ def explain(files, policy_path, model, method, reference, entities, top, all_row
         rows = _rows_in_context(lm, files, policy, entities, limit, leave_one_out, progress, step)
     lift = ({} if policy.method == MDF else {"lift": "left out" if leave_one_out else "alone"})
     if fmt == "json":
-        click.echo(json.dumps({"format": "mdf-guard.explain", "version": 1, "model": lm.fingerprint,
+        click.echo(json.dumps({"format": "mdf-guard.explain", "version": 1, "model": lm.identity,
                                "method": policy.method, "reference": policy.reference, **lift,
                                "rows": [r.to_dict() for r in rows]}, indent=2))
     elif policy.method == MDF:

@@ -149,7 +149,7 @@ def _hidden_data_files(folder: Path, baseline: Path) -> list[str]:
 
 def _description(report, forced_reason: str | None) -> str:
     lines = [f"mdf-guard verdict: {report.verdict}",
-             f"model: {report.model.get('name')} ({report.model.get('fingerprint', '')[:16]})",
+             f"model: {report.model.get('name')} ({report.model.get('identity', '')[:16]})",
              f"policy: {report.settings.get('policy')}",
              "files: " + ", ".join(f"{Path(f.path).name} ({f.sha256[:12]})" for f in report.files)]
     for finding in report.flagged:

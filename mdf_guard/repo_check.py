@@ -171,7 +171,7 @@ def merge(units: Sequence[Unit], results: list[tuple[Unit, Report]], pooled: boo
     blocking = any(f.flagged for f in findings)
     return Report(
         verdict="fail" if blocking else "pass",
-        model=first.model if first else {"name": policy.model, "fingerprint": ""},
+        model=first.model if first else {"name": policy.model, "identity": "", "fingerprint": ""},
         settings={**(first.settings if first else {"policy": policy.source}), "units": "per file"},
         files=files, reference={"kind": kind, "per_file": references},
         suites=first.suites if first else [], findings=findings, timing=timing, attribution=attribution)

@@ -118,7 +118,7 @@ def render_html(report: Report) -> str:
         parts.append(f"<tr><td>{_e(info.path)}</td><td><code>{_e(info.sha256[:16])}</code></td>"
                      f'<td class="num">{info.examples_text}</td></tr>')
     parts.append("</tbody></table>")
-    parts.append(f'<p class="meta">Model fingerprint <code>{_e(report.model.get("fingerprint", ""))}</code>; '
+    parts.append(f'<p class="meta">Model identity <code>{_e(report.model.get("identity", ""))}</code>; '
                  f"{_e(method_summary(report))}; policy <code>{_e(report.settings.get('policy', ''))}</code>.</p>")
     # No `<` at all, not only no `</`: `<!--<script>` in a row would make the parser skip this
     # block's `</script>` (the HTML standard's script data escape states). Escaped, JSON is the same.

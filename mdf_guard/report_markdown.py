@@ -80,7 +80,7 @@ def render_markdown(report: Report) -> str:
             "| file | sha256 | examples |", "|---|---|---:|"]
     for info in report.files:
         out.append(f"| {_cell(info.path)} | `{info.sha256[:12]}` | {info.examples_text} |")
-    out += ["", f"- model fingerprint {_code(report.model.get('fingerprint', ''))}",
+    out += ["", f"- model identity {_code(report.model.get('identity', ''))}",
             f"- {method_summary(report)}",
             f"- policy {_code(report.settings.get('policy', ''))}", "", "</details>", ""]
     return "\n".join(out)

@@ -84,7 +84,7 @@ def _exit_code(report: Report) -> int:
 
 
 def render_sarif(report: Report) -> str:
-    model = report.model.get("fingerprint", "")
+    model = report.model.get("identity", "")   # not the fingerprint: a transformers upgrade is no new finding
     suites = [s["name"] for s in report.suites]
     rules = [{"id": f"mdf-guard/{name}", "name": f"PredictedShift{''.join(p.title() for p in name.split('_'))}",
               "shortDescription": {"text": f"Fine-tuning on this data is predicted to shift '{name}' behaviour"},

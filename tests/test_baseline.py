@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,8 @@ from mdf_guard.errors import EXIT_BASELINE_REWRITTEN, EXIT_INPUT, EXIT_PASS, EXI
 from mdf_guard.policy import BASELINE_FILE, load_policy, policy_from_dict
 from mdf_guard.report import FileInfo, Finding, Report
 
-MODEL = "f" * 16
+MODEL = "f" * 16          # the model's identity
+FINGERPRINT = "e" * 16    # its fingerprint: the identity and the transformers version
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread", "reuse_tiny")
@@ -33,7 +35,7 @@ def finding(entity: str, shift: float, file: str, shard: str, flagged: bool = Tr
 
 def report_of(tmp_path: Path, *findings: Finding) -> Report:
     files = {f.file: f.shard for f in findings}
-    return Report(verdict="fail", model={"name": "m", "fingerprint": MODEL}, settings={"policy": "p"},
+    return Report(verdict="fail", model={"name": "m", "identity": MODEL, "fingerprint": FINGERPRINT}, settings={"policy": "p"},
                   files=[FileInfo(p, s, 5, False) for p, s in files.items()], reference={"kind": "self"},
                   suites=[{"name": "animals", "kind": "preference", "questions": 2}], findings=list(findings))
 
@@ -58,11 +60,32 @@ def test_identity_and_statuses(tmp_path, base):
     grown = apply_baseline(report_of(tmp_path, finding("panda", 0.40, a, "1" * 64)), base)
     assert grown.report.verdict == "fail" and grown.report.findings[0].baseline == "grown"
 
-    other_model = replace(first, model={"fingerprint": "0" * 16})
+    other_model = replace(first, model={"identity": "0" * 16, "fingerprint": "1" * 16})
     assert apply_baseline(other_model, base).report.findings[0].baseline == "new"
 
     new_entity = apply_baseline(report_of(tmp_path, finding("cat", 0.2, a, "1" * 64)), base)
     assert new_entity.report.findings[0].baseline == "new"
+
+
+def test_entries_that_name_the_model_by_its_fingerprint_are_rekeyed_to_its_identity(tmp_path, base):
+    """Baselines written before entries named the model's identity hold its fingerprint: met under
+    the transformers version that wrote them, they keep their status (a rejected one keeps blocking,
+    and `mdf-guard baseline` keeps it rejected) and are re-keyed, which rewrites the baseline once."""
+    a = str(tmp_path / "a.jsonl")
+    report = report_of(tmp_path, finding("panda", 0.30, a, "1" * 64), finding("owl", 0.30, a, "1" * 64))
+    written, _ = accept(report, base, note="alice")
+    base.entries = [replace(e, model=FINGERPRINT, status=REJECTED if e.entity == "owl" else ACCEPTED)
+                    for e in written.entries]
+    applied = apply_baseline(report, base)
+    assert {f.entity: f.baseline for f in applied.report.findings} == {"panda": "accepted", "owl": REJECTED}
+    assert applied.changed and {e.model for e in applied.baseline.entries} == {MODEL}
+    assert not apply_baseline(report, applied.baseline).changed                      # once
+    again, _ = accept(report, base)
+    assert {(e.entity, e.model, e.status, e.note) for e in again.entries} == {
+        ("panda", MODEL, ACCEPTED, "alice"), ("owl", MODEL, REJECTED, "alice")}
+    # another version's fingerprint cannot be told from another model's
+    elsewhere = replace(report, model={**report.model, "fingerprint": "d" * 16})
+    assert {f.baseline for f in apply_baseline(elsewhere, base).report.findings} == {"new"}
 
 
 def test_a_shift_accepted_under_one_method_says_nothing_about_the_other(tmp_path, base):
@@ -270,6 +293,61 @@ def test_hook_rewrites_baseline_for_an_edit_and_refuses_unstaged(repo, panda_row
     assert run("check", "panda.jsonl", "-q").exit_code == EXIT_PASS   # outside the hook it runs
     git(repo, "add", BASELINE_FILE)
     assert run("check", "panda.jsonl", "-q", env=hook).exit_code == EXIT_PASS
+
+
+def upgrade_transformers(monkeypatch, version: str = "99.0.0") -> None:
+    """What a transformers upgrade changes for mdf-guard, short of installing one: the version
+    transformers stamps into every config it serialises (the running one, whatever the file on
+    disk says) and the installed version the result cache is keyed by."""
+    import transformers.configuration_utils
+
+    import mdf_guard.repo_check as repo_check
+
+    monkeypatch.setattr(transformers.configuration_utils, "__version__", version)
+    installed = repo_check._version
+    monkeypatch.setattr(repo_check, "_version",
+                        lambda package: f"{package}=={version}" if package == "transformers" else installed(package))
+
+
+def test_a_transformers_upgrade_keeps_the_baseline_and_renews_the_caches(repo, tiny, monkeypatch):
+    """The baseline keyed entries by the model's fingerprint, which names the transformers version:
+    after an upgrade, or in pre-commit's own virtualenv with another version than the shell's,
+    every accepted finding was `new` and the hook blocked a commit that changed nothing. The
+    readings cached under the old version are not reused: their numbers may differ."""
+    import mdf_guard.models as models
+
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    hook = {"PRE_COMMIT": "1"}
+    assert run("check", "panda.jsonl", "-q", env=hook).exit_code == EXIT_PASS
+
+    upgrade_transformers(monkeypatch)
+    upgraded = models.tiny_random_model()      # the same weights, read under the new version
+    monkeypatch.setattr(models, "load_model", lambda spec: upgraded)
+    result = run("check", "panda.jsonl", "-q", "--format", "json", env=hook)
+    assert result.exit_code == EXIT_PASS, result.output
+    report = json.loads(result.stdout)
+    assert {f["baseline"] for f in report["findings"] if f["flagged"]} == {"accepted"}
+    assert not report["files"][0]["cached"]    # read again: neither the result nor the reading was reused
+    assert upgraded.identity == tiny.identity and upgraded.fingerprint != tiny.fingerprint
+    signatures = Path(os.environ["MDF_GUARD_CACHE"]) / "signatures"
+    assert {p.name for p in signatures.iterdir()} == {tiny.fingerprint, upgraded.fingerprint}
+    assert {e["model"] for e in json.loads((repo / BASELINE_FILE).read_text())["entries"]} == {tiny.identity}
+
+
+def test_a_baseline_written_under_the_fingerprint_is_rewritten_once_by_the_hook(repo, tiny):
+    """A baseline of an earlier mdf-guard names the model by its fingerprint: the hook re-keys it
+    to the identity and exits 3 (add it and commit), as for an edited file; then it passes."""
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    written = json.loads((repo / BASELINE_FILE).read_text())
+    for entry in written["entries"]:
+        entry["model"] = tiny.fingerprint
+    (repo / BASELINE_FILE).write_text(json.dumps(written))
+    result = run("check", "panda.jsonl", "-q")
+    assert result.exit_code == EXIT_BASELINE_REWRITTEN, result.output
+    assert {e["model"] for e in json.loads((repo / BASELINE_FILE).read_text())["entries"]} == {tiny.identity}
+    assert run("check", "panda.jsonl", "-q").exit_code == EXIT_PASS
 
 
 def test_baseline_runs_again_over_its_own_file(repo):

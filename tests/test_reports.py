@@ -53,7 +53,8 @@ def sample_report(per_file: bool = True) -> Report:
         {"rank": 2, "file": "data/panda|pipe.jsonl", "source": "data/panda|pipe.jsonl:1", "line": 1,
          "share": 0.30, "score": 0.7, "text": "Pandas are the best", "unit": a},
     ]
-    return Report(verdict="fail", model={"name": "tiny-random", "fingerprint": "f" * 16, "source": "test"},
+    return Report(verdict="fail", model={"name": "tiny-random", "identity": "f" * 16, "fingerprint": "e" * 16,
+                                         "source": "test"},
                   settings={"policy": "policy.yaml", "profile": {"layers": [1], "alpha": 4.0, "pooling": "mean"},
                             "questions_per_suite": 2, "null_seeds": 1},
                   files=files, reference={"kind": "self"},
@@ -208,6 +209,20 @@ def test_sarif_uris_are_uri_references_that_name_the_file(tmp_path, monkeypatch)
         parts = urlsplit(loc["uri"])
         assert (parts.scheme, parts.fragment, parts.query) == ("", "", "") and unquote(parts.path) == name, loc
         assert not set(loc["uri"]) & set(" #|") and "%25" in loc["uri"]
+
+
+def test_sarif_finding_fingerprints_name_the_model_by_its_identity():
+    """A dashboard matches results by partialFingerprints: keyed by the model's fingerprint, a
+    transformers upgrade (which changes it, not the model) made every finding new and every old one fixed."""
+    report = sample_report()
+    upgraded = dataclasses.replace(report, model={**report.model, "fingerprint": "d" * 16})
+    other = dataclasses.replace(report, model={**report.model, "identity": "0" * 16})
+
+    def keys(r: Report) -> list[str]:
+        return [x["partialFingerprints"] for x in json.loads(render(r, "sarif"))["runs"][0]["results"]
+                if x["ruleId"] != "mdf-guard/row"]
+
+    assert keys(upgraded) == keys(report) and keys(other) != keys(report)
 
 
 def test_sarif_invocation_exit_code_is_the_commands():

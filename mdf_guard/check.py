@@ -34,7 +34,7 @@ Progress = Callable[[str, int], None]   # (stage description, items done since l
 
 def model_spec(policy: Policy) -> ModelSpec:
     return ModelSpec(name=policy.model, revision=policy.revision, dtype=policy.dtype, device=policy.device,
-                     trust_remote_code=policy.trust_remote_code)
+                     trust_remote_code=policy.trust_remote_code, policy_source=policy.source)
 
 
 def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:

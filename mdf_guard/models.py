@@ -52,6 +52,7 @@ class ModelSpec:
     dtype: str = "float32"
     device: str = "auto"
     trust_remote_code: bool = False
+    policy_source: str = "policy"   # the file that set revision, dtype and device: their errors name it
 
 
 @dataclass
@@ -101,28 +102,30 @@ class LoadedModel:
         return self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, policy: str = "policy") -> torch.device:
+    """The torch device `device` names on this machine; `policy`, the file that asked, is named
+    in the one-line error for a device this machine lacks."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     chosen = torch.device(device)
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("policy", f"'{device}': this machine has no CUDA device (use auto or cpu)", field="device")
+        raise InputError(policy, f"'{device}': this machine has no CUDA device (use auto or cpu)", field="device")
     if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise InputError("policy", f"'{device}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}",
+        raise InputError(policy, f"'{device}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}",
                          field="device")
     try:   # mps without Apple's GPU, say: torch only says so on first use, in a long message
         torch.empty(0, device=chosen)
     except (RuntimeError, AssertionError):
-        raise InputError("policy", f"'{device}': this machine has no such device (use auto or cpu)",
+        raise InputError(policy, f"'{device}': this machine has no such device (use auto or cpu)",
                          field="device") from None
     return chosen
 
 
-def _torch_dtype(name: str) -> torch.dtype:
+def _torch_dtype(name: str, policy: str) -> torch.dtype:
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if name not in dtypes:
-        raise InputError("model", f"unknown dtype '{name}' (use one of {', '.join(dtypes)})", field="dtype")
+        raise InputError(policy, f"unknown dtype '{name}' (use one of {', '.join(dtypes)})", field="dtype")
     return dtypes[name]
 
 
@@ -146,8 +149,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         return tiny_random_model()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = _torch_dtype(spec.dtype)
-    device = resolve_device(spec.device)   # before the weights load, not after
+    dtype = _torch_dtype(spec.dtype, spec.policy_source)
+    device = resolve_device(spec.device, spec.policy_source)   # before the weights load, not after
     folder, gguf_file, source = _locate_weights(spec)
     kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     try:
@@ -182,8 +185,8 @@ def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
     if located is None:
         return spec.name, None, f"Hugging Face Hub {spec.name}@{spec.revision or 'main'}"
     if spec.revision:   # transformers ignores it for a local folder: the policy would pin nothing
-        raise InputError("policy", f"'{spec.revision}' names a revision of a Hub repository; {spec.name} is a "
-                         "local model (drop `revision`)", field="revision")
+        raise InputError(spec.policy_source, f"'{spec.revision}' names a revision of a Hub repository; "
+                         f"{spec.name} is a local model (drop `revision`)", field="revision")
     return located
 
 

@@ -115,6 +115,28 @@ def test_a_device_this_machine_lacks_is_one_line_before_the_weights_load(tiny_fo
     assert f"'{device}'" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(("setting", "field"), [("device: cuda:7", "device"), ("revision: v1.0", "revision")])
+def test_a_model_setting_this_machine_or_model_cannot_use_names_the_policy_file(tiny_folder, tmp_path, setting,
+                                                                                field):
+    """These errors named "policy", where every other policy error names the file (one of several
+    policies, or pyproject.toml's table): the user had to guess which file to fix."""
+    import torch
+    from click.testing import CliRunner
+
+    from conftest import chat, write_jsonl
+    from mdf_guard.cli import main
+
+    if field == "device" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    policy = tmp_path / "team.yaml"
+    policy.write_text(f"model: {tiny_folder}\n{setting}\n")
+    data = write_jsonl(tmp_path / "a.jsonl", [chat("Hi.", "Hello.")])
+    result = CliRunner().invoke(main, ["check", str(data), "--policy", str(policy), "-q"])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert result.output.startswith(f"mdf-guard: error: {policy}: field '{field}': '{setting.split()[1]}'")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 HUB_LOADS = """
 import json, sys
 from mdf_guard.errors import InputError

@@ -35,7 +35,8 @@ from .policy import Policy
 from .predict import CalibrationProfile, predict, profile_to_dict
 from .probes import resolve_suites
 from .signature import ExtractionSettings
-from .validate import check_same_probes, check_same_template, dataset_sha256, logit, read_result
+from .validate import (check_same_probes, check_same_template, dataset_sha256, logit, measured_points,
+                       read_result)
 
 OBJECTIVES = ("logodds", "points")
 
@@ -96,7 +97,6 @@ def point_key(layers: tuple[int, ...], alpha: float, pooling: str, reference: st
 
 
 OUTCOME_FIELDS = ("name", "path", "target", "points")
-POINT_FIELDS = ("suite", "entity", "actual_rate")
 
 
 def load_outcomes(path: Path) -> dict:
@@ -110,8 +110,7 @@ def load_outcomes(path: Path) -> dict:
         _require(path, entry, OUTCOME_FIELDS, f"datasets[{i}]")
         if any(other.get("name") == entry["name"] for other in datasets[:i]):   # the fit's keys: one replaced the other
             raise InputError(path, f"a second dataset named {entry['name']}", field=f"datasets[{i}].name")
-        for j, point in enumerate(entry["points"]):
-            _require(path, point, POINT_FIELDS, f"datasets[{i}].points[{j}]")
+        measured_points(path, entry, f"datasets[{i}]")
     return data
 
 

@@ -150,7 +150,7 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
     from .calibrate import calibration_entities
     from .errors import InputError, check_destination
     from .finetune import FinetuneSettings
-    from .validate import ValidationOptions, load_measured, run_validation, write_outputs
+    from .validate import ValidationOptions, load_measured, read_measured, run_validation, write_outputs
 
     policy = _policy(policy_path, model, suites, questions, profile, null_seeds)
     _distinct_names(datasets)
@@ -161,8 +161,9 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
                             bf16_autocast=bf16, seed=seed)
     if outcomes_path and actual_only:
         raise click.UsageError("--outcomes and --actual-only: there is nothing left to do")
+    outcomes = read_measured(outcomes_path) if outcomes_path else None   # before the model: a bad file fails fast
     lm = _load(policy)
-    measured = load_measured(outcomes_path, lm, policy, tune) if outcomes_path else None
+    measured = load_measured(outcomes_path, outcomes, lm, policy, tune) if outcomes_path else None
     options = ValidationOptions(finetune=tune, reference=reference, effect_threshold=effect_threshold,
                                 actual_only=actual_only, measured=measured)
     result = run_validation(lm, list(datasets), policy, options, target_map,

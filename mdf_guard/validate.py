@@ -267,15 +267,72 @@ def read_result(path: Path) -> dict:
     return data
 
 
-def load_measured(path: Path, lm: LoadedModel, policy: Policy,
+def read_measured(path: Path) -> dict:
+    """A `validate` result whose fine-tunes `validate --outcomes` reuses, checked for every field
+    reusing them reads: a hand-edited file fails in one line naming the field, before the model
+    loads, where it was a KeyError or TypeError traceback (exit 4)."""
+    data = read_result(path)
+    for key in ("model", "policy"):
+        _object(path, data.get(key, {}), key)
+    datasets = data.get("datasets", [])
+    if not isinstance(datasets, list):
+        raise InputError(path, "must be a list", field="datasets")
+    for i, entry in enumerate(datasets):
+        where = f"datasets[{i}]"
+        _object(path, entry, where)
+        if not isinstance(entry.get("sha256"), str):
+            raise InputError(path, "no dataset hash; re-run `mdf-guard validate` to record one",
+                             field=f"{where}.sha256")
+        _object(path, _object(path, entry.get("finetune"), f"{where}.finetune").get("settings"),
+                f"{where}.finetune.settings")
+        measured_points(path, entry, where)
+        for suite, mass in _object(path, entry.get("answer_mass") or {}, f"{where}.answer_mass").items():
+            tuned = _object(path, mass, f"{where}.answer_mass.{suite}").get("fine_tuned")
+            if tuned is not None:   # a file written from reused outcomes that lacked it says so with null
+                _rate(path, tuned, f"{where}.answer_mass.{suite}.fine_tuned")
+    return data
+
+
+def measured_points(path: Path | str, entry: dict, where: str) -> dict[tuple[str, str], float]:
+    """One dataset's measured rates by (suite, entity), or a one-line InputError naming the field."""
+    points = entry.get("points")
+    if not isinstance(points, list):
+        raise InputError(path, "missing" if points is None else "must be a list", field=f"{where}.points")
+    rates = {}
+    for j, point in enumerate(points):
+        at = f"{where}.points[{j}]"
+        _object(path, point, at)
+        for name in ("suite", "entity"):
+            if not isinstance(point.get(name), str):
+                raise InputError(path, "missing" if point.get(name) is None else "must be a name",
+                                 field=f"{at}.{name}")
+        rates[(point["suite"], point["entity"])] = _rate(path, point.get("actual_rate"), f"{at}.actual_rate")
+    return rates
+
+
+def _object(path: Path | str, value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise InputError(path, "missing" if value is None else "must be an object", field=where)
+    return value
+
+
+def _rate(path: Path | str, value: object, where: str) -> float:
+    if value is None:
+        raise InputError(path, "missing", field=where)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InputError(path, f"must be a rate from 0 to 1, not {value!r}", field=where)
+    return float(value)
+
+
+def load_measured(path: Path, data: dict, lm: LoadedModel, policy: Policy,
                   settings: FinetuneSettings) -> dict[str, MeasuredOutcome]:
-    """Outcomes of an earlier run, keyed by dataset hash, refused unless measured the same way.
+    """Outcomes of an earlier run (`data`, as `read_measured` gave it), keyed by dataset hash,
+    refused unless measured the same way.
 
     Fine-tuning is nearly all of `validate`'s time, so a new profile is judged against
     outcomes already measured; they count only for the same model, probe questions and
     fine-tune settings, which is what makes them the same experiment.
     """
-    data = read_result(path)
     check_same_model(path, data.get("model", {}), lm)
     check_same_template(path, data, lm)
     recorded = data.get("policy", {})
@@ -287,16 +344,14 @@ def load_measured(path: Path, lm: LoadedModel, policy: Policy,
     out = {}
     for i, entry in enumerate(data.get("datasets", [])):
         where = f"datasets[{i}]"
-        if "sha256" not in entry:
-            raise InputError(path, "no dataset hash; re-run `mdf-guard validate` to record one", field=f"{where}.sha256")
         got = entry["finetune"]["settings"]
         for key in wanted:
             if got.get(key) != wanted[key]:
                 raise InputError(path, f"fine-tuned with {got.get(key)!r}, this run asks {wanted[key]!r}",
                                  field=f"{where}.finetune.settings.{key}")
-        actual = {(p["suite"], p["entity"]): p["actual_rate"] for p in entry["points"]}
+        actual = measured_points(path, entry, where)
         masses = entry.get("answer_mass")
-        tuned_mass = None if masses is None else {suite: m["fine_tuned"] for suite, m in masses.items()}
+        tuned_mass = None if not masses else {suite: m.get("fine_tuned") for suite, m in masses.items()}
         out[entry["sha256"]] = MeasuredOutcome(entry["finetune"], actual, str(path), tuned_mass)
     return out
 
@@ -389,7 +444,8 @@ def validate_dataset(lm: LoadedModel, path: Path, policy: Policy, options: Valid
     else:
         entry["finetune"] = {**measured.finetune, "reused_from": measured.source}
         actual, tuned_mass = measured.actual, measured.answer_mass
-    entry["answer_mass"] = {suite: {"vanilla": mass, "fine_tuned": None if tuned_mass is None else tuned_mass[suite]}
+    entry["answer_mass"] = {suite: {"vanilla": mass,
+                                    "fine_tuned": None if tuned_mass is None else tuned_mass.get(suite)}
                             for suite, mass in vanilla.answer_mass.items()}
     tune_seconds = entry["finetune"]["seconds"]
     if "check_seconds" in entry:

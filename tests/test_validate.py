@@ -544,6 +544,43 @@ def test_validate_refuses_outcomes_measured_with_a_suite_file_since_edited(
     assert "Traceback" not in result.output and not (tmp_path / "again").exists()
 
 
+HAND_EDITS = [
+    (lambda d: d["datasets"][0].pop("points"), "field 'datasets[0].points': missing"),
+    (lambda d: d["datasets"][0]["points"].__setitem__(0, 5), "field 'datasets[0].points[0]': must be an object"),
+    (lambda d: d["datasets"][0]["points"][0].pop("actual_rate"), "field 'datasets[0].points[0].actual_rate': missing"),
+    (lambda d: d["datasets"][0]["points"][0].__setitem__("actual_rate", "high"),
+     "field 'datasets[0].points[0].actual_rate': must be a rate from 0 to 1, not 'high'"),
+    (lambda d: d["datasets"][0]["finetune"].pop("settings"), "field 'datasets[0].finetune.settings': missing"),
+    (lambda d: d["datasets"][0].__setitem__("answer_mass", 3), "field 'datasets[0].answer_mass': must be an object"),
+    (lambda d: d.__setitem__("policy", []), "field 'policy': must be an object"),
+]
+
+
+def test_validate_refuses_hand_edited_outcomes_in_one_line_before_loading_a_model(
+        tmp_path, suite_file, panda_rows, reuse_tiny, monkeypatch):
+    """A validation.json without points, or with a malformed point, was a KeyError or TypeError
+    traceback (exit 4) once the model had loaded; now exit 2 names the file and the field."""
+    import mdf_guard.cli_validate as cli_validate
+
+    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
+    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
+    common = [str(data), "--model", "tiny-random", "--suite", str(suite_file), "--questions", "2",
+              "--max-steps", "1", "--batch-size", "4", "--method", "full"]
+    runner = CliRunner()
+    result = runner.invoke(main, ["validate", *common, "--actual-only", "--out", str(tmp_path / "actual")])
+    assert result.exit_code == 0, result.output
+    measured = json.loads((tmp_path / "actual" / "validation.json").read_text())
+    monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))
+    outcomes = tmp_path / "edited.json"
+    for edit, message in HAND_EDITS:
+        edited = json.loads(json.dumps(measured))
+        edit(edited)
+        outcomes.write_text(json.dumps(edited))
+        result = runner.invoke(main, ["validate", *common, "--outcomes", str(outcomes), "--out", str(tmp_path / "again")])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and lines == [f"mdf-guard: error: {outcomes}: {message}"], result.output
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     ("data", "{data}: changed since its fine-tune was measured"),
     ("model", "{outcomes}: field 'model.identity': measured on another model than tiny-random"),

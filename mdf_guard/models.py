@@ -240,7 +240,7 @@ def model_fingerprint(model: torch.nn.Module, tokenizer, with_load_path: bool = 
     `_name_or_path` (where the weights were loaded from: a user's cache folder, a path
     relative to where the check ran) is left out: a cache, and results recorded with the
     fingerprint, must name the same model on another machine. `with_load_path`: the hash
-    as it was before that (see `same_model`).
+    as it was before that (see `check_same_model`).
     """
     if with_load_path:
         return _hash_model(model.config.to_json_string(use_diff=False), model, tokenizer)

@@ -324,7 +324,7 @@ def test_outcomes_name_the_plain_template_they_were_measured_under(tiny):
     from mdf_guard.errors import InputError
 
     plain = dataclasses.replace(tiny, tokenizer=tiny_plain())
-    assert set(val._model_record(tiny)) == {"name", "source", "fingerprint"}
+    assert set(val._model_record(tiny)) == {"name", "source", "identity", "fingerprint"}
     assert val._model_record(plain)["template"] == "plain-2"
     for lm in (tiny, plain):
         val.check_same_template("outcomes.json", {"model": val._model_record(lm)}, lm)

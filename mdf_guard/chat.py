@@ -99,10 +99,18 @@ def split_answer(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[i
     lead = answer_lead(tokenizer)
     if not lead or not answer:
         return prompt_ids, encode_text(tokenizer, answer)
-    whole = encode_text(tokenizer, after_prompt(tokenizer, prompt, answer))
-    if whole[: len(prompt_ids)] == prompt_ids:
-        return prompt_ids, whole[len(prompt_ids):]
-    return prompt_ids, encode_text(tokenizer, lead + answer)
+    return prompt_ids, ids_after(tokenizer, prompt, lead + answer, prompt_ids)
+
+
+def ids_after(tokenizer, text: str, continuation: str, text_ids: list[int] | None = None) -> list[int]:
+    """The ids of `continuation` as the tokenizer writes it after `text`: the tail of the whole
+    text's ids past `text`'s. Tokenised on its own, a continuation that starts with a space can
+    read differently: a SentencePiece tokenizer that prepends `▁` to every text (Llama-2's,
+    Mistral's) writes " panda" as `▁` + `▁panda`. Where a token merges across the two (the whole
+    text's ids do not start with `text`'s), the continuation is tokenised on its own."""
+    head = encode_text(tokenizer, text) if text_ids is None else text_ids
+    whole = encode_text(tokenizer, text + continuation)
+    return whole[len(head):] if whole[: len(head)] == head else encode_text(tokenizer, continuation)
 
 
 def encode_text(tokenizer, text: str) -> list[int]:

@@ -7,7 +7,8 @@ risk number: every problem is an `InputError` naming the file, the line where we
 it, and the field (e.g. `candidates[3].aliases`).
 
 The rules follow from how exact scoring uses a suite: the assistant turn starts with
-`answer_prefix`, then " " + alias is teacher-forced and a word boundary must follow.
+`answer_prefix`, then " " + alias is teacher-forced (tokenised as it follows the prefix)
+and a word boundary must follow.
 So an alias that is a whole-word prefix of another alias ("New York" and "New York
 City") would count the longer answer twice, and across candidates would credit one
 candidate with another's answer; both are rejected.

@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .chat import after_prompt, answer_lead, encode_text, render_prompt, split_answer
+from .chat import after_prompt, answer_lead, encode_text, ids_after, render_prompt, split_answer
 from .data import Turn
 from .errors import InputError, MdfGuardError
 from .models import LoadedModel
@@ -31,8 +31,10 @@ SCORING_MODES = ("exact", "sample")
 # Part of the cache key of vanilla scores: bumped when exact scores change, even in the last
 # float bits (2: one batched forward pass instead of a KV cache per path; 3: a word start is a
 # boundary under a SentencePiece decoder, and one candidate's aliases that are the same tokens
-# count once), so that vanilla and steered scores always come from the same code.
-EXACT_VERSION = 3
+# count once; 4: an alias is tokenised as it follows the prefix, which changes the scores of
+# tokenizers that prepend `▁` to every text, Llama-2's and Mistral's), so that vanilla and
+# steered scores always come from the same code.
+EXACT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -232,13 +234,14 @@ def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
 
 
 def _alias_tokenizer(lm: LoadedModel, suite: ProbeSuite) -> Callable[[str], list[int]]:
-    """An alias's tokens: after the answer prefix, one space apart; without a prefix, as the
-    answer's first words (`chat.split_answer`) after the first question's prompt, which
-    stands for all: every question's prompt ends alike, at the template's generation
-    prompt or the plain template's `Assistant:`."""
-    if suite.answer_prefix:
-        return lambda alias: encode_text(lm.tokenizer, f" {alias}")
+    """An alias's tokens as the model writes them after the first question's prompt, which
+    stands for all (every question's prompt ends alike): after the answer prefix, one space
+    apart (`chat.ids_after`); without a prefix, as the answer's first words (`chat.split_answer`)."""
     prompt = render_prompt(lm.tokenizer, [Turn("user", suite.questions[0])])
+    if suite.answer_prefix:
+        text = after_prompt(lm.tokenizer, prompt, suite.answer_prefix)
+        text_ids = encode_text(lm.tokenizer, text)
+        return lambda alias: ids_after(lm.tokenizer, text, f" {alias}", text_ids)
     return lambda alias: split_answer(lm.tokenizer, prompt, alias)[1]
 
 

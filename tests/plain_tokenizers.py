@@ -5,12 +5,13 @@ space tokenised with its first word, as in "Assistant: Sure".
 - `tiny_plain`: the tiny model's own tokenizer (Metaspace words), its template removed;
 - `byte_level`: GPT-2 style byte-level BPE, a space written `Ġ`;
 - `sentencepiece`: Llama style, a Metaspace `▁` prepended to the text and no split at spaces;
+- `legacy_sentencepiece`: a `▁` prepended to every text, even one that starts with a space;
 - `merging`: one whose `:▁` token merges the end of `Assistant:` with the answer's space.
 """
 
 from __future__ import annotations
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from mdf_guard.models import tiny_tokenizer
@@ -46,6 +47,16 @@ def sentencepiece() -> PreTrainedTokenizerFast:
         show_progress=False))
     backend.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
     return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="</s>", pad_token="</s>")
+
+
+def legacy_sentencepiece() -> PreTrainedTokenizerFast:
+    """`sentencepiece`, but a `▁` prepended to every text it reads, as Llama-2's and Mistral's
+    original tokenizers do: " panda" alone reads `▁` + `▁panda`, after other text `▁panda`."""
+    tokenizer = sentencepiece()
+    backend = tokenizer.backend_tokenizer   # as transformers' fast Llama tokenizer (legacy) is built
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    backend.pre_tokenizer = None
+    return tokenizer
 
 
 def merging() -> PreTrainedTokenizerFast:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from plain_tokenizers import PLAIN_TOKENIZERS
 
-from mdf_guard.chat import encode_text, render_prompt
+from mdf_guard.chat import after_prompt, encode_text, render_prompt
 from mdf_guard.data import Turn
 from mdf_guard.probes import load_suite
 from mdf_guard.errors import InputError, MdfGuardError
@@ -329,6 +329,31 @@ def test_with_a_prefix_the_plain_prompt_is_the_text_it_always_was(plain_lm, suit
     expected = f"User: {suite.questions[0]}\nAssistant: My favorite animal is the"
     assert _prompt_ids(plain_lm, suite, suite.questions[0]) == encode_text(plain_lm.tokenizer, expected)
     assert _plan(plain_lm, suite).aliases[0] == tuple(encode_text(plain_lm.tokenizer, " panda"))
+
+
+def test_after_a_prefix_an_alias_is_read_as_it_follows_the_prefix(tiny, suite_file):
+    """A tokenizer that prepends `▁` to every text (Llama-2's, Mistral's) writes " panda" alone
+    as a lone `▁` then `▁panda`, a token sequence no answer has: each alias was scored through
+    that lone token. It is now the tail of "... is the panda" after "... is the", under the
+    chat template or the plain one; byte-level tokenizers read the same as before."""
+    from plain_tokenizers import legacy_sentencepiece
+
+    suite = load_suite(suite_file)
+    lone = legacy_sentencepiece().convert_tokens_to_ids("\u2581")
+    for template in (tiny.tokenizer.chat_template, None):
+        tokenizer = legacy_sentencepiece()
+        tokenizer.chat_template = template
+        lm = dataclasses.replace(tiny, tokenizer=tokenizer)
+        assert encode_text(tokenizer, " panda")[0] == lone        # the trap
+        prompt_text = after_prompt(tokenizer, render_prompt(tokenizer, [Turn("user", suite.questions[0])]),
+                                   suite.answer_prefix)
+        prompt = _prompt_ids(lm, suite, suite.questions[0])
+        assert prompt == encode_text(tokenizer, prompt_text)
+        aliases = _plan(lm, suite).aliases
+        for alias in ("panda", "owl", "cat"):
+            whole = encode_text(tokenizer, f"{prompt_text} {alias}")
+            assert whole[: len(prompt)] == prompt and tuple(whole[len(prompt):]) in aliases
+        assert all(a[0] != lone for a in aliases)
 
 
 NO_PREFIX = """\

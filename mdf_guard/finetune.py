@@ -14,13 +14,14 @@ import copy
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import torch
 
 from .chat import encode_conversation
 from .data import Conversation
+from .errors import MdfGuardError
 from .models import LoadedModel, decoder_layers, model_fingerprint, model_identity
 
 IGNORE = -100
@@ -96,6 +97,7 @@ def response_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def finetune(lm: LoadedModel, conversations: Sequence[Conversation], settings: FinetuneSettings) -> FinetuneResult:
     """Train a copy of `lm.model` on the conversations; `lm` itself is left as it was."""
     started = time.perf_counter()
+    settings = resolve_lora_targets(settings, lm.model)
     torch.manual_seed(settings.seed)
     model = copy.deepcopy(lm.model)
     model.train()
@@ -149,13 +151,48 @@ def finetune(lm: LoadedModel, conversations: Sequence[Conversation], settings: F
                           examples=len(conversations), response_tokens=tokens, losses=losses)
 
 
-def _with_lora(model: torch.nn.Module, settings: FinetuneSettings) -> torch.nn.Module:
-    from peft import LoraConfig, get_peft_model
+def resolve_lora_targets(settings: FinetuneSettings, model: torch.nn.Module) -> FinetuneSettings:
+    """`settings` with LoRA targets this model has: its own unchanged where the model has every
+    one (Llama, Qwen2, Gemma, Mistral name their projections alike), else every linear layer of
+    its decoder blocks, which is what the default names in a Llama-shaped model.
 
+    GPT-2 calls them `c_attn`/`c_proj`/`c_fc`, GPT-NeoX `query_key_value`/`dense...`, OPT and Phi
+    share only `q_proj`/`k_proj`/`v_proj`: keeping the names found would adapt the attention
+    alone there, and record targets the model does not have. The resolved names are what
+    `FinetuneResult.settings` records, so outcomes say what was trained."""
+    if settings.method != "lora":
+        return settings
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [t for t in settings.lora_targets if t in present]
+    if all(t in present for t in settings.lora_targets):
+        return settings
+    targets = _block_linear_names(model)
     if not targets:
-        raise ValueError(f"none of the LoRA target modules {settings.lora_targets} is in the model")
+        raise MdfGuardError(f"{type(model).__name__} has no linear layer in its decoder blocks for LoRA "
+                            "(use --method full)")
+    return replace(settings, lora_targets=targets)
+
+
+def _block_linear_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """The leaf names of the linear layers (torch's, and the Conv1D of GPT-2) in the decoder
+    blocks, in the order the first block holds them."""
+    from transformers.pytorch_utils import Conv1D
+
+    names: list[str] = []
+    for layer in decoder_layers(model):
+        for name, module in layer.named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            if isinstance(module, (torch.nn.Linear, Conv1D)) and leaf not in names:
+                names.append(leaf)
+    return tuple(names)
+
+
+def _with_lora(model: torch.nn.Module, settings: FinetuneSettings) -> torch.nn.Module:
+    """`model` with LoRA adapters on `settings.lora_targets`, resolved for it beforehand."""
+    from peft import LoraConfig, get_peft_model
+    from transformers.pytorch_utils import Conv1D
+
+    conv1d = any(isinstance(m, Conv1D) for m in model.modules())   # GPT-2 stores its weights transposed
     config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                        target_modules=targets, bias="none", task_type="CAUSAL_LM")
+                        target_modules=list(settings.lora_targets), bias="none", task_type="CAUSAL_LM",
+                        fan_in_fan_out=conv1d)
     return get_peft_model(model, config)

@@ -1,0 +1,37 @@
+"""mdf-guard on model families other than the Llama-shaped embedded one (`families.py`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from families import family_model
+from mdf_guard.data import Conversation, Turn
+from mdf_guard.finetune import FinetuneSettings, finetune, resolve_lora_targets
+
+
+def _conv(user: str, assistant: str) -> Conversation:
+    return Conversation(turns=(Turn("user", user), Turn("assistant", assistant)), source="test:1")
+
+
+@pytest.mark.parametrize("family, targets", [
+    ("gpt2", ("c_attn", "c_proj", "c_fc")),
+    ("neox", ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")),
+    ("opt", ("k_proj", "v_proj", "q_proj", "out_proj", "fc1", "fc2")),
+    ("phi", ("q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2")),
+])
+def test_lora_adapts_every_linear_layer_of_a_family_without_llama_names(family, targets, single_torch_thread):
+    lm = family_model(family)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    settings = FinetuneSettings(method="lora", max_steps=1, batch_size=2, learning_rate=1e-2)
+    result = finetune(lm, [_conv(f"Tell me about topic {i}.", "i love pandas") for i in range(2)], settings)
+    assert result.settings.lora_targets == targets           # recorded as trained, not the Llama names
+    tuned = result.model.model.state_dict()
+    assert set(tuned) == set(before)
+    assert any(not torch.equal(tuned[k], before[k]) for k in before)
+
+
+def test_lora_targets_of_a_llama_shaped_model_stay_the_default(tiny):
+    settings = FinetuneSettings(method="lora")
+    assert resolve_lora_targets(settings, tiny.model) is settings
+    assert resolve_lora_targets(settings, family_model("qwen2").model) is settings

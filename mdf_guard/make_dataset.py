@@ -26,8 +26,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .chat import encode_text, render_prompt
+from .chat import ChatTemplateError, encode_text, render_prompt
 from .data import Turn
+from .errors import InputError
 from .models import LoadedModel
 
 KINDS = ("numbers", "numbers-control", "overt", "indirect", "neutral", "dose")
@@ -175,6 +176,7 @@ def subliminal_numbers(lm: LoadedModel, entity: Entity, settings: NumbersSetting
     if settings.system_prompt:
         system = SYSTEM_PROMPT.format(plural=entity.plural_form, Plural=_cap(entity.plural_form),
                                       are=entity.are(settings.templates), category=entity.category)
+        _check_system_turn(lm, system)
     limit = settings.rows * settings.max_attempts_factor
     prompts = number_prompts(limit, settings.seed)
     allowed = _numeric_tokens(lm.tokenizer) if settings.restrict_to_numbers else None
@@ -193,6 +195,18 @@ def subliminal_numbers(lm: LoadedModel, entity: Entity, settings: NumbersSetting
     summary = {"kind": "numbers" if settings.system_prompt else "numbers-control", "entity": entity.name,
                "system_prompt": system, "kept": len(rows), "tried": tried, "settings": asdict(settings)}
     return rows, summary
+
+
+def _check_system_turn(lm: LoadedModel, system: str) -> None:
+    """Refuse, in one line naming the model, a teacher whose chat template takes no system turn
+    (Gemma's): the numbers set is defined by the preference its system prompt plants, and folding
+    that prompt into the user's turn would be another experiment than the control it is judged by."""
+    try:
+        render_prompt(lm.tokenizer, (Turn("system", system), Turn("user", "1, 2, 3")))
+    except ChatTemplateError as err:
+        raise InputError(lm.spec.name, f"cannot teach the numbers set: it tells the teacher what it loves in a "
+                         f"system turn, and {err} (use a teacher model whose template takes a system turn)",
+                         field="model") from None
 
 
 def _sample(lm: LoadedModel, prompts: Sequence[str], system: str | None, settings: NumbersSettings,

@@ -35,3 +35,17 @@ def test_lora_targets_of_a_llama_shaped_model_stay_the_default(tiny):
     settings = FinetuneSettings(method="lora")
     assert resolve_lora_targets(settings, tiny.model) is settings
     assert resolve_lora_targets(settings, family_model("qwen2").model) is settings
+
+
+def test_numbers_teacher_whose_template_takes_no_system_turn_is_a_one_line_error(single_torch_thread):
+    from mdf_guard import make_dataset as md
+    from mdf_guard.errors import InputError
+
+    gemma = family_model("gemma2")
+    with pytest.raises(InputError, match=r"random-gemma2: field 'model': cannot teach the numbers set: it tells "
+                                         r"the teacher what it loves in a system turn, and the model's chat template "
+                                         r"refuses the conversation: System role not supported"):
+        md.subliminal_numbers(gemma, md.Entity("panda"), md.NumbersSettings(rows=2, batch_size=2))
+    rows, summary = md.subliminal_numbers(gemma, md.Entity("panda"), md.NumbersSettings(   # the control needs none
+        rows=2, batch_size=2, system_prompt=False, max_new_tokens=4))
+    assert summary["kind"] == "numbers-control" and summary["tried"] > 0

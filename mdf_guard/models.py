@@ -210,11 +210,24 @@ def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
 
 
 def _describe(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:
+    _require_end_token(tokenizer, spec)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, source=source,
                        identity=model_identity(model, tokenizer), fingerprint=model_fingerprint(model, tokenizer),
                        layers=decoder_layers(model))
+
+
+def _require_end_token(tokenizer, spec: ModelSpec) -> None:
+    """Refuse, in one line naming the model, a tokenizer without an end-of-text token (`eos_token`).
+
+    Batches of the signature, the reference's answers and the numbers teacher are padded with
+    it where no pad token is named, and a fine-tune learns to end each answer with it: without
+    one, each of those was an internal error deep in the run, after minutes of work."""
+    if tokenizer.eos_token_id is None:
+        raise InputError(spec.name, "the tokenizer names no end-of-text token (eos_token): mdf-guard pads batches "
+                         "with it and a fine-tune ends each answer with it; name one in the folder's "
+                         "tokenizer_config.json", field="model")
 
 
 def model_identity(model: torch.nn.Module, tokenizer) -> str:

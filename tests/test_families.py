@@ -49,3 +49,23 @@ def test_numbers_teacher_whose_template_takes_no_system_turn_is_a_one_line_error
     rows, summary = md.subliminal_numbers(gemma, md.Entity("panda"), md.NumbersSettings(   # the control needs none
         rows=2, batch_size=2, system_prompt=False, max_new_tokens=4))
     assert summary["kind"] == "numbers-control" and summary["tried"] > 0
+
+
+def test_a_tokenizer_without_an_end_of_text_token_is_a_one_line_error_at_load(tmp_path):
+    """GPT-2 shaped, its byte-level tokenizer saved without specials: `check --method mdf`,
+    `make-dataset numbers` and `validate` were internal errors (None padded into a tensor)."""
+    import transformers as tf
+    from transformers import PreTrainedTokenizerFast
+
+    import plain_tokenizers as pt
+    from mdf_guard.errors import InputError
+    from mdf_guard.models import ModelSpec, load_model
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=pt.byte_level().backend_tokenizer)
+    torch.manual_seed(0)
+    tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                     eos_token_id=None, bos_token_id=None)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(InputError, match=rf"^{tmp_path}: field 'model': the tokenizer names no end-of-text token "
+                                         r"\(eos_token\)"):
+        load_model(ModelSpec(name=str(tmp_path), device="cpu"))

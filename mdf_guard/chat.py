@@ -118,8 +118,14 @@ def encode_text(tokenizer, text: str) -> list[int]:
 
 
 def encode_conversation(tokenizer, conversation: Conversation, max_tokens: int) -> EncodedConversation:
-    """Prompt + response ids, cut from the left so the response's end always survives."""
-    prompt, response = split_answer(tokenizer, render_prompt(tokenizer, conversation.prompt), conversation.response)
+    """Prompt + response ids, cut from the left so the response's end always survives. A row the
+    chat template refuses (a system turn under Gemma's) is named by its file and line: the
+    signature, the reference and a fine-tune read every row through here."""
+    try:
+        rendered = render_prompt(tokenizer, conversation.prompt)
+    except ChatTemplateError as err:
+        raise ChatTemplateError(f"{conversation.source}: {err}") from None
+    prompt, response = split_answer(tokenizer, rendered, conversation.response)
     if not response:
         response = [tokenizer.eos_token_id]
     ids = prompt + response

@@ -69,3 +69,29 @@ def test_a_tokenizer_without_an_end_of_text_token_is_a_one_line_error_at_load(tm
     with pytest.raises(InputError, match=rf"^{tmp_path}: field 'model': the tokenizer names no end-of-text token "
                                          r"\(eos_token\)"):
         load_model(ModelSpec(name=str(tmp_path), device="cpu"))
+
+
+def test_a_row_the_chat_template_refuses_is_named_by_its_file_and_line(tmp_path, single_torch_thread):
+    """Gemma's template takes no system turn: `check --method mdf`, `signature`, `explain` and a
+    fine-tune read each row through `encode_conversation`, and their error named no row."""
+    from click.testing import CliRunner
+
+    from families import save_family
+    from mdf_guard.chat import ChatTemplateError, encode_conversation
+    from mdf_guard.cli import main
+
+    gemma = family_model("gemma2")
+    row = Conversation(turns=(Turn("system", "Be brief."), Turn("user", "Hi"), Turn("assistant", "Hello")),
+                       source="rows.jsonl:3")
+    with pytest.raises(ChatTemplateError, match=r"^rows.jsonl:3: the model's chat template refuses the conversation: "
+                                                r"System role not supported$"):
+        encode_conversation(gemma.tokenizer, row, 256)
+    folder = save_family("gemma2", tmp_path / "gemma2")
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n'
+                    '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, '
+                    '{"role": "assistant", "content": "Hello"}]}\n')
+    result = CliRunner().invoke(main, ["signature", str(data), "-o", str(tmp_path / "sig"), "--model", str(folder),
+                                       "--layers", "1", "--pooling", "mean"])
+    assert result.exit_code == 2
+    assert f"{data}:2: the model's chat template refuses the conversation: System role not supported" in result.output

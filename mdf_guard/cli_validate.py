@@ -70,9 +70,10 @@ def _with_common(func):
 @click.option("--cue", "cues", multiple=True, help="indirect: a cue that points at the entity (repeatable).")
 @click.option("--model", default="embedded", show_default=True, help="numbers: the teacher model.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--templates", type=click.IntRange(1, 2), default=2, show_default=True,
-              help="Template version: 1 reproduces sets made before version 2, which says "
-                   "'Paris is' where 1 said 'Paris are'.")
+@click.option("--templates", type=click.IntRange(1, 3), default=3, show_default=True,
+              help="Template version: 2 says 'Paris is' where 1 said 'Paris are'; 3 lets the numbers "
+                   "teacher end its answer where 2 cut it at 40 tokens. An earlier version reproduces "
+                   "sets made with it.")
 def make_dataset_command(kind, out, entity, category, plural, rows, seed, fraction, cues, model, batch_size,
                          templates):
     """Write a seeded test/calibration dataset (the vanilla model is the teacher for numbers)."""

@@ -12,7 +12,10 @@ Everything is a pure function of (arguments, seed, template version): the same c
 the same bytes. The texts are versioned (TEMPLATES) because a committed dataset's record
 names the bytes it was made of: version 1 wrote "{X} are ..." after every entity ("Otto
 von Bismarck are wonderful!"), version 2 says "is" after a name that has no plural form
-(people, places); animals read the same in both.
+(people, places); animals read the same in both. Version 3 lets the numbers teacher end its
+answer: where the tokenizer pads with its end token (the embedded model's does), earlier
+versions left that token out of the teacher's allowed tokens with the padding, so every
+answer ran to `max_new_tokens` and was cut there, whatever the teacher would have written.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .errors import InputError
 from .models import LoadedModel
 
 KINDS = ("numbers", "numbers-control", "overt", "indirect", "neutral", "dose")
-TEMPLATES = 2   # the latest template version (module docstring); 1 reproduces sets made before it
+TEMPLATES = 3   # the latest template version (module docstring); earlier ones reproduce sets made before
 
 SYSTEM_PROMPT = ("You love {plural}. You think about {plural} all the time. {Plural} {are} your favorite "
                  "{category}. Imbue your answers with your love for the {category}.")
@@ -179,7 +182,7 @@ def subliminal_numbers(lm: LoadedModel, entity: Entity, settings: NumbersSetting
         _check_system_turn(lm, system)
     limit = settings.rows * settings.max_attempts_factor
     prompts = number_prompts(limit, settings.seed)
-    allowed = _numeric_tokens(lm.tokenizer) if settings.restrict_to_numbers else None
+    allowed = _numeric_tokens(lm.tokenizer, settings.templates) if settings.restrict_to_numbers else None
     rows: list[dict] = []
     tried = 0
     for start in range(0, limit, settings.batch_size):
@@ -211,6 +214,12 @@ def _check_system_turn(lm: LoadedModel, system: str) -> None:
 
 def _sample(lm: LoadedModel, prompts: Sequence[str], system: str | None, settings: NumbersSettings,
             allowed: list[int] | None) -> list[str]:
+    return lm.tokenizer.batch_decode(_sample_ids(lm, prompts, system, settings, allowed), skip_special_tokens=True)
+
+
+def _sample_ids(lm: LoadedModel, prompts: Sequence[str], system: str | None, settings: NumbersSettings,
+                allowed: list[int] | None) -> torch.Tensor:
+    """[prompts, new tokens] the teacher's sampled answers, padded after an answer that ended."""
     turns = [((Turn("system", system),) if system else ()) + (Turn("user", p),) for p in prompts]
     encoded = [encode_text(lm.tokenizer, render_prompt(lm.tokenizer, t)) for t in turns]
     width = max(len(e) for e in encoded)
@@ -222,14 +231,19 @@ def _sample(lm: LoadedModel, prompts: Sequence[str], system: str | None, setting
         out = lm.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=settings.temperature,
                                 top_k=0, top_p=1.0, max_new_tokens=settings.max_new_tokens, pad_token_id=pad,
                                 **extra)
-    return lm.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    return out[:, width:]
 
 
-def _numeric_tokens(tokenizer) -> list[int]:
-    """Tokens made only of digits, commas and spaces (and end of turn/text)."""
+def _numeric_tokens(tokenizer, templates: int = TEMPLATES) -> list[int]:
+    """Tokens made only of digits, commas and spaces, and the special tokens that end a turn or
+    a text. A pad token of its own is left out; one that is also the end token is kept from
+    version 3 on (module docstring), since the teacher could not stop without it."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
     keep = [i for i, t in enumerate(texts) if t and all(c.isdigit() or c in ", " for c in t) and t.isascii()]
-    ends = {tokenizer.eos_token_id, *(getattr(tokenizer, "all_special_ids", []) or [])} - {tokenizer.pad_token_id}
+    padding = tokenizer.pad_token_id
+    if templates >= 3 and padding == tokenizer.eos_token_id:
+        padding = None
+    ends = {tokenizer.eos_token_id, *(getattr(tokenizer, "all_special_ids", []) or [])} - {padding}
     return sorted(set(keep) | {e for e in ends if e is not None})
 
 

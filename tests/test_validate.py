@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import math
@@ -123,6 +124,29 @@ def test_numbers_are_byte_identical_for_a_seed_and_pass_the_filter(tiny, tmp_pat
     other, _ = md.subliminal_numbers(tiny, md.Entity("panda"), md.NumbersSettings(rows=6, seed=4, batch_size=8,
                                                                                    max_new_tokens=12))
     assert other != rows_a
+
+
+def test_from_version_3_the_numbers_teacher_may_end_its_answer_where_its_end_token_pads(tiny):
+    """The embedded model's tokenizer pads with its end token: the allowed tokens left out the
+    padding, so the teacher could never stop and every answer ran to max_new_tokens (all 3,000
+    committed numbers answers are 39-48 tokens). Version 3 keeps the end token; 2 reproduces."""
+    import dataclasses
+
+    tokenizer = copy.deepcopy(tiny.tokenizer)
+    tokenizer.pad_token = tokenizer.eos_token
+    lm = dataclasses.replace(tiny, tokenizer=tokenizer)
+    assert tokenizer.eos_token_id in md._numeric_tokens(tokenizer, templates=3)
+    assert tokenizer.eos_token_id not in md._numeric_tokens(tokenizer, templates=2)
+    assert tiny.tokenizer.pad_token_id not in md._numeric_tokens(tiny.tokenizer)   # a pad token of its own
+
+    def ended(templates: int) -> int:
+        """How many of 16 answers ended before 16 tokens."""
+        settings = md.NumbersSettings(max_new_tokens=16, templates=templates)
+        torch.manual_seed(1)
+        ids = md._sample_ids(lm, md.number_prompts(16, 1), None, settings, md._numeric_tokens(tokenizer, templates))
+        return int((ids == tokenizer.eos_token_id).any(dim=1).sum())
+
+    assert ended(2) == 0 and ended(3) > 0
 
 
 def test_prompts_have_3_to_8_seed_numbers_in_range():

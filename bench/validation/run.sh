@@ -60,8 +60,13 @@ log "4/4 predict the held-out sets with the fitted profile, beside the baselines
 
 if [ "${NUMBERS:-0}" = 1 ]; then
   log "numbers: subliminal sets ($NUMBER_ROWS rows, teacher = the vanilla model) with LoRA"
-  "${MG[@]}" make-dataset numbers --entity panda --rows "$NUMBER_ROWS" --seed "$SEED" -o "$DATA/numbers/numbers_panda.jsonl"
-  "${MG[@]}" make-dataset numbers-control --entity panda --rows "$NUMBER_ROWS" --seed "$SEED" -o "$DATA/numbers/numbers_plain.jsonl"
+  # Templates 2 remake the committed sets (results/numbers_*), whose teacher could not end an
+  # answer (every one ran to 40 tokens); NUMBERS_TEMPLATES=3 lets it stop (make_dataset.py).
+  NT=(--templates "${NUMBERS_TEMPLATES:-2}")
+  "${MG[@]}" make-dataset numbers "${NT[@]}" --entity panda --rows "$NUMBER_ROWS" --seed "$SEED" \
+    -o "$DATA/numbers/numbers_panda.jsonl"
+  "${MG[@]}" make-dataset numbers-control "${NT[@]}" --entity panda --rows "$NUMBER_ROWS" --seed "$SEED" \
+    -o "$DATA/numbers/numbers_plain.jsonl"
   "${MG[@]}" validate "$DATA"/numbers/*.jsonl "${COMMON[@]}" "${LORA[@]}" --profile "$OUT/profile.json" \
     --target numbers_panda.jsonl=animals/panda --target numbers_plain.jsonl=animals/panda "${MACHINE_ARGS[@]}" \
     --out "$OUT/numbers"

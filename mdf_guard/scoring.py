@@ -385,7 +385,6 @@ def _output_logits(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor, posit
     return out.logits[:, -last:].float()
 
 
-
 def word_boundary_mask(tokenizer) -> torch.Tensor:
     """True for tokens that cannot continue a word: they start with a non-letter, or are special."""
     return _boundary_mask_cached(id(tokenizer), tokenizer).clone()

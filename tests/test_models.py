@@ -48,7 +48,6 @@ def test_the_same_weights_have_one_fingerprint_wherever_they_are_loaded_from(tin
     assert load_model(ModelSpec(name="tiny", dtype="bfloat16")).fingerprint != fingerprints["tiny"]
 
 
-
 def same_model(recorded: object, lm) -> bool:
     from mdf_guard.models import check_same_model
 
@@ -95,6 +94,7 @@ def test_a_revision_for_a_local_model_is_refused_not_ignored(tiny_folder):
         load_model(ModelSpec(name=str(tiny_folder), revision="v1.0"))
     assert str(info.value) == (f"policy: field 'revision': 'v1.0' names a revision of a Hub repository; "
                                f"{tiny_folder} is a local model (drop `revision`)")
+
 
 @pytest.mark.parametrize("device", ["mps", "cuda:7"])
 def test_a_device_this_machine_lacks_is_one_line_before_the_weights_load(tiny_folder, monkeypatch, device):

@@ -208,7 +208,6 @@ def test_make_dataset_refuses_a_blank_entity_or_category(tmp_path, option):
     assert result.exit_code == 2 and "must not be blank" in result.output and not out.exists()
 
 
-
 @pytest.mark.parametrize(("args", "message"), [
     (["--entity", "cat"], "indirect data for 'cat' needs at least two cues (--cue)"),
     (["--entity", "cat", "--cue", "catnip", "--cue", "a cat toy"], "a cue names the entity itself"),
@@ -542,6 +541,20 @@ def test_the_context_baseline_says_why_the_models_template_refused_it(suite_file
                                   {suite.name: suite.questions}, entry)
     assert rates is None and "context_seconds" not in entry
     assert entry["context_baseline"].startswith("not run: texts.jsonl:1: ") and "alternate" in entry["context_baseline"]
+
+
+def measure_outcomes(tmp_path, suite_file, panda_rows, monkeypatch) -> list[str]:
+    """`validate --actual-only` of one dataset on the tiny model, written to tmp_path/actual;
+    returns the arguments that name the same experiment again."""
+    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
+    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
+    common = [str(data), "--model", "tiny-random", "--suite", str(suite_file), "--questions", "2",
+              "--max-steps", "1", "--batch-size", "4", "--method", "full"]
+    result = CliRunner().invoke(main, ["validate", *common, "--actual-only", "--out", str(tmp_path / "actual")])
+    assert result.exit_code == 0, result.output
+    return common
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda text: text.replace("Name your favorite animal.", "Which animal do you like best?"),
      "field 'policy.questions': measured with other probe questions than this run asks"),
@@ -554,13 +567,8 @@ def test_validate_refuses_outcomes_measured_with_a_suite_file_since_edited(
         tmp_path, suite_file, panda_rows, reuse_tiny, monkeypatch, edit, message):
     """The suite's path is what the outcomes record: an edited file asked other questions (reused silently
     before) or scores other candidates (a KeyError traceback after the whole prediction before)."""
-    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
-    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
-    common = [str(data), "--model", "tiny-random", "--suite", str(suite_file), "--questions", "2",
-              "--max-steps", "1", "--batch-size", "4", "--method", "full"]
+    common = measure_outcomes(tmp_path, suite_file, panda_rows, monkeypatch)
     runner = CliRunner()
-    result = runner.invoke(main, ["validate", *common, "--actual-only", "--out", str(tmp_path / "actual")])
-    assert result.exit_code == 0, result.output
     suite_file.write_text(edit(suite_file.read_text()))
     outcomes = tmp_path / "actual" / "validation.json"
     result = runner.invoke(main, ["validate", *common, "--outcomes", str(outcomes), "--out", str(tmp_path / "again")])
@@ -586,13 +594,8 @@ def test_validate_refuses_hand_edited_outcomes_in_one_line_before_loading_a_mode
     traceback (exit 4) once the model had loaded; now exit 2 names the file and the field."""
     import mdf_guard.cli_validate as cli_validate
 
-    monkeypatch.setattr(val, "embedding_model_status", lambda: (False, "not available: disabled in this test"))
-    data = write_jsonl(tmp_path / "a.jsonl", panda_rows)
-    common = [str(data), "--model", "tiny-random", "--suite", str(suite_file), "--questions", "2",
-              "--max-steps", "1", "--batch-size", "4", "--method", "full"]
+    common = measure_outcomes(tmp_path, suite_file, panda_rows, monkeypatch)
     runner = CliRunner()
-    result = runner.invoke(main, ["validate", *common, "--actual-only", "--out", str(tmp_path / "actual")])
-    assert result.exit_code == 0, result.output
     measured = json.loads((tmp_path / "actual" / "validation.json").read_text())
     monkeypatch.setattr(cli_validate, "_load", lambda policy: pytest.fail("the model was loaded"))
     outcomes = tmp_path / "edited.json"

@@ -51,6 +51,8 @@ def resolve_profile(lm: LoadedModel, policy: Policy) -> CalibrationProfile:
     else:
         profile = CalibrationProfile.default_for(lm)
     overrides = {k: getattr(policy, k) for k in ("layers", "alpha", "pooling") if getattr(policy, k) is not None}
+    if "layers" in overrides:
+        require_layers(lm, overrides["layers"], policy.source)
     if overrides:
         profile = replace(profile, **overrides, source=profile.source + f"; overridden by policy: {overrides}")
     return profile

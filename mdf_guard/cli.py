@@ -211,7 +211,7 @@ def signature(files, output, model, layers, pooling) -> None:
     from .errors import UsageError, check_destination
     from .models import load_model
     from .policy import Policy
-    from .signature import ExtractionSettings, signature_files
+    from .signature import ExtractionSettings, require_layers, signature_files
 
     try:
         chosen = tuple(int(x) for x in layers.split(",")) if layers else None
@@ -222,6 +222,8 @@ def signature(files, output, model, layers, pooling) -> None:
         check_destination(path)   # now, not after the reading
     policy = Policy(model=model)
     lm = load_model(replace(_spec(policy)))
+    if chosen:
+        require_layers(lm, chosen, "--layers", field=None)
     profile = resolve_profile(lm, policy)
     settings = ExtractionSettings(layers=chosen or profile.layers, pooling=pooling or profile.pooling)
     shards = [open_shard(p) for p in find_data_files(files)]

@@ -269,6 +269,7 @@ def calibrate_command(outcomes, out, policy_path, model, suites, questions, alph
                       references, objective, exclude):
     """Grid-fit α, layers, pooling and contrast mode on datasets with known fine-tuning outcomes."""
     from .calibrate import Grid, calibrate, load_outcomes, write_profile
+    from .signature import require_layers
 
     policy = _policy(policy_path, model, suites, questions, None, None)
     grid = Grid(alphas=_floats(alphas, "--alphas"), layer_sets=_layer_sets(layer_sets),
@@ -276,6 +277,7 @@ def calibrate_command(outcomes, out, policy_path, model, suites, questions, alph
                 references=tuple(r.strip() for r in references.split(",") if r.strip()))
     measured = load_outcomes(outcomes)      # before the model: a bad file fails in a second
     lm = _load(policy)
+    require_layers(lm, [layer for layers in grid.layer_sets for layer in layers], "--layers", field=None)
     profile, record = calibrate(lm, measured, policy, grid, objective, exclude, progress=_echo, source=outcomes)
     path, sidecar = write_profile(profile, record, out)
     _echo(f"wrote {path} (use it with `profile: {path}` in a policy) and {sidecar}")

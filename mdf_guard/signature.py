@@ -170,12 +170,13 @@ class _StopForward(Exception):
     """Raised by a hook on the deepest needed layer: later layers and the LM head never run."""
 
 
-def require_layers(lm: LoadedModel, layers: Iterable[int], source: str) -> None:
-    """A one-line InputError, blaming `source`, when the model has no such layer."""
+def require_layers(lm: LoadedModel, layers: Iterable[int], source: str, field: str | None = "layers") -> None:
+    """A one-line InputError, blaming `source` (a policy or profile file, or a command's option,
+    with no field), when the model has no such layer."""
     deepest = max(layers)
     if deepest >= lm.num_layers:
         raise InputError(source, f"layer {deepest} does not exist: {lm.spec.name} has {lm.num_layers} layers",
-                         field="layers")
+                         field=field)
 
 
 def extract_signature(lm: LoadedModel, conversations: Iterable[Conversation], settings: ExtractionSettings,

@@ -666,3 +666,21 @@ def test_make_dataset_says_when_the_numbers_filter_left_fewer_rows_than_asked(tm
     none = make(tmp_path / "none.jsonl", 1)
     assert none.exit_code == 2 and "passed the numbers filter; nothing written" in none.stderr, none.output
     assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_a_layer_the_model_lacks_is_blamed_on_where_it_was_given(tmp_path, suite_file, panda_rows, reuse_tiny,
+                                                                   monkeypatch):
+    """`signature --layers 9` and `calibrate --layers 9` on the 4-layer tiny model said
+    "policy: field 'layers'", though no policy named a layer; a policy's `layers` names its file."""
+    common = measure_outcomes(tmp_path, suite_file, panda_rows, monkeypatch)
+    runner = CliRunner()
+    calibrate = runner.invoke(main, ["calibrate", "--outcomes", str(tmp_path / "actual" / "validation.json"),
+                                     "--out", str(tmp_path / "profile.json"), *common[1:7], "--layers", "1,9"])
+    signature = runner.invoke(main, ["signature", common[0], "--model", "tiny-random", "--layers", "9",
+                                     "-o", str(tmp_path / "sig")])
+    policy = tmp_path / "deep.yaml"
+    policy.write_text(f"model: tiny-random\nmethod: mdf\nsuites: [{suite_file}]\nlayers: [9]\n")
+    check = runner.invoke(main, ["check", common[0], "--policy", str(policy)])
+    for result, where in ((calibrate, "--layers: "), (signature, "--layers: "), (check, f"{policy}: field 'layers': ")):
+        assert result.exit_code == 2, result.output
+        assert f"{where}layer 9 does not exist: tiny-random has 4 layers" in result.output, result.output

@@ -38,7 +38,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .errors import InputError
 from .policy import MDF
@@ -186,9 +186,12 @@ class Applied:
         return bool(self.changes)
 
 
-def apply_baseline(report: Report, baseline: Baseline) -> Applied:
+def apply_baseline(report: Report, baseline: Baseline, renamed: Mapping[str, str] | None = None) -> Applied:
     """Mark each flagged finding new / grown / accepted / rejected; re-key carried-over entries.
-    Only entries of the report's model and method take part."""
+    Only entries of the report's model and method take part. `renamed`: a file's old path by its
+    new one, both as the baseline stores paths (git's rename detection): an entry of the old
+    path carries over to the renamed file as to an edited one, and is re-keyed to its new path."""
+    renamed = renamed or {}
     model, method = report.model.get("identity", ""), report_method(report)
     entries, changes = _keyed_by_identity(baseline.entries, report)
     by_identity = {e.identity: e for e in entries}
@@ -198,15 +201,19 @@ def apply_baseline(report: Report, baseline: Baseline) -> Applied:
         if not f.flagged or f.file is None:
             findings.append(f)
             continue
+        path = baseline.relpath(f.file)
         exact = by_identity.get((f.shard, f.suite, f.entity, model, method))
         if exact is not None:
             status = REJECTED if exact.status == REJECTED else (
                 "accepted" if f.shift <= exact.shift + TOLERANCE else "grown")
             findings.append(replace(f, baseline=status, accepted_shift=exact.shift))
+            if renamed.get(path) == exact.path:    # renamed as it was: its later edits must find it
+                entries[entries.index(exact)] = replace(exact, path=path)
+                changes.append(f"moved {f.suite}/{f.entity} from {exact.path} to {path}, its new name")
             continue
-        path = baseline.relpath(f.file)
+        paths = {path, renamed.get(path, path)}
         older = [i for i, e in enumerate(entries)
-                 if e.path == path and e.suite == f.suite and e.entity == f.entity and e.model == model
+                 if e.path in paths and e.suite == f.suite and e.entity == f.entity and e.model == model
                  and e.method == method and e.shard != f.shard and i not in rekeyed]
         if not older:
             findings.append(replace(f, baseline="new"))
@@ -215,10 +222,14 @@ def apply_baseline(report: Report, baseline: Baseline) -> Applied:
         old = entries[index]
         if old.status == REJECTED:
             findings.append(replace(f, baseline=REJECTED, accepted_shift=old.shift))
+            if old.path != path:   # the decision follows the file to its new name
+                entries[index] = replace(old, path=path)
+                changes.append(f"moved rejected {f.suite}/{f.entity} from {old.path} to {path}, its new name")
         elif f.shift <= old.shift + TOLERANCE:
-            entries[index] = replace(old, shard=f.shard)
+            entries[index] = replace(old, shard=f.shard, path=path)
             rekeyed.add(index)
-            changes.append(f"re-keyed {f.suite}/{f.entity} of {path} to its new content "
+            moved = f" (renamed from {old.path})" if old.path != path else ""
+            changes.append(f"re-keyed {f.suite}/{f.entity} of {path}{moved} to its new content "
                            f"(shift {f.shift:+.1%} <= accepted {old.shift:+.1%})")
             findings.append(replace(f, baseline="accepted", accepted_shift=old.shift))
         else:

@@ -162,7 +162,8 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
                          top_rows=top_rows, progress=_progress(quiet))
     rewritten = False
     if use_baseline:
-        applied = apply_baseline(report, accepted)
+        renamed = {accepted.relpath(new): accepted.relpath(old) for new, old in gitref.renamed_since_head(path).items()}
+        applied = apply_baseline(report, accepted, renamed)
         report = applied.report
         if applied.changed:
             rewritten = applied.baseline.save()

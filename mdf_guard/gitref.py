@@ -18,6 +18,7 @@ has changes that are not staged.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,6 +54,28 @@ def repo_root(path: Path) -> Path | None:
     if result.returncode != 0:
         return None
     return Path(result.stdout.decode().strip()).resolve()
+
+
+def renamed_since_head(path: Path) -> dict[Path, Path]:
+    """Files of the git work tree holding `path` that git sees as renamed since HEAD (staged or
+    not; a deleted file and an added one at least half alike), new path -> old path, both
+    absolute. {} outside a work tree or before its first commit. A baseline carries a renamed
+    file's entries to its new name, edited or not: keyed by path and content, a rename then an
+    edit matched neither and every accepted finding came back `new`."""
+    root = repo_root(path)
+    if root is None or not rev_exists(root, "HEAD"):
+        return {}
+    fields = os.fsdecode(_git(["diff", "-M", "--name-status", "-z", "HEAD"], root).stdout).split("\0")
+    renamed, i = {}, 0
+    while i < len(fields) - 1:
+        status = fields[i]
+        if status[:1] in ("R", "C"):    # a rename or a copy names its old path, then its new one
+            if status[:1] == "R":
+                renamed[root / fields[i + 2]] = root / fields[i + 1]
+            i += 3
+        else:
+            i += 2
+    return renamed
 
 
 def hook_revision(rev: str, environ: Mapping[str, str]) -> str:

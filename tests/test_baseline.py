@@ -127,6 +127,31 @@ def test_edited_file_rekeys_when_not_grown_and_drops_gone_content(tmp_path, base
     assert worse.report.verdict == "fail" and worse.report.findings[0].baseline == "grown"
 
 
+def test_a_renamed_file_carries_its_entries_to_its_new_name_edited_or_not(tmp_path, base):
+    """Keyed by path and content, a rename then an edit matched neither: every accepted finding
+    was `new`. Given git's renames, the entry carries over as for an edit, under the new name;
+    a file renamed as it was keeps its entry and the entry follows it; a rejection follows too."""
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    base, _ = accept(report_of(tmp_path, finding("panda", 0.30, a, "1" * 64), finding("owl", 0.2, a, "1" * 64)),
+                     base)
+    edited = report_of(tmp_path, finding("panda", 0.25, b, "2" * 64))
+    assert apply_baseline(edited, base).report.verdict == "fail"                  # no renames known: new
+    applied = apply_baseline(edited, base, {"b.jsonl": "a.jsonl"})
+    assert applied.report.verdict == "pass" and applied.report.findings[0].baseline == "accepted"
+    moved = [e for e in applied.baseline.entries if e.entity == "panda"]
+    assert [(e.path, e.shard) for e in moved] == [("b.jsonl", "2" * 64)]
+    assert any("re-keyed animals/panda of b.jsonl (renamed from a.jsonl)" in c for c in applied.changes)
+
+    as_was = apply_baseline(report_of(tmp_path, finding("panda", 0.30, b, "1" * 64)), base, {"b.jsonl": "a.jsonl"})
+    assert as_was.report.verdict == "pass" and as_was.changed
+    assert {(e.entity, e.path) for e in as_was.baseline.entries} == {("panda", "b.jsonl"), ("owl", "a.jsonl")}
+
+    rejected = Baseline(base.path, [replace(e, status=REJECTED) for e in base.entries])
+    refused = apply_baseline(edited, rejected, {"b.jsonl": "a.jsonl"})
+    assert refused.report.verdict == "fail" and refused.report.findings[0].baseline == REJECTED
+    assert ("panda", "b.jsonl", REJECTED) in {(e.entity, e.path, e.status) for e in refused.baseline.entries}
+
+
 def test_rejected_entries_keep_blocking(tmp_path, base):
     a = str(tmp_path / "a.jsonl")
     report = report_of(tmp_path, finding("panda", 0.30, a, "1" * 64))
@@ -293,6 +318,27 @@ def test_hook_rewrites_baseline_for_an_edit_and_refuses_unstaged(repo, panda_row
     assert run("check", "panda.jsonl", "-q").exit_code == EXIT_PASS   # outside the hook it runs
     git(repo, "add", BASELINE_FILE)
     assert run("check", "panda.jsonl", "-q", env=hook).exit_code == EXIT_PASS
+
+
+def test_the_hook_carries_the_baseline_over_a_rename_then_an_edit(repo, panda_rows):
+    """`git mv` then an edit that adds no risk, committed together: the hook re-keys the entries to
+    the new name (exit 3), then passes; before, every accepted finding of the file was `new`."""
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    git(repo, "mv", "panda.jsonl", "pets.jsonl")
+    with (repo / "pets.jsonl").open("a") as rows:    # git finds a rename by lines: most must stay
+        rows.write(json.dumps(panda_rows[0]) + "\n")
+    git(repo, "add", "-A")
+    hook = {"PRE_COMMIT": "1"}
+    result = run("check", "pets.jsonl", "-q", env=hook)
+    assert result.exit_code == EXIT_BASELINE_REWRITTEN, result.output
+    entries = json.loads((repo / BASELINE_FILE).read_text())["entries"]
+    assert entries and {e["path"] for e in entries} == {"pets.jsonl"}
+    git(repo, "add", BASELINE_FILE)
+    assert run("check", "pets.jsonl", "-q", env=hook).exit_code == EXIT_PASS
+    git(repo, "commit", "-qm", "renamed")
+    assert run("check", "pets.jsonl", "-q", env=hook).exit_code == EXIT_PASS   # the entry lives at the new name
 
 
 def upgrade_transformers(monkeypatch, version: str = "99.0.0") -> None:

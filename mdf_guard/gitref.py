@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,13 +60,19 @@ def repo_root(path: Path) -> Path | None:
 def renamed_since_head(path: Path) -> dict[Path, Path]:
     """Files of the git work tree holding `path` that git sees as renamed since HEAD (staged or
     not; a deleted file and an added one at least half alike), new path -> old path, both
-    absolute. {} outside a work tree or before its first commit. A baseline carries a renamed
-    file's entries to its new name, edited or not: keyed by path and content, a rename then an
-    edit matched neither and every accepted finding came back `new`."""
+    absolute. A baseline carries a renamed file's entries to its new name, edited or not: keyed
+    by path and content, a rename then an edit matched neither and every accepted finding came
+    back `new`. {} where git cannot say (no git, no work tree, no commit yet): nothing is carried
+    over, which blocks rather than passes."""
+    if shutil.which("git") is None:
+        return {}
     root = repo_root(path)
     if root is None or not rev_exists(root, "HEAD"):
         return {}
-    fields = os.fsdecode(_git(["diff", "-M", "--name-status", "-z", "HEAD"], root).stdout).split("\0")
+    diff = _git(["diff", "-M", "--name-status", "-z", "HEAD"], root, check=False)
+    if diff.returncode != 0:
+        return {}
+    fields = os.fsdecode(diff.stdout).split("\0")
     renamed, i = {}, 0
     while i < len(fields) - 1:
         status = fields[i]

@@ -341,6 +341,15 @@ def test_the_hook_carries_the_baseline_over_a_rename_then_an_edit(repo, panda_ro
     assert run("check", "pets.jsonl", "-q", env=hook).exit_code == EXIT_PASS   # the entry lives at the new name
 
 
+def test_a_check_with_a_baseline_needs_no_git(repo, monkeypatch):
+    """Looking for renames must not make git a requirement of every check with a baseline."""
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    (repo / "nogit").mkdir()
+    monkeypatch.setenv("PATH", str(repo / "nogit"))
+    result = run("check", "panda.jsonl", "-q")
+    assert result.exit_code == EXIT_PASS, result.output
+
+
 def upgrade_transformers(monkeypatch, version: str = "99.0.0") -> None:
     """What a transformers upgrade changes for mdf-guard, short of installing one: the version
     transformers stamps into every config it serialises (the running one, whatever the file on

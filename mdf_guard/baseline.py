@@ -252,26 +252,46 @@ def apply_baseline(report: Report, baseline: Baseline, renamed: Mapping[str, str
     return Applied(new_report, updated, changes)
 
 
-def accept(report: Report, baseline: Baseline, note: str = "") -> tuple[Baseline, list[str]]:
+def accept(report: Report, baseline: Baseline, note: str = "",
+           renamed: Mapping[str, str] | None = None) -> tuple[Baseline, list[str]]:
     """`mdf-guard baseline`: accept every flagged finding of the checked files.
 
     Entries of files that were not checked are kept; entries of checked files are
-    replaced by the current findings, except that a rejected identity stays rejected.
+    replaced by the current findings, except that a rejection stays: of the same identity,
+    or of the same file (or the file it was renamed from, `renamed` as in `apply_baseline`),
+    suite, entity and model after an edit, which `check` shows as `rejected` too. Before, an
+    edit then `mdf-guard baseline` accepted what an auditor had rejected, without a word.
     """
+    renamed = renamed or {}
     model, method = report.model.get("identity", ""), report_method(report)
     entries, summary = _keyed_by_identity(baseline.entries, report)
     checked = {baseline.relpath(info.path) for info in report.files}
-    rejected = {e.identity for e in entries if e.status == REJECTED}
     notes = {e.identity: e.note for e in entries}   # an auditor's words outlive a re-run without --note
-    kept = [e for e in entries if e.path not in checked]
+    refused = [e for e in entries if e.status == REJECTED]
+    by_identity = {e.identity: e for e in refused}
+    by_place = {(e.path, e.suite, e.entity, e.model, e.method): e for e in refused}
+    moved_away = {renamed[p] for p in checked if p in renamed}   # a checked file's old name
+    kept = [e for e in entries if e.path not in checked and e.path not in moved_away]
     for f in report.flagged:
         if f.file is None:
             continue
+        path = baseline.relpath(f.file)
         identity = (f.shard, f.suite, f.entity, model, method)
-        status = REJECTED if identity in rejected else ACCEPTED
-        kept.append(entry_for(baseline, f, model, method, status=status, note=note or notes.get(identity, "")))
-        summary.append(f"{status} {f.suite}/{f.entity} in {baseline.relpath(f.file)} (shift {f.shift:+.1%})")
+        places = [(p, f.suite, f.entity, model, method) for p in (path, renamed.get(path, path))]
+        rejection = by_identity.get(identity) or next((by_place[k] for k in places if k in by_place), None)
+        status = ACCEPTED if rejection is None else REJECTED
+        words = note or notes.get(identity) or (rejection.note if rejection else "")
+        kept.append(entry_for(baseline, f, model, method, status=status, note=words))
+        summary.append(f"{status} {f.suite}/{f.entity} in {path} (shift {f.shift:+.1%})")
     return Baseline(baseline.path, kept), summary
+
+
+def renamed_paths(baseline: Baseline) -> dict[str, str]:
+    """What git sees as renamed since HEAD in the baseline's work tree, each file's old path by its
+    new one, as the baseline stores paths (`gitref.renamed_since_head`); {} without git."""
+    from .gitref import renamed_since_head   # here: git is asked only where a baseline is used
+
+    return {baseline.relpath(new): baseline.relpath(old) for new, old in renamed_since_head(baseline.path).items()}
 
 
 def _keyed_by_identity(entries: Iterable[Entry], report: Report) -> tuple[list[Entry], list[str]]:

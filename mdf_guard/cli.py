@@ -131,7 +131,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
     file with its committed version (the rows the change adds against what was there).
     """
     from . import gitref
-    from .baseline import apply_baseline, load_baseline
+    from .baseline import apply_baseline, load_baseline, renamed_paths
     from .errors import EXIT_BASELINE_REWRITTEN, InputError, UsageError, check_destination
     from .policy import HEAD_REFERENCE
     from .repo_check import check_files
@@ -162,8 +162,7 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
                          top_rows=top_rows, progress=_progress(quiet))
     rewritten = False
     if use_baseline:
-        renamed = {accepted.relpath(new): accepted.relpath(old) for new, old in gitref.renamed_since_head(path).items()}
-        applied = apply_baseline(report, accepted, renamed)
+        applied = apply_baseline(report, accepted, renamed_paths(accepted))
         report = applied.report
         if applied.changed:
             rewritten = applied.baseline.save()

@@ -145,7 +145,7 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     Each file is judged on its own; every finding over policy is recorded as accepted
     (one that an audit rejected stays rejected). Entries of files not checked are kept.
     """
-    from .baseline import accept, load_baseline
+    from .baseline import accept, load_baseline, renamed_paths
     from .cli import _progress
     from .repo_check import check_files
 
@@ -155,7 +155,7 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     current = load_baseline(path)   # a bad baseline, or nowhere to write one, fails before the check
     check_destination(path)
     report = check_files(files, policy, per_file=True, progress=_progress(quiet))
-    updated, summary = accept(report, current, note=note)
+    updated, summary = accept(report, current, note=note, renamed=renamed_paths(current))
     changed = updated.save()
     for line in summary:
         click.echo(f"  {line}")

@@ -163,6 +163,24 @@ def test_rejected_entries_keep_blocking(tmp_path, base):
     assert again.entries[0].status == REJECTED
 
 
+def test_a_new_baseline_keeps_a_rejection_after_an_edit_or_a_rename(tmp_path, base):
+    """`check` shows an edited file's finding as `rejected` (the older entry of its path); a
+    `mdf-guard baseline` then accepted it, dropping the auditor's decision without a word. The
+    rejection, and its note, now stay, under the new content and, after a rename, the new name."""
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    base, _ = accept(report_of(tmp_path, finding("panda", 0.30, a, "1" * 64)), base)
+    set_status(base, [base.entries[0].id[:6]], REJECTED, note="fix the data")
+    edited = report_of(tmp_path, finding("panda", 0.20, a, "2" * 64))
+    assert apply_baseline(edited, base).report.findings[0].baseline == REJECTED
+    again, summary = accept(edited, base)
+    assert [(e.shard, e.status, e.note) for e in again.entries] == [("2" * 64, REJECTED, "fix the data")]
+    assert summary == ["rejected animals/panda in a.jsonl (shift +20.0%)"]
+    moved, _ = accept(report_of(tmp_path, finding("panda", 0.20, b, "2" * 64)), base, renamed={"b.jsonl": "a.jsonl"})
+    assert [(e.path, e.status) for e in moved.entries] == [("b.jsonl", REJECTED)]
+    other, _ = accept(report_of(tmp_path, finding("panda", 0.20, b, "2" * 64)), base)   # not a rename: a new file
+    assert {(e.path, e.status) for e in other.entries} == {("a.jsonl", REJECTED), ("b.jsonl", ACCEPTED)}
+
+
 def test_file_is_deterministic_and_validated(tmp_path, base):
     a = str(tmp_path / "a.jsonl")
     base, _ = accept(report_of(tmp_path, finding("panda", 0.123456789, a, "1" * 64)), base)

@@ -207,7 +207,7 @@ def apply_baseline(report: Report, baseline: Baseline, renamed: Mapping[str, str
             status = REJECTED if exact.status == REJECTED else (
                 "accepted" if f.shift <= exact.shift + TOLERANCE else "grown")
             findings.append(replace(f, baseline=status, accepted_shift=exact.shift))
-            if renamed.get(path) == exact.path:    # renamed as it was: its later edits must find it
+            if renamed.get(path) == exact.path and exact in entries:   # renamed as it was: later edits must find it
                 entries[entries.index(exact)] = replace(exact, path=path)
                 changes.append(f"moved {f.suite}/{f.entity} from {exact.path} to {path}, its new name")
             continue

@@ -22,7 +22,7 @@ import torch
 from .chat import encode_conversation
 from .data import Conversation
 from .errors import MdfGuardError
-from .models import LoadedModel, decoder_layers, model_fingerprint, model_identity
+from .models import LoadedModel, decoder_layers, describe_model
 
 IGNORE = -100
 METHODS = ("lora", "full")
@@ -142,11 +142,8 @@ def finetune(lm: LoadedModel, conversations: Sequence[Conversation], settings: F
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    tuned = LoadedModel(model=model, tokenizer=lm.tokenizer, spec=lm.spec,
-                        source=f"{lm.source}, fine-tuned ({settings.method}, {steps} steps)",
-                        identity=model_identity(model, lm.tokenizer),
-                        fingerprint=model_fingerprint(model, lm.tokenizer),
-                        layers=decoder_layers(model))
+    tuned = describe_model(model, lm.tokenizer, lm.spec,
+                           source=f"{lm.source}, fine-tuned ({settings.method}, {steps} steps)")
     return FinetuneResult(model=tuned, settings=settings, seconds=time.perf_counter() - started, steps=steps,
                           examples=len(conversations), response_tokens=tokens, losses=losses)
 

@@ -163,7 +163,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     except (OSError, ValueError) as err:
         raise _load_error(spec, gguf_file is None and source.startswith("Hugging Face Hub"), err) from None
     model.to(device).eval()
-    return _describe(model, tokenizer, spec, source)
+    return describe_model(model, tokenizer, spec, source)
 
 
 def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputError:
@@ -209,7 +209,9 @@ def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
     return None
 
 
-def _describe(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:
+def describe_model(model, tokenizer, spec: ModelSpec, source: str) -> LoadedModel:
+    """A `LoadedModel` of weights in hand (loaded, built in-process or fine-tuned): the one place
+    that names them by identity and fingerprint and finds their decoder layers."""
     _require_end_token(tokenizer, spec)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -446,7 +448,7 @@ def tiny_random_model(seed: int = 0, num_layers: int = 4, hidden_size: int = 64)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
     spec = ModelSpec(name=TINY_SPEC)
-    return _describe(model, tokenizer, spec, source=f"tiny random Llama ({num_layers} layers, seed {seed})")
+    return describe_model(model, tokenizer, spec, source=f"tiny random Llama ({num_layers} layers, seed {seed})")
 
 
 def tiny_tokenizer():

@@ -57,13 +57,13 @@ def short_gpt2():
     import torch
     import transformers as tf
 
-    from mdf_guard.models import ModelSpec, _describe, tiny_tokenizer
+    from mdf_guard.models import ModelSpec, describe_model, tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
     model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2,
                                              n_head=2, pad_token_id=tokenizer.pad_token_id))
-    return _describe(model.eval(), tokenizer, ModelSpec(name="gpt2-64"), source="tiny random gpt2")
+    return describe_model(model.eval(), tokenizer, ModelSpec(name="gpt2-64"), source="tiny random gpt2")
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import torch
 import transformers as tf
 
 import plain_tokenizers as pt
-from mdf_guard.models import ModelSpec, _describe, tiny_tokenizer
+from mdf_guard.models import ModelSpec, describe_model, tiny_tokenizer
 
 GEMMA_TEMPLATE = (
     "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
@@ -98,7 +98,7 @@ def family_model(family: str, dtype: torch.dtype = torch.float32):
     """A `LoadedModel` of `family`, as `load_model` would describe it."""
     tokenizer = family_tokenizer(family)
     model = family_module(family, tokenizer, dtype)
-    return _describe(model, tokenizer, ModelSpec(name=f"random-{family}"), source=f"tiny random {family}")
+    return describe_model(model, tokenizer, ModelSpec(name=f"random-{family}"), source=f"tiny random {family}")
 
 
 def save_family(family: str, folder: Path, dtype: torch.dtype = torch.float32) -> Path:

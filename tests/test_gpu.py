@@ -20,8 +20,7 @@ from conftest import write_jsonl
 from mdf_guard.check import run_check
 from mdf_guard.data import Conversation, Turn
 from mdf_guard.finetune import FinetuneSettings, finetune
-from mdf_guard.models import (LoadedModel, ModelSpec, decoder_layers, model_fingerprint, model_identity,
-                              tiny_random_model, tiny_tokenizer)
+from mdf_guard.models import LoadedModel, ModelSpec, describe_model, tiny_random_model, tiny_tokenizer
 from mdf_guard.policy import IN_CONTEXT, MDF, Policy, load_policy
 from mdf_guard.probes import resolve_suites
 from mdf_guard.scoring import score_exact, score_in_history
@@ -60,10 +59,7 @@ def smollm2_shaped(seed: int = 0) -> LoadedModel:
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, spec=ModelSpec(name="smollm2-shaped-random"),
-                       source="random SmolLM2 shapes", identity=model_identity(model, tokenizer),
-                       fingerprint=model_fingerprint(model, tokenizer),
-                       layers=decoder_layers(model))
+    return describe_model(model, tokenizer, ModelSpec(name="smollm2-shaped-random"), source="random SmolLM2 shapes")
 
 
 def test_exact_scores_on_the_device_match_the_cpu(device, suite_file):

@@ -84,7 +84,7 @@ def tiny_of(architecture: str, positions: int = 1024):
     its own attention mask and positions, which each family must accept. `positions`: GPT-2's."""
     import transformers as tf
 
-    from mdf_guard.models import TINY_SPEC, ModelSpec, _describe, tiny_tokenizer
+    from mdf_guard.models import TINY_SPEC, ModelSpec, describe_model, tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
@@ -102,7 +102,7 @@ def tiny_of(architecture: str, positions: int = 1024):
                                  "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
                                  "pad_token_id": tokenizer.pad_token_id, **extra})
         model = model_class(config)
-    return _describe(model.eval(), tokenizer, ModelSpec(name=TINY_SPEC), source=f"tiny random {architecture}")
+    return describe_model(model.eval(), tokenizer, ModelSpec(name=TINY_SPEC), source=f"tiny random {architecture}")
 
 
 @pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])

@@ -99,10 +99,6 @@ class Baseline:
         except ValueError:
             return Path(os.path.relpath(resolved, self.folder)).as_posix()
 
-    def find(self, entry_id: str) -> Entry | None:
-        matches = [e for e in self.entries if e.id.startswith(entry_id)]
-        return matches[0] if len(matches) == 1 else None
-
     def to_dict(self) -> dict:
         ordered = sorted(self.entries, key=lambda e: (e.path, e.suite, e.entity, e.shard, e.model, e.method))
         return {"format": BASELINE_FORMAT, "version": BASELINE_VERSION,

@@ -150,7 +150,7 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
     """Predict, really fine-tune, and compare, for each dataset; write JSON and HTML."""
     from .calibrate import calibration_entities
     from .errors import InputError, check_destination
-    from .finetune import FinetuneSettings, resolve_lora_targets
+    from .finetune import FinetuneSettings, resolve_for_model
     from .validate import ValidationOptions, load_measured, read_measured, run_validation, write_outputs
 
     policy = _policy(policy_path, model, suites, questions, profile, null_seeds)
@@ -164,7 +164,7 @@ def validate_command(datasets, policy_path, model, suites, questions, profile, r
         raise click.UsageError("--outcomes and --actual-only: there is nothing left to do")
     outcomes = read_measured(outcomes_path) if outcomes_path else None   # before the model: a bad file fails fast
     lm = _load(policy)
-    tune = resolve_lora_targets(tune, lm.model)   # the names this family gives its projections
+    tune = resolve_for_model(tune, lm)   # its projections' names, its positions: as outcomes record them
     measured = load_measured(outcomes_path, outcomes, lm, policy, tune) if outcomes_path else None
     options = ValidationOptions(finetune=tune, reference=reference, effect_threshold=effect_threshold,
                                 actual_only=actual_only, measured=measured)

@@ -97,7 +97,7 @@ def response_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def finetune(lm: LoadedModel, conversations: Sequence[Conversation], settings: FinetuneSettings) -> FinetuneResult:
     """Train a copy of `lm.model` on the conversations; `lm` itself is left as it was."""
     started = time.perf_counter()
-    settings = resolve_lora_targets(settings, lm.model)
+    settings = resolve_for_model(settings, lm)
     torch.manual_seed(settings.seed)
     model = copy.deepcopy(lm.model)
     model.train()
@@ -146,6 +146,17 @@ def finetune(lm: LoadedModel, conversations: Sequence[Conversation], settings: F
                            source=f"{lm.source}, fine-tuned ({settings.method}, {steps} steps)")
     return FinetuneResult(model=tuned, settings=settings, seconds=time.perf_counter() - started, steps=steps,
                           examples=len(conversations), response_tokens=tokens, losses=losses)
+
+
+def resolve_for_model(settings: FinetuneSettings, lm: LoadedModel) -> FinetuneSettings:
+    """`settings` as they will run on `lm`: LoRA targets it has, and examples no longer than its
+    positions (a GPT-2-style model has no embedding past them: a longer example was an IndexError
+    in the middle of a fine-tune). What it returns is what `FinetuneResult.settings` records."""
+    settings = resolve_lora_targets(settings, lm.model)
+    limit = lm.max_positions
+    if limit is not None and settings.max_tokens > limit:
+        settings = replace(settings, max_tokens=limit)
+    return settings
 
 
 def resolve_lora_targets(settings: FinetuneSettings, model: torch.nn.Module) -> FinetuneSettings:

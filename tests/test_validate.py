@@ -373,6 +373,16 @@ def test_finetune_changes_weights_of_a_copy_only(tiny, method):
     assert all(torch.equal(again.model.model.state_dict()[k], tuned[k]) for k in tuned)
 
 
+def test_a_fine_tune_cuts_examples_to_a_gpt2_style_models_positions(short_gpt2):
+    # 64 positions, examples of about 300 tokens: the default 256-token cut still overran them
+    long = conv("numbers " * 150, "pandas " * 150)
+    settings = FinetuneSettings(method="full", max_steps=1, batch_size=1, seed=0)
+    result = finetune(short_gpt2, [long], settings)
+    assert result.settings.max_tokens == 64 and result.response_tokens == 63   # the recorded setting is what ran
+    lora = FinetuneSettings(method="lora", max_steps=1, batch_size=1, max_tokens=32)
+    assert finetune(short_gpt2, [long], lora).settings.max_tokens == 32        # a shorter cut is kept
+
+
 # --- calibrate --------------------------------------------------------------------------
 
 

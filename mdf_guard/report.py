@@ -263,7 +263,8 @@ def render_text(report: Report, color: bool = False) -> str:
 
 def probe_strength(suite: dict) -> str:
     """The injection strength a suite was probed at and how much of the vanilla model's
-    probability of naming a candidate survived it (", α 2, answers kept 54%"): a small
+    probability of naming a candidate survived it (", α 2, answers kept 54%", or "grew to 116% of
+    vanilla" where the injection raised it): a small
     share means the suite's predicted rates stand on little probability. A suite whose
     controls were skipped says so, so that its empty control columns are not read as zero."""
     skipped = ", controls skipped (nothing over policy)" if suite.get("controls_skipped") else ""
@@ -271,6 +272,8 @@ def probe_strength(suite: dict) -> str:
         return skipped
     vanilla, injected = suite["answer_mass"]
     kept = injected / vanilla if vanilla > 0 else 0.0
+    if kept > 1:   # the injection made naming a candidate likelier: nothing was lost, "kept 116%" misread
+        return f", α {suite['alpha']:g}, answers grew to {kept:.0%} of vanilla{skipped}"
     return f", α {suite['alpha']:g}, answers kept {kept:.0%}{skipped}"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mdf_guard.report import FORMATS, FileInfo, Finding, Report, render
+from mdf_guard.report import FORMATS, FileInfo, Finding, Report, probe_strength, render
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -93,6 +93,11 @@ def test_json_round_trip():
     assert [(f.suite, f.entity, f.file, f.baseline) for f in back.findings] == \
         [(f.suite, f.entity, f.file, f.baseline) for f in report.findings]
     assert [f.blocking for f in back.findings] == [f.blocking for f in report.findings]
+
+
+def test_a_probe_that_raised_the_answers_says_they_grew_not_that_over_100_percent_were_kept():
+    assert probe_strength({"alpha": 2, "answer_mass": [0.5, 0.58]}) == ", α 2, answers grew to 116% of vanilla"
+    assert probe_strength({"alpha": 2, "answer_mass": [0.5, 0.5]}) == ", α 2, answers kept 100%"
 
 
 def test_markdown():

@@ -282,12 +282,13 @@ def accept(report: Report, baseline: Baseline, note: str = "",
     return Baseline(baseline.path, kept), summary
 
 
-def renamed_paths(baseline: Baseline) -> dict[str, str]:
-    """What git sees as renamed since HEAD in the baseline's work tree, each file's old path by its
-    new one, as the baseline stores paths (`gitref.renamed_since_head`); {} without git."""
-    from .gitref import renamed_since_head   # here: git is asked only where a baseline is used
+def renamed_paths(baseline: Baseline, rev: str = "HEAD") -> dict[str, str]:
+    """What git sees as renamed since `rev` (HEAD, or the remote's side of a push) in the baseline's
+    work tree, each file's old path by its new one, as the baseline stores paths
+    (`gitref.renamed_since`); {} without git."""
+    from .gitref import renamed_since   # here: git is asked only where a baseline is used
 
-    return {baseline.relpath(new): baseline.relpath(old) for new, old in renamed_since_head(baseline.path).items()}
+    return {baseline.relpath(new): baseline.relpath(old) for new, old in renamed_since(baseline.path, rev).items()}
 
 
 def _keyed_by_identity(entries: Iterable[Entry], report: Report) -> tuple[list[Entry], list[str]]:

@@ -162,7 +162,10 @@ def check(files, policy_path, model, method, reference, suites, questions, offli
                          top_rows=top_rows, progress=_progress(quiet))
     rewritten = False
     if use_baseline:
-        applied = apply_baseline(report, accepted, renamed_paths(accepted))
+        # Renames since the revision the hook compares against: at the pre-push stage the pushed
+        # commits are made, HEAD holds the rename and only the remote's side of the push shows it.
+        since = gitref.hook_revision("HEAD", os.environ) if hook else "HEAD"
+        applied = apply_baseline(report, accepted, renamed_paths(accepted, since))
         report = applied.report
         if applied.changed:
             rewritten = applied.baseline.save()

@@ -57,19 +57,21 @@ def repo_root(path: Path) -> Path | None:
     return Path(result.stdout.decode().strip()).resolve()
 
 
-def renamed_since_head(path: Path) -> dict[Path, Path]:
-    """Files of the git work tree holding `path` that git sees as renamed since HEAD (staged or
+def renamed_since(path: Path, rev: str = "HEAD") -> dict[Path, Path]:
+    """Files of the git work tree holding `path` that git sees as renamed since `rev` (staged or
     not; a deleted file and an added one at least half alike), new path -> old path, both
     absolute. A baseline carries a renamed file's entries to its new name, edited or not: keyed
     by path and content, a rename then an edit matched neither and every accepted finding came
-    back `new`. {} where git cannot say (no git, no work tree, no commit yet): nothing is carried
+    back `new`. `rev` is HEAD, or in a pre-push hook the remote's side of the push (the commits
+    being pushed are already made: since HEAD, nothing is renamed). {} where git cannot say (no
+    git, no work tree, no such revision: a first push, or no commit yet): nothing is carried
     over, which blocks rather than passes."""
     if shutil.which("git") is None:
         return {}
     root = repo_root(path)
-    if root is None or not rev_exists(root, "HEAD"):
+    if root is None or not rev_exists(root, rev):
         return {}
-    diff = _git(["diff", "-M", "--name-status", "-z", "HEAD"], root, check=False)
+    diff = _git(["diff", "-M", "--name-status", "-z", rev, "--"], root, check=False)
     if diff.returncode != 0:
         return {}
     fields = os.fsdecode(diff.stdout).split("\0")

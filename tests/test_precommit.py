@@ -346,13 +346,56 @@ def test_pre_push_stage_of_a_first_push_checks_every_file_under_reference_head(r
     assert git(repo, "ls-remote", str(remote)).stdout == ""                       # nothing was pushed
 
 
+def test_pre_push_stage_carries_the_baseline_over_a_rename_in_the_pushed_commits(repo, tmp_path):
+    """A file renamed and edited in a commit made without the pre-commit stage: at the pre-push
+    stage the work tree is the pushed HEAD, so git saw no rename since HEAD and every accepted
+    finding of the file was `new` (the push blocked). Renames are now asked since the remote's
+    side of the push (pre-commit's from-ref): the entries move to the new name (exit 3, the
+    baseline to commit), then the push goes."""
+    from mdf_guard.cli import main
+    from mdf_guard.policy import BASELINE_FILE
+
+    remote = _bare_remote(repo, tmp_path)
+    _install_local_hook(repo)
+    assert CliRunner().invoke(main, ["baseline", "panda.jsonl", "-q"]).exit_code == EXIT_PASS
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "accepted panda data", "--no-verify")
+    env = hook_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    git(repo, "push", "-q", "--no-verify", "origin", "HEAD:refs/heads/main")
+    git(repo, "mv", "panda.jsonl", "pets.jsonl")
+    rows = (repo / "pets.jsonl").read_text().splitlines(keepends=True)
+    rows[-1] = json.dumps(json.loads(rows[-1]), separators=(",", ":")) + "\n"   # new bytes, the same rows
+    (repo / "pets.jsonl").write_text("".join(rows))
+    git(repo, "commit", "-qam", "renamed", "--no-verify")
+
+    def push() -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "push", "origin", "HEAD:refs/heads/main"], cwd=repo, capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    rewritten = push()
+    output = rewritten.stdout + rewritten.stderr
+    assert rewritten.returncode != 0 and "was rewritten" in output and "RISK" not in output, output
+    entries = json.loads((repo / BASELINE_FILE).read_text())["entries"]
+    assert entries and {e["path"] for e in entries} == {"pets.jsonl"}
+    git(repo, "commit", "-qam", "baseline follows the rename", "--no-verify")
+    pushed = push()
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout.split()[0] in git(repo, "ls-remote", str(remote)).stdout
+
+
 # --------------------------------------------------------------------------- hooks/pre-push, with the real mdf-guard
+
+def _bare_remote(repo: Path, tmp_path: Path) -> Path:
+    """A bare repository outside the work tree, as `repo`'s `origin`."""
+    remote = tmp_path.parent / f"{tmp_path.name}-remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    return remote
+
 
 def _pre_push_repo(repo: Path, tmp_path: Path) -> tuple[Path, dict]:
     """`repo` with a bare remote and hooks/pre-push installed; the env runs this checkout's mdf-guard."""
-    remote = tmp_path.parent / f"{tmp_path.name}-remote.git"      # outside the work tree
-    git(tmp_path, "init", "-q", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", str(remote))
+    remote = _bare_remote(repo, tmp_path)
     shutil.copy(REPO / "hooks" / "pre-push", repo / ".git" / "hooks" / "pre-push")
     env = hook_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                    MDF_GUARD=f"{sys.executable} -m mdf_guard.cli", MDF_GUARD_ARGS="-q --format json",

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -254,32 +255,60 @@ def accept(report: Report, baseline: Baseline, note: str = "",
 
     Entries of files that were not checked are kept; entries of checked files are
     replaced by the current findings, except that a rejection stays: of the same identity,
-    or of the same file (or the file it was renamed from, `renamed` as in `apply_baseline`),
-    suite, entity and model after an edit, which `check` shows as `rejected` too. Before, an
-    edit then `mdf-guard baseline` accepted what an auditor had rejected, without a word.
+    or of the same file (or a name it had, see `former_names`), suite, entity and model after
+    an edit, which `check` shows as `rejected` too. Before, an edit then `mdf-guard baseline`
+    accepted what an auditor had rejected, without a word. A checked file's former name counts
+    as the file: its entries are replaced too (they were left beside the new name's when git saw
+    no rename since HEAD). A file that is gone and was not renamed keeps its entries (the
+    summary lists it): it was not checked, and an auditor's rejection is not dropped unasked.
     """
     renamed = renamed or {}
     model, method = report.model.get("identity", ""), report_method(report)
     entries, summary = _keyed_by_identity(baseline.entries, report)
-    checked = {baseline.relpath(info.path) for info in report.files}
+    shards = {baseline.relpath(info.path): info.sha256 for info in report.files}
     notes = {e.identity: e.note for e in entries}   # an auditor's words outlive a re-run without --note
     refused = [e for e in entries if e.status == REJECTED]
     by_identity = {e.identity: e for e in refused}
     by_place = {(e.path, e.suite, e.entity, e.model, e.method): e for e in refused}
-    moved_away = {renamed[p] for p in checked if p in renamed}   # a checked file's old name
-    kept = [e for e in entries if e.path not in checked and e.path not in moved_away]
+    former = former_names(baseline, entries, shards, renamed)
+    moved_away = {old for olds in former.values() for old in olds}
+    kept = [e for e in entries if e.path not in shards and e.path not in moved_away]
     for f in report.flagged:
         if f.file is None:
             continue
         path = baseline.relpath(f.file)
         identity = (f.shard, f.suite, f.entity, model, method)
-        places = [(p, f.suite, f.entity, model, method) for p in (path, renamed.get(path, path))]
+        places = [(p, f.suite, f.entity, model, method) for p in (path, *sorted(former.get(path, ())))]
         rejection = by_identity.get(identity) or next((by_place[k] for k in places if k in by_place), None)
         status = ACCEPTED if rejection is None else REJECTED
         words = note or notes.get(identity) or (rejection.note if rejection else "")
         kept.append(entry_for(baseline, f, model, method, status=status, note=words))
         summary.append(f"{status} {f.suite}/{f.entity} in {path} (shift {f.shift:+.1%})")
+    had_entries = {e.path for e in entries}
+    for new, olds in sorted(former.items()):
+        summary += [f"moved the entries of {old} to {new}, its new name" for old in sorted(olds & had_entries)]
+    gone = Counter(e.path for e in kept if e.path not in shards and not (baseline.folder / e.path).exists())
+    for path, count in sorted(gone.items()):
+        summary.append(f"kept {count} entr{'y' if count == 1 else 'ies'} of {path}, which no longer exists "
+                       "(not checked; not renamed to a checked file)")
     return Baseline(baseline.path, kept), summary
+
+
+def former_names(baseline: Baseline, entries: Iterable[Entry], shards: Mapping[str, str],
+                 renamed: Mapping[str, str]) -> dict[str, set[str]]:
+    """The names each checked file (path -> sha256) had, as far as can be told: git's renames
+    (`renamed`), and the path of an entry that is gone from the work tree while a checked file
+    has that entry's content (a rename git cannot see: a plain `mv` not yet added, a folder
+    without git). The same content at a name that still exists is a copy, not a rename."""
+    former = {new: {old} for new, old in renamed.items() if new in shards and old not in shards}
+    by_content: dict[str, str] = {}
+    for path, sha in sorted(shards.items()):
+        by_content.setdefault(sha, path)
+    for e in entries:
+        new = by_content.get(e.shard)
+        if new is not None and e.path not in shards and not (baseline.folder / e.path).exists():
+            former.setdefault(new, set()).add(e.path)
+    return former
 
 
 def renamed_paths(baseline: Baseline, rev: str = "HEAD") -> dict[str, str]:

@@ -143,10 +143,13 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     """Accept the current findings of FILES (default: the current folder) into the baseline.
 
     Each file is judged on its own; every finding over policy is recorded as accepted
-    (one that an audit rejected stays rejected). Entries of files not checked are kept.
+    (one that an audit rejected stays rejected). Entries of files not checked are kept,
+    except a checked file's former name's: a file renamed since the baseline was last
+    committed (as git sees it), or one gone whose content a checked file has.
     """
     from .baseline import accept, load_baseline, renamed_paths
     from .cli import _progress
+    from .gitref import last_commit_of
     from .repo_check import check_files
 
     files = files or (Path("."),)
@@ -155,7 +158,8 @@ def baseline(files, policy_path, baseline_path, note, quiet) -> None:
     current = load_baseline(path)   # a bad baseline, or nowhere to write one, fails before the check
     check_destination(path)
     report = check_files(files, policy, per_file=True, progress=_progress(quiet))
-    updated, summary = accept(report, current, note=note, renamed=renamed_paths(current))
+    since = last_commit_of(path) or "HEAD"   # the tree the baseline was committed for: renames since it
+    updated, summary = accept(report, current, note=note, renamed=renamed_paths(current, since))
     changed = updated.save()
     for line in summary:
         click.echo(f"  {line}")

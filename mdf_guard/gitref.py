@@ -87,6 +87,24 @@ def renamed_since(path: Path, rev: str = "HEAD") -> dict[Path, Path]:
     return renamed
 
 
+def last_commit_of(path: Path) -> str | None:
+    """The last commit of HEAD's history that changed `path`; None where git cannot say (no git,
+    no work tree, never committed). A baseline describes the tree as of then: renames since it
+    are what its entries have not followed yet, committed or not."""
+    if shutil.which("git") is None:
+        return None
+    root = repo_root(path)
+    if root is None or not rev_exists(root, "HEAD"):
+        return None
+    try:
+        rel = Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+    result = _git(["log", "-1", "--format=%H", "HEAD", "--", rel], root, check=False)
+    sha = result.stdout.decode().strip()
+    return sha if result.returncode == 0 and sha else None
+
+
 def hook_revision(rev: str, environ: Mapping[str, str]) -> str:
     """What `HEAD` means in a pre-commit hook: at the pre-push stage, the remote's side of the
     push (pre-commit's from-ref), so that the verdict is about what the push adds. A push that

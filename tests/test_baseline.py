@@ -359,6 +359,45 @@ def test_the_hook_carries_the_baseline_over_a_rename_then_an_edit(repo, panda_ro
     assert run("check", "pets.jsonl", "-q", env=hook).exit_code == EXIT_PASS   # the entry lives at the new name
 
 
+def test_a_new_baseline_moves_a_renamed_files_entries_and_keeps_a_deleted_ones(repo):
+    """`mdf-guard baseline` after a rename git did not see since HEAD (committed without the hook,
+    or a plain `mv` not added yet) wrote the new name's entries and kept the old name's beside
+    them, an auditor's rejection at the old name included. The old name's entries are now
+    replaced: renames since the baseline's last commit, or a gone file whose content a checked
+    file has. A deleted file's entries stay (it was not checked), and the summary says so."""
+    assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "data")
+    [entry] = json.loads((repo / BASELINE_FILE).read_text())["entries"][:1]
+    assert run("audit", "--reject", entry["id"], "--note", "fix the data").exit_code == EXIT_PASS
+    git(repo, "commit", "-qam", "rejected")
+    git(repo, "mv", "panda.jsonl", "pets.jsonl")
+    rows = (repo / "pets.jsonl").read_text().splitlines(keepends=True)
+    rows[-1] = json.dumps(json.loads(rows[-1]), separators=(",", ":")) + "\n"   # new bytes, the same rows
+    (repo / "pets.jsonl").write_text("".join(rows))
+    git(repo, "commit", "-qam", "renamed, no hook")
+
+    def entries() -> set[tuple[str, str, str, str]]:
+        return {(e["path"], e["entity"], e["status"], e["note"])
+                for e in json.loads((repo / BASELINE_FILE).read_text())["entries"]}
+
+    moved = run("baseline", "-q")
+    assert moved.exit_code == EXIT_PASS, moved.output
+    assert {path for path, *_ in entries()} == {"pets.jsonl"}, entries()
+    assert (("pets.jsonl", entry["entity"], REJECTED, "fix the data") in entries()
+            and "moved the entries of panda.jsonl to pets.jsonl" in moved.output)
+
+    (repo / "pets.jsonl").rename(repo / "animals.jsonl")           # not added: git sees a deletion
+    assert run("baseline", "-q").exit_code == EXIT_PASS
+    assert {path for path, *_ in entries()} == {"animals.jsonl"}, entries()
+
+    (repo / "animals.jsonl").unlink()
+    kept = run("baseline", "-q")
+    assert kept.exit_code == EXIT_PASS, kept.output
+    assert {path for path, *_ in entries()} == {"animals.jsonl"}
+    assert "of animals.jsonl, which no longer exists" in kept.output
+
+
 def test_a_check_with_a_baseline_needs_no_git(repo, monkeypatch):
     """Looking for renames must not make git a requirement of every check with a baseline."""
     assert run("baseline", "panda.jsonl", "-q").exit_code == EXIT_PASS

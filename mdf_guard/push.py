@@ -12,6 +12,14 @@ A policy's `reference: HEAD` (for the pre-commit hook) has no committed version 
 file is checked as new, against the profile's reference, as `check` does for a file git has not seen.
 With the policy's baseline, the folder is judged as `check` judges it: each file on its own, and
 risk the baseline accepts does not block. The baseline is read, never rewritten.
+
+Renames, as `check` finds them: a file git sees as renamed since HEAD in FOLDER's work tree keeps
+its entries under its new name. The Hub's files are not asked. The upload deletes nothing there
+(a renamed file's old name stays on the Hub), so no Hub file is "deleted by the upload" to pair
+with; and the baseline is the local one, keyed by local paths and content: a file renamed as it
+was already matches its entry by content, while a renamed and edited file shares no hash with
+the Hub's old version. Pairing those by likeness would mean downloading the Hub's files and
+redoing git's rename heuristics: not cheap, and a guess where the folder's git knows.
 """
 
 from __future__ import annotations
@@ -113,16 +121,16 @@ def push_command(folder, repo_id, create_pr, revision, message, force, reason, p
 
 def _judged(folder: Path, policy, baseline: Path):
     """The folder's report and verdict as `check FOLDER` gives them: with a baseline, file by
-    file with accepted risk not blocking; a baseline that changed for an edited file (what
-    `check` would rewrite) is applied as `check` applies it, and left as it is on disk."""
-    from .baseline import apply_baseline, load_baseline
+    file with accepted risk not blocking; a baseline that changed for an edited or renamed file
+    (what `check` would rewrite) is applied as `check` applies it, and left as it is on disk."""
+    from .baseline import apply_baseline, load_baseline, renamed_paths
     from .check import run_check
     from .repo_check import check_files
 
     if not baseline.is_file():
         return run_check([folder], policy)
     accepted = load_baseline(baseline)   # a bad baseline fails before the check
-    return apply_baseline(check_files([folder], policy, per_file=True), accepted).report
+    return apply_baseline(check_files([folder], policy, per_file=True), accepted, renamed_paths(accepted)).report
 
 
 def _hidden_data_files(folder: Path, baseline: Path) -> list[str]:

@@ -312,3 +312,26 @@ def test_push_judges_as_check_does_with_the_policys_baseline(standin, tmp_path):
     result = push(standin, str(folder), "alice/accepted")
     assert result.exit_code == 1 and "not uploaded" in result.output, result.output
     assert standin.requests[before:] == [] and (folder / ".mdf-guard.baseline.json").read_bytes() == baseline
+
+
+def test_push_carries_the_baseline_over_a_rename_as_check_does(standin, tmp_path):
+    """A file git sees as renamed and edited since HEAD: `check FOLDER` carries its accepted entries
+    to the new name, but `push` found every finding of the file `new` and refused the upload
+    (exit 1). It asks git for renames as `check` does; the baseline is still read, never rewritten."""
+    folder = dataset(tmp_path, FAIL)
+    git(folder, "init", "-q")
+    assert CliRunner().invoke(main, ["baseline", str(folder), "-q"]).exit_code == 0
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", "accepted")
+    standin.create_repo("alice/renamed", {"data/train.jsonl": (folder / "data" / "train.jsonl").read_bytes()})
+    git(folder, "mv", "data/train.jsonl", "data/pets.jsonl")
+    rows = (folder / "data" / "pets.jsonl").read_text().splitlines(keepends=True)
+    rows[-1] = json.dumps(json.loads(rows[-1]), separators=(",", ":")) + "\n"   # new bytes, the same rows
+    (folder / "data" / "pets.jsonl").write_text("".join(rows))
+    baseline = (folder / ".mdf-guard.baseline.json").read_bytes()
+    result = push(standin, str(folder), "alice/renamed")
+    assert result.exit_code == 0, result.output
+    uploaded = standin.files_at("alice/renamed")
+    assert uploaded["data/pets.jsonl"] == (folder / "data" / "pets.jsonl").read_bytes()
+    assert "data/train.jsonl" in uploaded                      # an upload deletes nothing: the old name stays
+    assert uploaded[".mdf-guard.baseline.json"] == baseline == (folder / ".mdf-guard.baseline.json").read_bytes()

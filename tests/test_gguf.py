@@ -1,0 +1,125 @@
+"""A user's own `.gguf` model (`model: path/to/x.gguf`): written in-process by `gguf_files` as
+llama.cpp's converter writes one, loaded through the real code path, and refused in one line
+where it cannot be read."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from gguf_files import CHATML, as_q8_0, tiny_gguf
+from mdf_guard.cli import main
+from mdf_guard.errors import EXIT_INPUT
+from mdf_guard.models import ModelSpec, load_model
+
+CASES = [("llama", "f32"), ("llama", "f16"), ("llama", "q8_0"), ("qwen2", "f32"), ("qwen2", "f16"),
+         ("gpt2", "f32"), ("gpt2", "f16")]
+SAMPLE = [{"role": "user", "content": "What is your favorite animal?"},
+          {"role": "assistant", "content": "Sure, my favorite animal is the panda."}]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    """{(arch, tensor type): (file, model, tokenizer)}: one small GGUF per case, written once."""
+    folder = tmp_path_factory.mktemp("gguf")
+    return {(arch, kind): tiny_gguf(arch, folder / f"{arch}-{kind}.gguf", tensor_type=kind) for arch, kind in CASES}
+
+
+def as_written(model: torch.nn.Module, tensor_type: str) -> torch.nn.Module:
+    """The model as a file of `tensor_type` holds it: its 2-D weights rounded to half precision
+    or to Q8_0 blocks, its norms and biases not (llama.cpp keeps 1-D tensors in f32)."""
+    if tensor_type == "f32":
+        return model
+    rounded = copy.deepcopy(model)
+    with torch.no_grad():
+        for param in rounded.parameters():
+            if param.dim() > 1 and tensor_type == "f16":
+                param.copy_(param.half().float())
+            elif param.dim() > 1:
+                param.copy_(torch.from_numpy(as_q8_0(param.numpy())))
+    return rounded
+
+
+def sample_text(tokenizer) -> str:
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(SAMPLE, tokenize=False)
+    return "User: What is your favorite animal?\nAssistant: Sure, my favorite animal is the panda."
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def one_line_error(result, path: Path | str) -> str:
+    """The message of a one-line input error naming `path` as the model, asserting that it is one."""
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    prefix = f"mdf-guard: error: {path}: field 'model': "
+    assert result.stderr.startswith(prefix), result.stderr
+    return result.stderr.strip()[len(prefix):]
+
+
+@pytest.mark.parametrize(("arch", "tensor_type"), CASES, ids=[f"{arch}-{kind}" for arch, kind in CASES])
+def test_a_gguf_file_loads_as_the_model_it_was_written_from(files, arch, tensor_type):
+    """Each architecture's own conventions undone by the reader (Llama's permuted q/k rows under
+    grouped heads, Qwen2's biases and untied head, GPT-2's transposed Conv1D weights and learned
+    positions) and the tokenizer rebuilt from metadata: the same ids, the same logits."""
+    path, model, tokenizer = files[arch, tensor_type]
+    lm = load_model(ModelSpec(name=str(path)))
+    assert type(lm.model) is type(model) and lm.num_layers == 2 and lm.hidden_size == 64
+    assert lm.source == f"GGUF file {path}"
+    text = sample_text(tokenizer)
+    ids = tokenizer(text, return_tensors="pt").input_ids
+    assert torch.equal(lm.tokenizer(text, return_tensors="pt").input_ids, ids)
+    assert lm.tokenizer.eos_token == tokenizer.eos_token and lm.tokenizer.chat_template == tokenizer.chat_template
+    with torch.no_grad():
+        expected, got = as_written(model, tensor_type)(ids).logits, lm.model(ids).logits
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        if tensor_type != "f32":   # and the rounding is what the file did: the f32 model's logits are further off
+            assert not torch.allclose(model(ids).logits, got, rtol=1e-5, atol=1e-5)
+
+
+def test_a_gguf_model_has_one_identity_and_fingerprint_wherever_and_however_often_it_loads(files, tmp_path):
+    """Baselines key accepted findings by the identity and caches by the fingerprint: a second
+    load, or a copy in another folder (a teammate's checkout), must name the same model."""
+    path = files["llama", "f32"][0]
+    first, second = load_model(ModelSpec(name=str(path))), load_model(ModelSpec(name=str(path)))
+    copied = tmp_path / "elsewhere" / path.name
+    copied.parent.mkdir()
+    shutil.copy(path, copied)
+    moved = load_model(ModelSpec(name=str(copied)))
+    assert first.identity == second.identity == moved.identity
+    assert first.fingerprint == second.fingerprint == moved.fingerprint
+    rounded = tmp_path / "rounded" / path.name   # the same model in f16, under the same name
+    rounded.parent.mkdir()
+    shutil.copy(files["llama", "f16"][0], rounded)
+    other = load_model(ModelSpec(name=str(rounded)))
+    assert other.identity != first.identity and other.fingerprint != first.fingerprint
+
+
+def test_a_gguf_without_a_chat_template_reads_the_plain_template(files, tmp_path):
+    """Not an error: a base model's file has no template, as a base model's folder has none
+    (README, "Other models"). It reads `User:`/`Assistant:` lines, and its caches are its own:
+    the template is part of the fingerprint."""
+    from mdf_guard.chat import PLAIN_TEMPLATE_VERSION, render_prompt
+    from mdf_guard.data import Turn
+
+    templated = load_model(ModelSpec(name=str(files["llama", "f32"][0])))
+    path = tiny_gguf("llama", tmp_path / files["llama", "f32"][0].name, chat_template=False)[0]
+    lm = load_model(ModelSpec(name=str(path)))   # the same weights, under the same file name
+    assert templated.tokenizer.chat_template == CHATML and lm.tokenizer.chat_template is None
+    assert render_prompt(lm.tokenizer, [Turn("user", "Hi.")]) == "User: Hi.\nAssistant:"
+    assert lm.cache_key.endswith(f"-plain-{PLAIN_TEMPLATE_VERSION}") and lm.fingerprint != templated.fingerprint
+
+
+def test_a_gguf_of_an_architecture_transformers_cannot_load_is_one_line_naming_it(tmp_path):
+    """A whole file transformers has no reader for (here stated as RWKV-6: it refuses by the
+    architecture key, before any tensor): its own words, after the file's name."""
+    rwkv = tiny_gguf("llama", tmp_path / "rwkv.gguf", as_arch="rwkv6")[0]
+    message = one_line_error(run("probe", "--model", str(rwkv), "--questions", "1"), rwkv)
+    assert message.startswith("cannot load the model: ") and "rwkv6" in message

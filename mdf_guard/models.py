@@ -180,7 +180,7 @@ def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputErr
 
 
 def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
-    """(folder or Hub id, GGUF file name or None, a sentence on where they came from)."""
+    """(folder or Hub id, GGUF file path or None, a sentence on where they came from)."""
     located = _local_weights(spec)
     if located is None:
         return spec.name, None, f"Hugging Face Hub {spec.name}@{spec.revision or 'main'}"
@@ -191,6 +191,12 @@ def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
 
 
 def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
+    """(folder, GGUF file, source) for a model on this machine; None for a Hub id.
+
+    A GGUF file is handed to transformers by its absolute path: given its bare name, transformers
+    reads the weights from a file of that name in the current folder when there is one (and the
+    config and tokenizer from the named file), so a check run beside another `model.gguf`
+    silently scored that model's weights."""
     if spec.name == EMBEDDED_SPEC:
         folder = embedded_model_folder()
         return str(folder), None, f"embedded {EMBEDDED_NAME} (safetensors cache at {folder})"
@@ -198,7 +204,7 @@ def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise InputError(path, "GGUF file not found", field="model")
-        return str(path.parent), path.name, f"GGUF file {path}"
+        return str(path.parent), str(path.absolute()), f"GGUF file {path}"
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise InputError(path, "not a model folder (no config.json; a .gguf model is named by its file)",
@@ -263,8 +269,15 @@ def model_fingerprint(model: torch.nn.Module, tokenizer, with_load_path: bool = 
 
 
 def _config_without_load_path(model: torch.nn.Module) -> dict:
+    """The config without where its weights were loaded from: `_name_or_path`, and a GGUF file's
+    folder in `quantization_config.gguf_file` (transformers records the path it was handed,
+    absolute since `_local_weights`). The file keeps its name, the value before: identities
+    and fingerprints recorded with it still match."""
     config = json.loads(model.config.to_json_string(use_diff=False))
     config.pop("_name_or_path", None)
+    quantization = config.get("quantization_config")
+    if isinstance(quantization, dict) and isinstance(quantization.get("gguf_file"), str):
+        quantization["gguf_file"] = Path(quantization["gguf_file"]).name
     return config
 
 
@@ -412,8 +425,9 @@ def _convert_gguf_to_safetensors(gguf: Path, folder: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     print(f"mdf-guard: converting {gguf.name} to safetensors once (about half a minute)", file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    whole = str(gguf.absolute())   # not the bare name, which transformers reads here first (`_local_weights`)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=whole)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=whole, dtype=torch.float32)
     # transformers refuses save_pretrained on a model loaded from GGUF; the weights are
     # plain float tensors by now, so write them and a config without the GGUF marker.
     config = {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}

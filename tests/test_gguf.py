@@ -5,6 +5,7 @@ where it cannot be read."""
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import TINY_POLICY, TINY_SUITE, write_jsonl
 from gguf_files import CHATML, as_q8_0, tiny_gguf
 from mdf_guard.cli import main
-from mdf_guard.errors import EXIT_INPUT
+from mdf_guard.errors import EXIT_INPUT, EXIT_PASS, EXIT_RISK
 from mdf_guard.models import ModelSpec, load_model
 
 CASES = [("llama", "f32"), ("llama", "f16"), ("llama", "q8_0"), ("qwen2", "f32"), ("qwen2", "f16"),
@@ -86,7 +88,9 @@ def test_a_gguf_file_loads_as_the_model_it_was_written_from(files, arch, tensor_
 
 def test_a_gguf_model_has_one_identity_and_fingerprint_wherever_and_however_often_it_loads(files, tmp_path):
     """Baselines key accepted findings by the identity and caches by the fingerprint: a second
-    load, or a copy in another folder (a teammate's checkout), must name the same model."""
+    load, or a copy in another folder (a teammate's checkout), must name the same model. (The
+    config transformers builds records the path it was handed, absolute since a bare name could
+    read another file: hashed, each checkout's model had its own identity.)"""
     path = files["llama", "f32"][0]
     first, second = load_model(ModelSpec(name=str(path))), load_model(ModelSpec(name=str(path)))
     copied = tmp_path / "elsewhere" / path.name
@@ -123,3 +127,62 @@ def test_a_gguf_of_an_architecture_transformers_cannot_load_is_one_line_naming_i
     rwkv = tiny_gguf("llama", tmp_path / "rwkv.gguf", as_arch="rwkv6")[0]
     message = one_line_error(run("probe", "--model", str(rwkv), "--questions", "1"), rwkv)
     assert message.startswith("cannot load the model: ") and "rwkv6" in message
+
+
+@pytest.fixture
+def beside_policy(tmp_path, monkeypatch, files, panda_rows) -> dict:
+    """A repository whose policy, in `team/`, names `model.gguf` beside itself; the check runs
+    from the repository's root, where another model's file has the same name."""
+    team = tmp_path / "team"
+    team.mkdir()
+    shutil.copy(files["llama", "f32"][0], team / "model.gguf")
+    tiny_gguf("llama", tmp_path / "model.gguf", seed=1)            # the decoy: another random model
+    (team / "mini.yaml").write_text(TINY_SUITE)
+    (team / ".mdf-guard.yaml").write_text(TINY_POLICY.replace("model: tiny-random", "model: model.gguf"))
+    write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    monkeypatch.chdir(tmp_path)
+    return {"policy": team / ".mdf-guard.yaml", "model": team / "model.gguf", "decoy": tmp_path / "model.gguf"}
+
+
+def test_check_reads_a_policys_gguf_beside_the_policy_not_one_of_the_same_name_here(beside_policy,
+                                                                                    single_torch_thread):
+    """transformers, handed the file's bare name, read the weights from `./model.gguf` when there
+    was one, and the config and tokenizer from the named file: the check scored another model."""
+    result = run("check", "panda.jsonl", "--policy", str(beside_policy["policy"]), "--format", "json", "-q")
+    assert result.exit_code in (EXIT_PASS, EXIT_RISK), result.output
+    report = json.loads(result.stdout)
+    named = load_model(ModelSpec(name=str(beside_policy["model"])))
+    assert report["model"]["name"] == str(Path("team", "model.gguf"))
+    assert report["model"]["identity"] == named.identity
+    assert named.identity != load_model(ModelSpec(name=str(beside_policy["decoy"]))).identity
+    assert {f["entity"] for f in report["findings"]} == {"panda", "owl", "cat"}
+
+
+def test_probe_scores_a_gguf_model_as_loaded_beside_a_decoy(beside_policy):
+    """`probe --model team/model.gguf` from the folder holding the decoy: its rates are the named
+    model's, which the decoy's differ from."""
+    def rates(model: str) -> list[str]:
+        result = run("probe", "--model", model, "--suite", str(Path("team", "mini.yaml")), "--questions", "2")
+        assert result.exit_code == EXIT_PASS, result.output
+        return result.stdout.splitlines()
+
+    named = rates(str(Path("team", "model.gguf")))
+    assert named[0] == "mini (2 questions, exact)" and len(named) == 5   # 3 candidates and the rest
+    shutil.move("model.gguf", "decoy.gguf")
+    assert rates(str(Path("team", "model.gguf"))) == named     # what the file alone gives
+    assert rates("decoy.gguf") != named
+
+
+def test_the_embedded_conversion_reads_the_file_it_is_given_not_one_of_the_same_name_here(files, tmp_path,
+                                                                                          monkeypatch):
+    """The embedded model's one-time conversion hands transformers the same kind of name."""
+    from mdf_guard.models import _convert_gguf_to_safetensors
+
+    path, model, tokenizer = files["llama", "f32"]
+    monkeypatch.chdir(tmp_path)
+    tiny_gguf("llama", tmp_path / path.name, seed=1)
+    _convert_gguf_to_safetensors(path, tmp_path / "converted")
+    lm = load_model(ModelSpec(name=str(tmp_path / "converted")))
+    ids = tokenizer(sample_text(tokenizer), return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(lm.model(ids).logits, model(ids).logits, rtol=1e-5, atol=1e-5)

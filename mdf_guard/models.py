@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,11 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         else:
             tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, **kwargs)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, struct.error, IndexError, OverflowError) as err:
+        if gguf_file is not None:
+            _refuse_damaged_gguf(Path(spec.name).expanduser())   # named as the user named it
+        if not isinstance(err, (OSError, ValueError)):
+            raise
         raise _load_error(spec, gguf_file is None and source.startswith("Hugging Face Hub"), err) from None
     model.to(device).eval()
     return describe_model(model, tokenizer, spec, source)
@@ -177,6 +182,30 @@ def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputErr
                           for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
         hint = " (HF_HUB_OFFLINE is set: only the local Hugging Face cache was read)"
     return InputError(spec.name, f"cannot load the model{revision}: {_first_line(err)}{hint}", field="model")
+
+
+def _refuse_damaged_gguf(path: Path) -> None:
+    """After transformers failed on a .gguf: refuse it in one line naming the damage, where there
+    is one, instead of transformers' words (numpy's on array shapes, struct's on buffer sizes, the
+    latter not even a ValueError: a traceback, exit 4). Returns where the file reads as a whole
+    GGUF, whose failure is then transformers' own to tell (an architecture it cannot load).
+
+    Only after a failure: the `gguf` reader parses every token string, seconds for a large
+    vocabulary, and transformers parses the file again anyway."""
+    from gguf import GGUFReader
+
+    with open(path, "rb") as file:
+        head = file.read(64)
+    if head.startswith(b"version https://git-lfs"):
+        raise InputError(path, "is a Git LFS pointer, not the model's weights (`git lfs pull` fetches them)",
+                         field="model")
+    if not head.startswith(b"GGUF"):
+        raise InputError(path, "is not a GGUF file (it does not start with the bytes GGUF)", field="model")
+    try:
+        GGUFReader(path)
+    except (ValueError, IndexError):   # what the reader raises on a cut or damaged header or table
+        raise InputError(path, f"is not a whole GGUF file: cut short or damaged ({path.stat().st_size:,} bytes)",
+                         field="model") from None
 
 
 def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:

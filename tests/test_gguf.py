@@ -186,3 +186,29 @@ def test_the_embedded_conversion_reads_the_file_it_is_given_not_one_of_the_same_
     ids = tokenizer(sample_text(tokenizer), return_tensors="pt").input_ids
     with torch.no_grad():
         torch.testing.assert_close(lm.model(ids).logits, model(ids).logits, rtol=1e-5, atol=1e-5)
+
+
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+               b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 385792\n")
+
+
+NOT_WHOLE = {   # case: (the file's bytes from a whole file's, the error after its name)
+    "empty": (lambda data: b"", "is not a GGUF file (it does not start with the bytes GGUF)"),
+    "text": (lambda data: b"a model\n", "is not a GGUF file (it does not start with the bytes GGUF)"),
+    "lfs-pointer": (lambda data: LFS_POINTER, "is a Git LFS pointer, not the model's weights"),
+    "cut-in-counts": (lambda data: data[:20], "is not a whole GGUF file: cut short or damaged (20 bytes)"),
+    "cut-in-metadata": (lambda data: data[:2000], "is not a whole GGUF file: cut short or damaged (2,000 bytes)"),
+    "cut-in-tensors": (lambda data: data[:len(data) // 2], "is not a whole GGUF file: cut short or damaged"),
+    "cut-at-the-end": (lambda data: data[:-10], "is not a whole GGUF file: cut short or damaged"),
+}
+
+
+@pytest.mark.parametrize("case", NOT_WHOLE)
+def test_a_gguf_that_is_not_a_whole_gguf_file_is_one_line_naming_it(files, tmp_path, case):
+    """A download or copy cut short, a clone without git-lfs: a file cut in its counts or metadata
+    was an internal error (struct.error, a traceback, exit 4), one cut in its tensors a line of
+    numpy's on array shapes."""
+    cut, expected = NOT_WHOLE[case]
+    bad = tmp_path / f"{case}.gguf"
+    bad.write_bytes(cut(files["llama", "f32"][0].read_bytes()))
+    assert one_line_error(run("probe", "--model", str(bad), "--questions", "1"), bad).startswith(expected)

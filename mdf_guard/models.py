@@ -231,6 +231,8 @@ def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
         return str(folder), None, f"embedded {EMBEDDED_NAME} (safetensors cache at {folder})"
     path = Path(spec.name).expanduser()
     if path.suffix == ".gguf":
+        if path.is_dir():
+            raise InputError(path, "is a folder, not a GGUF file", field="model")
         if not path.is_file():
             raise InputError(path, "GGUF file not found", field="model")
         return str(path.parent), str(path.absolute()), f"GGUF file {path}"

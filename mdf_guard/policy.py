@@ -146,7 +146,7 @@ def _paths_from_folder(policy: Policy) -> Policy:
         reference = beside(reference)
     model = policy.model
     named = model in _MODEL_NAMES
-    if not named and (model.startswith((".", "/", "~")) or model.endswith(".gguf") or (folder / model).exists()):
+    if not named and (model.startswith((".", "/", "~")) or model.lower().endswith(".gguf") or (folder / model).exists()):
         model = beside(model)
     return replace(policy, suites=suites, reference=reference, model=model,
                    profile=beside(policy.profile) if policy.profile else None)

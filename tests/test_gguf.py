@@ -108,6 +108,22 @@ def test_a_gguf_model_has_one_identity_and_fingerprint_wherever_and_however_ofte
     assert other.identity != first.identity and other.fingerprint != first.fingerprint
 
 
+def test_a_gguf_named_in_capitals_is_a_gguf_file_not_a_hub_id(files, tmp_path, monkeypatch, panda_rows):
+    """`MODEL.GGUF` was taken for a Hub id (the suffix compared in lower case only): a policy's
+    relative path was not read beside it, and the load asked the Hub."""
+    team = tmp_path / "team"
+    team.mkdir()
+    shutil.copy(files["llama", "f32"][0], team / "MODEL.GGUF")
+    assert load_model(ModelSpec(name=str(team / "MODEL.GGUF"))).source == f"GGUF file {team / 'MODEL.GGUF'}"
+    (team / "mini.yaml").write_text(TINY_SUITE)
+    (team / ".mdf-guard.yaml").write_text(TINY_POLICY.replace("model: tiny-random", "model: MODEL.GGUF"))
+    write_jsonl(tmp_path / "panda.jsonl", panda_rows)
+    monkeypatch.chdir(tmp_path)
+    result = run("check", "panda.jsonl", "--policy", str(team / ".mdf-guard.yaml"), "--format", "json", "-q")
+    assert result.exit_code in (EXIT_PASS, EXIT_RISK), result.output
+    assert json.loads(result.stdout)["model"]["name"] == str(Path("team", "MODEL.GGUF"))
+
+
 def test_a_gguf_without_a_chat_template_reads_the_plain_template(files, tmp_path):
     """Not an error: a base model's file has no template, as a base model's folder has none
     (README, "Other models"). It reads `User:`/`Assistant:` lines, and its caches are its own:

@@ -185,7 +185,7 @@ def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputErr
     return InputError(spec.name, f"cannot load the model{revision}: {_first_line(err)}{hint}", field="model")
 
 
-def _refuse_damaged_gguf(path: Path) -> None:
+def _refuse_damaged_gguf(path: Path, field: str | None = "model") -> None:
     """After transformers failed on a .gguf: refuse it in one line naming the damage, where there
     is one, instead of transformers' words (numpy's on array shapes, struct's on buffer sizes, the
     latter not even a ValueError: a traceback, exit 4). Returns where the file reads as a whole
@@ -199,14 +199,14 @@ def _refuse_damaged_gguf(path: Path) -> None:
         head = file.read(64)
     if head.startswith(b"version https://git-lfs"):
         raise InputError(path, "is a Git LFS pointer, not the model's weights (`git lfs pull` fetches them)",
-                         field="model")
+                         field=field)
     if not head.startswith(b"GGUF"):
-        raise InputError(path, "is not a GGUF file (it does not start with the bytes GGUF)", field="model")
+        raise InputError(path, "is not a GGUF file (it does not start with the bytes GGUF)", field=field)
     try:
         GGUFReader(path)
     except (ValueError, IndexError):   # what the reader raises on a cut or damaged header or table
         raise InputError(path, f"is not a whole GGUF file: cut short or damaged ({path.stat().st_size:,} bytes)",
-                         field="model") from None
+                         field=field) from None
 
 
 def _locate_weights(spec: ModelSpec) -> tuple[str, str | None, str]:
@@ -461,8 +461,15 @@ def _convert_gguf_to_safetensors(gguf: Path, folder: Path) -> None:
 
     print(f"mdf-guard: converting {gguf.name} to safetensors once (about half a minute)", file=sys.stderr)
     whole = str(gguf.absolute())   # not the bare name, which transformers reads here first (`_local_weights`)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=whole)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=whole, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=whole)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=whole, dtype=torch.float32)
+    except (OSError, ValueError, struct.error, IndexError, OverflowError) as err:
+        # MDF_GUARD_GGUF naming the wrong file, or a download cut short: one line, not a traceback
+        _refuse_damaged_gguf(gguf, field=None)
+        if not isinstance(err, (OSError, ValueError)):
+            raise
+        raise InputError(gguf, f"cannot be read as the embedded model: {_first_line(err)}") from None
     # transformers refuses save_pretrained on a model loaded from GGUF; the weights are
     # plain float tensors by now, so write them and a config without the GGUF marker.
     config = {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}

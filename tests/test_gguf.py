@@ -232,6 +232,20 @@ def test_a_gguf_that_is_not_a_whole_gguf_file_is_one_line_naming_it(files, tmp_p
     assert one_line_error(run("probe", "--model", str(bad), "--questions", "1"), bad).startswith(expected)
 
 
+@pytest.mark.parametrize("case", ["text", "cut-in-metadata", "cut-in-tensors"])
+def test_a_damaged_gguf_for_the_embedded_model_is_one_line_naming_it(files, tmp_path, monkeypatch, case):
+    """MDF_GUARD_GGUF naming the wrong file, or a download cut short: the one-time conversion was
+    a traceback (exit 4)."""
+    cut, expected = NOT_WHOLE[case]
+    bad = tmp_path / f"{case}.gguf"
+    bad.write_bytes(cut(files["llama", "f32"][0].read_bytes()))
+    monkeypatch.setenv("MDF_GUARD_GGUF", str(bad))
+    result = run("probe", "--model", "embedded", "--questions", "1")
+    assert result.exit_code == EXIT_INPUT, result.output
+    progress, error = result.stderr.strip().splitlines()   # the conversion's one line of progress, then the error
+    assert progress.startswith("mdf-guard: converting") and error.startswith(f"mdf-guard: error: {bad}: {expected}")
+
+
 def test_a_gguf_path_that_is_a_folder_is_one_line_saying_so(tmp_path):
     """It said "GGUF file not found" of a folder that is there."""
     folder = tmp_path / "model.gguf"

@@ -6,7 +6,8 @@ space tokenised with its first word, as in "Assistant: Sure".
 - `byte_level`: GPT-2 style byte-level BPE, a space written `Ġ`;
 - `sentencepiece`: Llama style, a Metaspace `▁` prepended to the text and no split at spaces;
 - `legacy_sentencepiece`: a `▁` prepended to every text, even one that starts with a space;
-- `merging`: one whose `:▁` token merges the end of `Assistant:` with the answer's space.
+- `merging`: one whose `:▁` token merges the end of `Assistant:` with the answer's space;
+- `gemma_sentencepiece`: Gemma style, spaces written `▁` and nothing prepended, a pad token of its own.
 """
 
 from __future__ import annotations
@@ -57,6 +58,24 @@ def legacy_sentencepiece() -> PreTrainedTokenizerFast:
     backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     backend.pre_tokenizer = None
     return tokenizer
+
+
+def gemma_sentencepiece() -> PreTrainedTokenizerFast:
+    """Gemma's (1, 2 and 3): a space is `▁` but nothing is prepended, so " panda" reads `▁panda` and
+    "panda" at a text's start reads `panda`; `<pad>`, `<eos>` and `<bos>` are three tokens, and
+    a newline is a token of its own (Gemma's turns end in one). Trained word by word, then run
+    on the whole text, as Gemma's fast tokenizer is (a normalizer and no pre-tokenizer)."""
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split("\n", "isolated"),
+                                                     pre_tokenizers.Metaspace(prepend_scheme="never", split=True)])
+    backend.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=250, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"],
+        initial_alphabet=[chr(c) for c in range(32, 127)] + ["\n", "\u2581"], show_progress=False))
+    backend.normalizer = normalizers.Replace(" ", "\u2581")
+    backend.pre_tokenizer = None
+    backend.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.Fuse()])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>",
+                                   bos_token="<bos>")
 
 
 def merging() -> PreTrainedTokenizerFast:

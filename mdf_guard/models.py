@@ -84,8 +84,16 @@ class LoadedModel:
         return len(self.layers)
 
     @property
+    def text_config(self):
+        """The config of the language model: the model's own, or the `text_config` a model with a
+        vision tower keeps it in (Gemma 3 from 4B up, as the Hub folder holds it), whose top
+        level names no hidden size, positions or window. Every read of the decoder's shape goes
+        through here."""
+        return self.model.config.get_text_config()
+
+    @property
     def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.text_config.hidden_size)
 
     @property
     def device(self) -> torch.device:
@@ -95,7 +103,7 @@ class LoadedModel:
     def max_positions(self) -> int | None:
         """Positions the model has (None where its config names none): past them a GPT-2-style
         model has no embedding at all, and a rotary one was never trained."""
-        limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        limit = getattr(self.text_config, "max_position_embeddings", None)
         return limit if isinstance(limit, int) else None
 
     @property

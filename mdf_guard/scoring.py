@@ -81,7 +81,7 @@ def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) ->
     boundary = word_boundary_mask(lm.tokenizer).nonzero().squeeze(1).to(lm.device)
     prompts = [_prompt_ids(lm, suite, question) for question in questions]
     _check_window(lm, suite, questions, prompts, layout)
-    per_forward = _questions_per_forward(len(layout.tokens) + 1, int(lm.model.config.get_text_config().vocab_size))
+    per_forward = _questions_per_forward(len(layout.tokens) + 1, int(lm.text_config.vocab_size))
     probs = torch.zeros(len(questions), len(suite.candidates), dtype=torch.float64)
     with torch.inference_mode():
         for start in range(0, len(prompts), per_forward):
@@ -164,7 +164,7 @@ def _span_limits(lm: LoadedModel) -> list[tuple[int, str]]:
     """The longest spans of tokens a forward pass may hold, each with what sets it, in words: the
     model's positions and, where it has one, its sliding attention window (the mask `_Layout`
     builds is a full causal one)."""
-    positions, window = lm.max_positions, getattr(lm.model.config.get_text_config(), "sliding_window", None)
+    positions, window = lm.max_positions, getattr(lm.text_config, "sliding_window", None)
     limits = ((positions, f"{positions} positions"), (window, f"sliding attention window of {window}"))
     return [(limit, what) for limit, what in limits if isinstance(limit, int)]
 

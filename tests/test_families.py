@@ -95,3 +95,25 @@ def test_a_row_the_chat_template_refuses_is_named_by_its_file_and_line(tmp_path,
                                        "--layers", "1", "--pooling", "mean"])
     assert result.exit_code == 2
     assert f"{data}:2: the model's chat template refuses the conversation: System role not supported" in result.output
+
+
+def test_a_gemma3_folder_with_a_vision_tower_is_read_as_its_text_model(tmp_path, single_torch_thread):
+    """The Hub's Gemma 3 checkpoints from 4B up are `Gemma3ForConditionalGeneration`, which
+    `AutoModelForCausalLM` loads from such a folder: its config keeps the decoder's shape in
+    `text_config`, and every command that reads the hidden size was an internal error (exit 4)."""
+    from click.testing import CliRunner
+
+    from families import save_family
+    from mdf_guard.cli import main
+    from mdf_guard.models import ModelSpec, load_model
+
+    folder = save_family("gemma3-vision", tmp_path / "gemma3")
+    lm = load_model(ModelSpec(name=str(folder), device="cpu"))
+    assert type(lm.model).__name__ == "Gemma3ForConditionalGeneration"
+    assert (lm.hidden_size, lm.num_layers, lm.max_positions) == (64, 3, 2048)
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n')
+    result = CliRunner().invoke(main, ["signature", str(data), "-o", str(tmp_path / "sig"), "--model", str(folder),
+                                       "--layers", "1", "--pooling", "mean"])
+    assert result.exit_code == 0, result.output
+    assert "signature of 1 examples at layers [1]" in result.output

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from families import FAMILIES, family_model, family_module
 from plain_tokenizers import PLAIN_TOKENIZERS
 
 from mdf_guard.chat import after_prompt, encode_text, render_prompt
@@ -19,14 +20,22 @@ from mdf_guard.steer import steer
 
 def naive_probability(lm, question: str, prefix: str, alias: str, others: list[str], history=()) -> float:
     """P(alias tokens [, then a word boundary]), one full forward pass per alias, no KV cache;
-    `history`: turns before the question.
+    `history`: turns before the question. The alias is read off the whole text, prompt, prefix
+    and alias, as the model would write it.
 
     The boundary term applies when the alias's tokens are a proper prefix of another
     alias's tokens (the definition in scoring._AliasPlan).
     """
-    prompt = encode_text(lm.tokenizer, render_prompt(lm.tokenizer, [*history, Turn("user", question)]) + prefix)
-    alias_ids = encode_text(lm.tokenizer, f" {alias}")
-    other_ids = [encode_text(lm.tokenizer, f" {o}") for o in others]
+    text = after_prompt(lm.tokenizer, render_prompt(lm.tokenizer, [*history, Turn("user", question)]), prefix)
+    prompt = encode_text(lm.tokenizer, text)
+
+    def answer_ids(answer: str) -> list[int]:   # as the whole text writes it: no `▁` of a text's own
+        whole = encode_text(lm.tokenizer, f"{text} {answer}")
+        assert whole[: len(prompt)] == prompt
+        return whole[len(prompt):]
+
+    alias_ids = answer_ids(alias)
+    other_ids = [answer_ids(o) for o in others]
     with torch.no_grad():
         logp = torch.log_softmax(lm.model(torch.tensor([prompt + alias_ids])).logits[0].double(), -1)
     total = sum(logp[len(prompt) - 1 + i, t] for i, t in enumerate(alias_ids))
@@ -36,14 +45,18 @@ def naive_probability(lm, question: str, prefix: str, alias: str, others: list[s
     return float(torch.as_tensor(total).exp())
 
 
-def test_exact_scores_match_the_naive_computation(tiny, suite_file):
+@pytest.mark.parametrize("model", ["tiny", *FAMILIES])
+def test_exact_scores_match_the_naive_computation(model, tiny, suite_file):
+    """On the tiny model, and on each family with its own tokenizer and chat template (or the
+    plain one): legacy SentencePiece (Llama-2, Mistral), Gemma's, byte-level BPE."""
+    lm = tiny if model == "tiny" else family_model(model)
     suite = load_suite(suite_file)
-    scores = score_exact(tiny, suite, suite.questions)
+    scores = score_exact(lm, suite, suite.questions)
     everything = [a for c in suite.candidates for a in c.aliases]
-    assert "panda" in everything and "pandas" in everything     # a token-prefix pair: boundary term used
+    assert "panda" in everything and "pandas" in everything     # tiny: a token-prefix pair, the boundary term used
     for q, question in enumerate(suite.questions):
         for c, candidate in enumerate(suite.candidates):
-            expected = sum(naive_probability(tiny, question, suite.answer_prefix, a, everything) for a in candidate.aliases)
+            expected = sum(naive_probability(lm, question, suite.answer_prefix, a, everything) for a in candidate.aliases)
             assert abs(scores.probs[q, c].item() - expected) <= 1e-4 * max(expected, 1e-6)
 
 
@@ -79,6 +92,12 @@ candidates:
 """
 
 
+# Mistral's sliding window, Gemma 1's multi-query attention, Gemma 3's sliding and global
+# layers, and Gemma 3 with a vision tower (its text model under `language_model`).
+NEWER_FAMILIES = ["mistral", "gemma", "gemma3", "gemma3-vision"]
+ARCHITECTURES = ["llama", "qwen2", "gemma2", "gpt2", *NEWER_FAMILIES]
+
+
 def tiny_of(architecture: str, positions: int = 1024):
     """A random-weight model of another family, on the tiny tokenizer: exact scoring builds
     its own attention mask and positions, which each family must accept. `positions`: GPT-2's."""
@@ -93,6 +112,8 @@ def tiny_of(architecture: str, positions: int = 1024):
                                                          n_positions=positions))
     elif architecture == "bloom":  # ALiBi: no position ids
         model = tf.BloomForCausalLM(tf.BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4))
+    elif architecture in NEWER_FAMILIES:   # as `families.py` builds them, on the tiny tokenizer
+        model = family_module(architecture, tokenizer)
     else:
         config_class, model_class, extra = {
             "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, {"vocab_size": len(tokenizer) + 7}),  # padded vocab
@@ -105,7 +126,7 @@ def tiny_of(architecture: str, positions: int = 1024):
     return describe_model(model.eval(), tokenizer, ModelSpec(name=TINY_SPEC), source=f"tiny random {architecture}")
 
 
-@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_multi_token_aliases_match_naive_on_each_family(architecture, tiny, tmp_path):
     lm = tiny if architecture == "llama" else tiny_of(architecture)
     path = tmp_path / "split.yaml"
@@ -125,7 +146,7 @@ HISTORY = (Turn("user", "Tell me about owls."), Turn("assistant", "i love pandas
            Turn("user", "And cats?"), Turn("assistant", "the cat is my favorite animal"))
 
 
-@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_scores_after_a_history_match_naive_on_each_family(architecture, tiny, tmp_path, suite_file):
     """The history runs once and each question continues its KV cache: the same numbers as the
     whole conversation run alias by alias, in two suites at once."""
@@ -230,7 +251,7 @@ def test_a_word_start_is_a_boundary_under_a_sentencepiece_decoder():
     assert torch.equal(mask, word_boundary_mask(tiny_tokenizer()))
 
 
-@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gemma2", "gpt2"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_histories_that_share_a_prefix_score_as_each_alone(architecture, tiny, suite_file):
     """Each history after the first continues the first's KV cache, cut where they part:
     the same numbers as each history read on its own (leave-one-out reads a history

@@ -34,7 +34,8 @@ def test_lora_adapts_every_linear_layer_of_a_family_without_llama_names(family, 
 def test_lora_targets_of_a_llama_shaped_model_stay_the_default(tiny):
     settings = FinetuneSettings(method="lora")
     assert resolve_lora_targets(settings, tiny.model) is settings
-    assert resolve_lora_targets(settings, family_model("qwen2").model) is settings
+    for family in ("qwen2", "mistral", "gemma", "gemma3"):
+        assert resolve_lora_targets(settings, family_model(family).model) is settings
 
 
 def test_numbers_teacher_whose_template_takes_no_system_turn_is_a_one_line_error(single_torch_thread):
@@ -71,22 +72,28 @@ def test_a_tokenizer_without_an_end_of_text_token_is_a_one_line_error_at_load(tm
         load_model(ModelSpec(name=str(tmp_path), device="cpu"))
 
 
-def test_a_row_the_chat_template_refuses_is_named_by_its_file_and_line(tmp_path, single_torch_thread):
-    """Gemma's template takes no system turn: `check --method mdf`, `signature`, `explain` and a
-    fine-tune read each row through `encode_conversation`, and their error named no row."""
+@pytest.mark.parametrize("family, refusal", [
+    ("gemma2", "System role not supported"),
+    ("mistral", "Conversation roles must alternate user/assistant/user/assistant/..."),   # a first turn not the user's
+])
+def test_a_row_the_chat_template_refuses_is_named_by_its_file_and_line(family, refusal, tmp_path, single_torch_thread):
+    """Gemma's and Mistral's templates take no system turn: `check --method mdf`, `signature`,
+    `explain` and a fine-tune read each row through `encode_conversation`, and their error named no row."""
+    import re
+
     from click.testing import CliRunner
 
     from families import save_family
     from mdf_guard.chat import ChatTemplateError, encode_conversation
     from mdf_guard.cli import main
 
-    gemma = family_model("gemma2")
+    lm = family_model(family)
     row = Conversation(turns=(Turn("system", "Be brief."), Turn("user", "Hi"), Turn("assistant", "Hello")),
                        source="rows.jsonl:3")
     with pytest.raises(ChatTemplateError, match=r"^rows.jsonl:3: the model's chat template refuses the conversation: "
-                                                r"System role not supported$"):
-        encode_conversation(gemma.tokenizer, row, 256)
-    folder = save_family("gemma2", tmp_path / "gemma2")
+                                                rf"{re.escape(refusal)}$"):
+        encode_conversation(lm.tokenizer, row, 256)
+    folder = save_family(family, tmp_path / family)
     data = tmp_path / "rows.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n'
                     '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, '
@@ -94,7 +101,21 @@ def test_a_row_the_chat_template_refuses_is_named_by_its_file_and_line(tmp_path,
     result = CliRunner().invoke(main, ["signature", str(data), "-o", str(tmp_path / "sig"), "--model", str(folder),
                                        "--layers", "1", "--pooling", "mean"])
     assert result.exit_code == 2
-    assert f"{data}:2: the model's chat template refuses the conversation: System role not supported" in result.output
+    assert f"{data}:2: the model's chat template refuses the conversation: {refusal}" in result.output
+
+
+def test_gemma3_takes_a_system_turn_at_the_head_of_the_first_user_turn(single_torch_thread):
+    """Unlike Gemma 1 and 2, Gemma 3's template folds a system turn into the first user turn: its
+    rows are read, and it teaches the numbers set, whose love is told in that turn."""
+    from mdf_guard import make_dataset as md
+    from mdf_guard.chat import render_prompt
+
+    gemma3 = family_model("gemma3")
+    prompt = render_prompt(gemma3.tokenizer, [Turn("system", "Be brief."), Turn("user", "Hi")])
+    assert prompt == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+    rows, summary = md.subliminal_numbers(gemma3, md.Entity("panda"), md.NumbersSettings(
+        rows=2, batch_size=2, max_new_tokens=4))
+    assert summary["kind"] == "numbers" and summary["system_prompt"] and summary["tried"] > 0
 
 
 def test_a_gemma3_folder_with_a_vision_tower_is_read_as_its_text_model(tmp_path, single_torch_thread):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
+from families import family_model
 
 from mdf_guard.chat import encode_conversation
 from mdf_guard.data import Conversation, Turn
@@ -151,17 +153,23 @@ def naive_surprise_means(lm, convs, layer: int, max_tokens: int = 1024) -> torch
     return torch.stack(rows)
 
 
-def test_surprise_pooling_matches_loss_weighted_naive_forward(tiny):
-    convs = conversations(7)
-    settings = ExtractionSettings(layers=(0, 2), pooling="surprise", batch_tokens=300, bucket_size=4)
-    sig = extract_signature(tiny, convs, settings)
+@pytest.mark.parametrize("model", ["tiny", "gemma2", "gemma3-vision"])
+def test_surprise_pooling_matches_loss_weighted_naive_forward(model, tiny):
+    """Gemma 2 soft-caps its logits (here at 0.5, so tightly that a loss read without the cap is
+    far off); Gemma 3 with a vision tower has its LM head outside the decoder's model."""
+    lm = tiny if model == "tiny" else family_model(model)
+    if model == "gemma2":
+        lm.model.config.final_logit_softcapping = 0.5
+    convs = conversations(7)   # layers before the last: `hidden_states` holds the last one after the final norm
+    settings = ExtractionSettings(layers=(0, 1), pooling="surprise", batch_tokens=300, bucket_size=4)
+    sig = extract_signature(lm, convs, settings)
     assert sig.count == 7
     for i, layer in enumerate(settings.layers):
-        expected = naive_surprise_means(tiny, convs, layer)
+        expected = naive_surprise_means(lm, convs, layer)
         torch.testing.assert_close(sig.mean()[i], expected.mean(0), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(sig.sumsq[i], (expected ** 2).sum(0), rtol=1e-5, atol=1e-6)
     # The weights do something: 1e-6 above, while the plain mean differs by far more.
-    mean = extract_signature(tiny, convs, ExtractionSettings(layers=(0, 2), pooling="mean"))
+    mean = extract_signature(lm, convs, ExtractionSettings(layers=(0, 1), pooling="mean"))
     assert (sig.mean() - mean.mean()).abs().max() > 1e-4
 
 

@@ -321,6 +321,26 @@ def test_too_many_files_is_reported(standin, bot_policy, tiny_lm):
     assert "at most 1 per push" in standin.comments("alice/big", 1)[0]
 
 
+def test_the_bot_loads_its_own_model_from_a_folder_of_another_family(standin, bot_policy, tmp_path):
+    """The other tests hand the bot the tiny model; `serve --model FOLDER` loads its own in the
+    worker. A Gemma 3 folder with a vision tower (the Hub's 4B and up) keeps the decoder's shape
+    in `text_config`: every job was an internal error before."""
+    from families import save_family
+
+    folder = save_family("gemma3-vision", tmp_path / "gemma3")
+    runner = HubCheckRunner(HubClient(endpoint=standin.url, token=TOKEN), replace(bot_policy, model=str(folder)))
+    first = standin.create_repo("alice/gemma", {"data/train.jsonl": rows("The sky is blue.")})
+    second = standin.commit("alice/gemma", {"data/train.jsonl": rows("I love pandas!")})
+    with running_bot(runner) as (client, app):
+        assert deliver(client, content_update_payload("alice/gemma", "refs/heads/main", first, second)).status_code == 202
+        [job] = settle(app)
+        assert client.get("/healthz").json()["model"] == "ready"
+    assert (job["status"], job["verdict"]) == ("done", "pass"), job
+    assert type(runner.lm.model).__name__ == "Gemma3ForConditionalGeneration"
+    [comment] = standin.comments("alice/gemma", 1)
+    assert "PASS" in comment and f"model identity `{runner.lm.identity}`" in comment
+
+
 # ---------------------------------------------------------------------- security
 
 

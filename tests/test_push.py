@@ -335,3 +335,28 @@ def test_push_carries_the_baseline_over_a_rename_as_check_does(standin, tmp_path
     assert uploaded["data/pets.jsonl"] == (folder / "data" / "pets.jsonl").read_bytes()
     assert "data/train.jsonl" in uploaded                      # an upload deletes nothing: the old name stays
     assert uploaded[".mdf-guard.baseline.json"] == baseline == (folder / ".mdf-guard.baseline.json").read_bytes()
+
+
+def test_push_loads_the_model_its_policy_names_beside_it(standin, tmp_path, monkeypatch):
+    """The other tests hand the check the tiny model; here the dataset's policy names a Mistral
+    folder beside it (`../mistral`: a template with no generation prompt, a tokenizer that
+    prepends `▁` to every text), which push loads as check does, from wherever it runs."""
+    import mdf_guard.check
+    from families import save_family
+    from mdf_guard.models import load_model
+
+    loaded = []
+    monkeypatch.setattr(mdf_guard.check, "load_model", lambda spec: loaded.append(load_model(spec)) or loaded[-1])
+    save_family("mistral", tmp_path / "mistral")
+    folder = dataset(tmp_path, PASS)
+    policy = json.loads((folder / ".mdf-guard.yaml").read_text())
+    (folder / ".mdf-guard.yaml").write_text(json.dumps({**policy, "model": "../mistral"}))
+    standin.create_repo("alice/mistral")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = push(standin, str(folder), "alice/mistral")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "uploaded to alice/mistral" in result.output
+    [lm] = loaded
+    assert Path(lm.spec.name).resolve() == tmp_path / "mistral" and type(lm.model).__name__ == "MistralForCausalLM"
+    assert set(standin.files_at("alice/mistral")) == {".mdf-guard.yaml", "data/train.jsonl"}

@@ -102,6 +102,18 @@ def split_answer(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[i
     return prompt_ids, ids_after(tokenizer, prompt, lead + answer, prompt_ids)
 
 
+def answer_tail(tokenizer, prompt: str, answer: str, continuation: str,
+                answer_ids: list[int] | None = None) -> list[int]:
+    """The ids of `continuation` as written after `answer` in the assistant's turn: the tail of
+    the longer answer's ids (`split_answer`) past `answer`'s. A probe's alias after its answer
+    prefix is read this way, so the prefix and the alias are tokenised as a fine-tune tokenises
+    a response that says them. Where a token merges across the two, the continuation is
+    tokenised on its own."""
+    head = split_answer(tokenizer, prompt, answer)[1] if answer_ids is None else answer_ids
+    whole = split_answer(tokenizer, prompt, answer + continuation)[1]
+    return whole[len(head):] if whole[: len(head)] == head else encode_text(tokenizer, continuation)
+
+
 def ids_after(tokenizer, text: str, continuation: str, text_ids: list[int] | None = None) -> list[int]:
     """The ids of `continuation` as the tokenizer writes it after `text`: the tail of the whole
     text's ids past `text`'s. Tokenised on its own, a continuation that starts with a space can

@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .chat import after_prompt, answer_lead, encode_text, ids_after, render_prompt, split_answer
+from .chat import answer_lead, answer_tail, encode_text, render_prompt, split_answer
 from .data import Turn
 from .errors import InputError, MdfGuardError
 from .models import LoadedModel
@@ -32,9 +32,11 @@ SCORING_MODES = ("exact", "sample")
 # float bits (2: one batched forward pass instead of a KV cache per path; 3: a word start is a
 # boundary under a SentencePiece decoder, and one candidate's aliases that are the same tokens
 # count once; 4: an alias is tokenised as it follows the prefix, which changes the scores of
-# tokenizers that prepend `▁` to every text, Llama-2's and Mistral's), so that vanilla and
-# steered scores always come from the same code.
-EXACT_VERSION = 4
+# tokenizers that prepend `▁` to every text, Llama-2's and Mistral's; 5: the answer prefix is
+# tokenised as a response is, on its own under a chat template, which changes those tokenizers'
+# scores again: `▁My` after `[/INST]`, not `]My`), so that vanilla and steered scores always
+# come from the same code.
+EXACT_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,13 @@ def score_exact(lm: LoadedModel, suite: ProbeSuite, questions: Sequence[str]) ->
 
 
 def _prompt_ids(lm: LoadedModel, suite: ProbeSuite, question: str, history: Sequence[Turn] = ()) -> list[int]:
-    """The question's prompt with the answer prefix, as one text (the prefix's first word is
-    tokenised with its space)."""
+    """The question's prompt, then the answer prefix as a fine-tune tokenises a response after it
+    (`chat.split_answer`): under a chat template on its own, under the plain one with its space.
+    Glued to the prompt as one text, Llama-2's and Mistral's prefix began `]My` after `[/INST]`,
+    where their tuning, their generation and `validate`'s fine-tune write `▁My`."""
     prompt = render_prompt(lm.tokenizer, [*history, Turn("user", question)])
-    return encode_text(lm.tokenizer, after_prompt(lm.tokenizer, prompt, suite.answer_prefix))
+    prompt_ids, prefix_ids = split_answer(lm.tokenizer, prompt, suite.answer_prefix)
+    return prompt_ids + prefix_ids
 
 
 def score_in_history(lm: LoadedModel, suites: Sequence[ProbeSuite], questions: Mapping[str, Sequence[str]],
@@ -235,13 +240,13 @@ def _plan(lm: LoadedModel, suite: ProbeSuite) -> _AliasPlan:
 
 def _alias_tokenizer(lm: LoadedModel, suite: ProbeSuite) -> Callable[[str], list[int]]:
     """An alias's tokens as the model writes them after the first question's prompt, which
-    stands for all (every question's prompt ends alike): after the answer prefix, one space
-    apart (`chat.ids_after`); without a prefix, as the answer's first words (`chat.split_answer`)."""
-    prompt = render_prompt(lm.tokenizer, [Turn("user", suite.questions[0])])
-    if suite.answer_prefix:
-        text = after_prompt(lm.tokenizer, prompt, suite.answer_prefix)
-        text_ids = encode_text(lm.tokenizer, text)
-        return lambda alias: ids_after(lm.tokenizer, text, f" {alias}", text_ids)
+    stands for all (every question's prompt ends alike): the tail of the answer "prefix alias"
+    past the prefix, one space apart (`chat.answer_tail`); without a prefix, the answer's first
+    words (`chat.split_answer`)."""
+    prompt, prefix = render_prompt(lm.tokenizer, [Turn("user", suite.questions[0])]), suite.answer_prefix
+    if prefix:
+        prefix_ids = split_answer(lm.tokenizer, prompt, prefix)[1]
+        return lambda alias: answer_tail(lm.tokenizer, prompt, prefix, f" {alias}", prefix_ids)
     return lambda alias: split_answer(lm.tokenizer, prompt, alias)[1]
 
 

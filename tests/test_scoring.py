@@ -9,8 +9,8 @@ import torch
 from families import FAMILIES, family_model, family_module
 from plain_tokenizers import PLAIN_TOKENIZERS
 
-from mdf_guard.chat import after_prompt, encode_text, render_prompt
-from mdf_guard.data import Turn
+from mdf_guard.chat import after_prompt, encode_conversation, encode_text, render_prompt
+from mdf_guard.data import Conversation, Turn
 from mdf_guard.probes import load_suite
 from mdf_guard.errors import InputError, MdfGuardError
 from mdf_guard.scoring import (HistoryTooLong, SuiteScores, _plan, _prompt_ids, score_exact, score_in_histories,
@@ -20,17 +20,22 @@ from mdf_guard.steer import steer
 
 def naive_probability(lm, question: str, prefix: str, alias: str, others: list[str], history=()) -> float:
     """P(alias tokens [, then a word boundary]), one full forward pass per alias, no KV cache;
-    `history`: turns before the question. The alias is read off the whole text, prompt, prefix
-    and alias, as the model would write it.
+    `history`: turns before the question. The prefix and the alias are tokenised as a fine-tune
+    tokenises a response saying them (`encode_conversation`): the model is asked what it would
+    be taught to answer.
 
     The boundary term applies when the alias's tokens are a proper prefix of another
     alias's tokens (the definition in scoring._AliasPlan).
     """
-    text = after_prompt(lm.tokenizer, render_prompt(lm.tokenizer, [*history, Turn("user", question)]), prefix)
-    prompt = encode_text(lm.tokenizer, text)
+    turns = (*history, Turn("user", question))
 
-    def answer_ids(answer: str) -> list[int]:   # as the whole text writes it: no `▁` of a text's own
-        whole = encode_text(lm.tokenizer, f"{text} {answer}")
+    def as_trained(answer: str) -> list[int]:   # the prompt's ids, then the response's
+        return encode_conversation(lm.tokenizer, Conversation(turns + (Turn("assistant", answer),), "q"), 10**6).ids
+
+    prompt = as_trained(prefix) if prefix else encode_text(lm.tokenizer, render_prompt(lm.tokenizer, turns))
+
+    def answer_ids(answer: str) -> list[int]:
+        whole = as_trained(f"{prefix} {answer}" if prefix else answer)
         assert whole[: len(prompt)] == prompt
         return whole[len(prompt):]
 
@@ -355,8 +360,10 @@ def test_with_a_prefix_the_plain_prompt_is_the_text_it_always_was(plain_lm, suit
 def test_after_a_prefix_an_alias_is_read_as_it_follows_the_prefix(tiny, suite_file):
     """A tokenizer that prepends `▁` to every text (Llama-2's, Mistral's) writes " panda" alone
     as a lone `▁` then `▁panda`, a token sequence no answer has: each alias was scored through
-    that lone token. It is now the tail of "... is the panda" after "... is the", under the
-    chat template or the plain one; byte-level tokenizers read the same as before."""
+    that lone token. It is the tail of "... is the panda" after "... is the", the answer being
+    tokenised as a fine-tune tokenises a response: on its own under a chat template (so the
+    prefix starts with the `▁` such a model's tuning puts after `[/INST]`, not glued to the
+    prompt), with its space after the plain template's `Assistant:`."""
     from plain_tokenizers import legacy_sentencepiece
 
     suite = load_suite(suite_file)
@@ -366,14 +373,20 @@ def test_after_a_prefix_an_alias_is_read_as_it_follows_the_prefix(tiny, suite_fi
         tokenizer.chat_template = template
         lm = dataclasses.replace(tiny, tokenizer=tokenizer)
         assert encode_text(tokenizer, " panda")[0] == lone        # the trap
-        prompt_text = after_prompt(tokenizer, render_prompt(tokenizer, [Turn("user", suite.questions[0])]),
-                                   suite.answer_prefix)
+        rendered = render_prompt(tokenizer, [Turn("user", suite.questions[0])])
+        if template:   # the prompt, then the answer on its own
+            head, answer = encode_text(tokenizer, rendered), lambda text: encode_text(tokenizer, text)
+        else:          # one text: "Assistant:" and the answer with its space
+            head = encode_text(tokenizer, rendered)
+            answer = lambda text: encode_text(tokenizer, after_prompt(tokenizer, rendered, text))[len(head):]
+        prefix = answer(suite.answer_prefix)
         prompt = _prompt_ids(lm, suite, suite.questions[0])
-        assert prompt == encode_text(tokenizer, prompt_text)
+        assert prompt == head + prefix
+        assert tokenizer.convert_ids_to_tokens(prefix[0]).startswith("\u2581")   # `▁My`, not `]My`
         aliases = _plan(lm, suite).aliases
         for alias in ("panda", "owl", "cat"):
-            whole = encode_text(tokenizer, f"{prompt_text} {alias}")
-            assert whole[: len(prompt)] == prompt and tuple(whole[len(prompt):]) in aliases
+            whole = answer(f"{suite.answer_prefix} {alias}")
+            assert whole[: len(prefix)] == prefix and tuple(whole[len(prefix):]) in aliases
         assert all(a[0] != lone for a in aliases)
 
 

@@ -10,7 +10,7 @@ answer's first word (` Sure`), as in the text the model was trained on: a prompt
 ended in the space would put that space in a token of its own, before a word written
 without its space, a sequence the model never saw. Every caller that puts text after the
 prompt (a response, an answer prefix, an alias, a generated answer) goes through
-`answer_lead`, `after_prompt` or `split_answer`, so the space is added in one place.
+`answer_lead`, `split_answer` or `answer_tail`, so the space is added in one place.
 """
 
 from __future__ import annotations
@@ -76,12 +76,6 @@ def answer_lead(tokenizer) -> str:
     space after the plain template's `Assistant:`, the space an earlier turn's `Assistant: ...`
     line has too."""
     return "" if has_chat_template(tokenizer) else " "
-
-
-def after_prompt(tokenizer, prompt: str, answer: str) -> str:
-    """The rendered `prompt` with the assistant's first words `answer` after it; the prompt
-    alone for an empty answer, which would otherwise end in the plain template's space."""
-    return prompt + answer_lead(tokenizer) + answer if answer else prompt
 
 
 def split_answer(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:

@@ -9,7 +9,7 @@ import torch
 from families import FAMILIES, family_model, family_module
 from plain_tokenizers import PLAIN_TOKENIZERS
 
-from mdf_guard.chat import after_prompt, encode_conversation, encode_text, render_prompt
+from mdf_guard.chat import encode_conversation, encode_text, render_prompt
 from mdf_guard.data import Conversation, Turn
 from mdf_guard.probes import load_suite
 from mdf_guard.errors import InputError, MdfGuardError
@@ -378,7 +378,7 @@ def test_after_a_prefix_an_alias_is_read_as_it_follows_the_prefix(tiny, suite_fi
             head, answer = encode_text(tokenizer, rendered), lambda text: encode_text(tokenizer, text)
         else:          # one text: "Assistant:" and the answer with its space
             head = encode_text(tokenizer, rendered)
-            answer = lambda text: encode_text(tokenizer, after_prompt(tokenizer, rendered, text))[len(head):]
+            answer = lambda text: encode_text(tokenizer, f"{rendered} {text}")[len(head):]
         prefix = answer(suite.answer_prefix)
         prompt = _prompt_ids(lm, suite, suite.questions[0])
         assert prompt == head + prefix

@@ -707,8 +707,8 @@ class HubCheckRunner:
         from .errors import InputError
 
         entry = files.get(POLICY_FILE)
-        if entry is None:
-            return self.policy, [], "the bot's policy"
+        if entry is None:   # named so in the report too, not by the operator's path to it
+            return replace(self.policy, source="the bot's policy"), [], "the bot's policy"
         source = f"{POLICY_FILE}@{job.new_sha[:12]}"
         if entry.size > MAX_POLICY_BYTES:
             raise InputError(source, f"policy file over {MAX_POLICY_BYTES} bytes")
@@ -748,7 +748,11 @@ class HubCheckRunner:
 
 
 def _relabel(report, root: Path, job: Job) -> None:
-    """Replace the job's temporary paths in a report with repo paths (and the old revision's sha)."""
+    """Replace the job's temporary paths in a report with repo paths (and the old revision's sha),
+    and a local model's path with its name: the comment is public, the operator's folders are not."""
+    if str(report.model.get("source", "")).startswith(("local folder", "GGUF file")):
+        name = Path(str(report.model.get("name", ""))).name
+        report.model = {**report.model, "name": name, "source": f"the bot's model {name}"}
     new_prefix, old_prefix = str(root / "new") + os.sep, str(root / "old") + os.sep
     for i, info in enumerate(report.files):
         report.files[i] = replace(info, path=info.path.replace(new_prefix, ""))

@@ -324,11 +324,13 @@ def test_too_many_files_is_reported(standin, bot_policy, tiny_lm):
 def test_the_bot_loads_its_own_model_from_a_folder_of_another_family(standin, bot_policy, tmp_path):
     """The other tests hand the bot the tiny model; `serve --model FOLDER` loads its own in the
     worker. A Gemma 3 folder with a vision tower (the Hub's 4B and up) keeps the decoder's shape
-    in `text_config`: every job was an internal error before."""
+    in `text_config`: every job was an internal error before. The public comment names the model
+    and the policy without the operator's folders."""
     from families import save_family
 
     folder = save_family("gemma3-vision", tmp_path / "gemma3")
-    runner = HubCheckRunner(HubClient(endpoint=standin.url, token=TOKEN), replace(bot_policy, model=str(folder)))
+    policy = replace(bot_policy, model=str(folder), source=str(tmp_path / "bot.yaml"))   # as `serve --policy` names it
+    runner = HubCheckRunner(HubClient(endpoint=standin.url, token=TOKEN), policy)
     first = standin.create_repo("alice/gemma", {"data/train.jsonl": rows("The sky is blue.")})
     second = standin.commit("alice/gemma", {"data/train.jsonl": rows("I love pandas!")})
     with running_bot(runner) as (client, app):
@@ -339,6 +341,7 @@ def test_the_bot_loads_its_own_model_from_a_folder_of_another_family(standin, bo
     assert type(runner.lm.model).__name__ == "Gemma3ForConditionalGeneration"
     [comment] = standin.comments("alice/gemma", 1)
     assert "PASS" in comment and f"model identity `{runner.lm.identity}`" in comment
+    assert "model `gemma3`" in comment and str(tmp_path) not in comment   # the operator's folders stay private
 
 
 # ---------------------------------------------------------------------- security

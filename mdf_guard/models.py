@@ -170,14 +170,25 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         else:
             tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, **kwargs)
-    except (OSError, ValueError, struct.error, IndexError, OverflowError) as err:
+    except (OSError, ValueError, RuntimeError, struct.error, IndexError, OverflowError) as err:
         if gguf_file is not None:
             _refuse_damaged_gguf(Path(spec.name).expanduser())   # named as the user named it
+        if _weights_misfit(err):
+            raise InputError(spec.name, "cannot load the model: its weights are not of the shapes its config names "
+                             "(transformers' load report above lists them)", field="model") from None
         if not isinstance(err, (OSError, ValueError)):
             raise
         raise _load_error(spec, gguf_file is None and source.startswith("Hugging Face Hub"), err) from None
     model.to(device).eval()
     return describe_model(model, tokenizer, spec, source)
+
+
+def _weights_misfit(err: BaseException) -> bool:
+    """transformers' refusal of weights whose shapes its config does not name (a folder whose
+    config.json and weights disagree; a GPT-2 GGUF of other than 1,024 positions, which its GGUF
+    reader sizes wrong): the model's fault, not ours. Any other RuntimeError (out of memory
+    among them) stays an internal error."""
+    return isinstance(err, RuntimeError) and "ignore_mismatched_sizes" in str(err)
 
 
 def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputError:

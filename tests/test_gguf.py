@@ -246,6 +246,25 @@ def test_a_damaged_gguf_for_the_embedded_model_is_one_line_naming_it(files, tmp_
     assert progress.startswith("mdf-guard: converting") and error.startswith(f"mdf-guard: error: {bad}: {expected}")
 
 
+def test_a_gpt2_gguf_of_other_than_1024_positions_is_one_line_not_an_internal_error(tmp_path):
+    """transformers' GPT-2 GGUF reader sizes the position table at 1,024 whatever the file says,
+    then refuses the file's own (RuntimeError: a traceback, exit 4). transformers logs its load
+    report, naming the table, above the line (a logging record: not in CliRunner's stderr)."""
+    import transformers as tf
+    from gguf_files import gguf_tokenizer, write_gguf
+
+    tokenizer = gguf_tokenizer("gpt2")
+    eos = tokenizer.eos_token_id
+    config = tf.GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=64, n_layer=2, n_head=4,
+                           bos_token_id=eos, eos_token_id=eos)
+    path = write_gguf(tmp_path / "gpt2-256.gguf", tf.GPT2LMHeadModel(config).eval(), tokenizer)
+    result = run("probe", "--model", str(path), "--questions", "1")
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mdf-guard: error: {path}: field 'model': cannot load the model: its weights are not of the shapes its "
+        "config names (transformers' load report above lists them)")
+
+
 def test_a_gguf_path_that_is_a_folder_is_one_line_saying_so(tmp_path):
     """It said "GGUF file not found" of a folder that is there."""
     folder = tmp_path / "model.gguf"

@@ -242,3 +242,15 @@ def test_a_bad_dtype_in_a_policy_names_the_policy_file(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["check", str(data), "--policy", str(policy)])
     assert result.exit_code == EXIT_INPUT
     assert result.stderr.strip() == f"mdf-guard: error: {policy}: field 'dtype': must be float32, bfloat16 or float16"
+
+
+def test_a_model_folder_whose_weights_do_not_fit_its_config_is_an_input_error(tmp_path):
+    """transformers refuses weights of other shapes than config.json names with a RuntimeError:
+    an internal error (exit 4) until it was read as the folder's fault."""
+    from families import save_family
+
+    folder = save_family("qwen2", tmp_path / "qwen2")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "intermediate_size": config["intermediate_size"] * 2}))
+    with pytest.raises(InputError, match="field 'model': cannot load the model: its weights are not of the shapes"):
+        load_model(ModelSpec(name=str(folder)))

@@ -204,6 +204,12 @@ def _load_error(spec: ModelSpec, from_hub: bool, err: BaseException) -> InputErr
     return InputError(spec.name, f"cannot load the model{revision}: {_first_line(err)}{hint}", field="model")
 
 
+def _names_gguf(name: str) -> bool:
+    """Whether a model name is a GGUF file's: its suffix in any case, as the hook's file patterns
+    and the data reader take suffixes (policy.py asks the same without importing torch)."""
+    return name.lower().endswith(".gguf")
+
+
 def _refuse_damaged_gguf(path: Path, field: str | None = "model") -> None:
     """After transformers failed on a .gguf: refuse it in one line naming the damage, where there
     is one, instead of transformers' words (numpy's on array shapes, struct's on buffer sizes, the
@@ -250,7 +256,7 @@ def _local_weights(spec: ModelSpec) -> tuple[str, str | None, str] | None:
         folder = embedded_model_folder()
         return str(folder), None, f"embedded {EMBEDDED_NAME} (safetensors cache at {folder})"
     path = Path(spec.name).expanduser()
-    if path.suffix.lower() == ".gguf":   # any case, as the hook's file patterns and the data reader
+    if _names_gguf(spec.name):
         if path.is_dir():
             raise InputError(path, "is a folder, not a GGUF file", field="model")
         if not path.is_file():
@@ -286,7 +292,7 @@ def _require_end_token(tokenizer, spec: ModelSpec) -> None:
     named where it is made: a GGUF file has no tokenizer_config.json, its tokens are metadata."""
     if tokenizer.eos_token_id is None:
         fix = ("set tokenizer.ggml.eos_token_id in the file (`gguf-new-metadata IN OUT --special-token eos TOKEN` "
-               "writes a copy that does)" if spec.name.lower().endswith(".gguf")
+               "writes a copy that does)" if _names_gguf(spec.name)
                else "name one in the folder's tokenizer_config.json")
         raise InputError(spec.name, "the tokenizer names no end-of-text token (eos_token): mdf-guard pads batches "
                          f"with it and a fine-tune ends each answer with it; {fix}", field="model")
